@@ -1,0 +1,56 @@
+"""Colour: the sRGB transfer curve, sRGB primaries, and real cameras' colour matrices.
+
+Image functions take (B, 3, H, W) tensors; matrices are (3, 3) or batched (B, 3, 3).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+# Linear sRGB (D65) to CIE XYZ, IEC 61966-2-1.
+SRGB_TO_XYZ = torch.tensor([
+    [0.4124564, 0.3575761, 0.1804375],
+    [0.2126729, 0.7151522, 0.0721750],
+    [0.0193339, 0.1191920, 0.9503041],
+], dtype=torch.float64)
+
+# XYZ (D65) to camera RGB matrices of real cameras (Adobe DNG ColorMatrix2 figures, as tabulated by
+# dcraw and LibRaw, divided by 10000). Used to turn sRGB photographs into plausible camera colour.
+CAMERA_XYZ: dict[str, Tensor] = {name: torch.tensor(values, dtype=torch.float64).view(3, 3) / 10000.0 for name, values in {
+    "Sony ILCE-7S / 7S II": [5838, -1430, -246, -3497, 11477, 2297, -748, 1885, 5778],
+    "Sony ILCE-7R": [4913, -541, -202, -6130, 13513, 2906, -1564, 2151, 7183],
+    "Canon EOS 70D / 6D": [7034, -804, -1014, -4420, 12564, 2058, -851, 1994, 5758],
+    "Canon EOS 5D Mark III": [6722, -635, -963, -4287, 12460, 2028, -908, 2162, 5668],
+    "Canon EOS 600D": [6461, -907, -882, -4300, 12184, 2378, -819, 1944, 5931],
+    "Canon EOS 7D Mark II": [7268, -1082, -969, -4186, 11839, 2663, -825, 2029, 5839],
+}.items()}
+
+
+def srgb_to_linear(x: Tensor) -> Tensor:
+    """Decode the sRGB transfer curve (values in [0, 1])."""
+    return torch.where(x <= 0.04045, x / 12.92, ((x.clamp_min(0.04045) + 0.055) / 1.055) ** 2.4)
+
+
+def linear_to_srgb(x: Tensor) -> Tensor:
+    """Encode with the sRGB transfer curve; input is clipped to [0, 1] first (display-referred output)."""
+    x = x.clamp(0.0, 1.0)
+    return torch.where(x <= 0.0031308, x * 12.92, 1.055 * x.clamp_min(0.0031308) ** (1.0 / 2.4) - 0.055)
+
+
+def rgb_to_camera(xyz_to_camera: Tensor) -> Tensor:
+    """Linear sRGB to camera RGB, rows normalised to sum to one.
+
+    Normalising makes sRGB white map to camera (1, 1, 1), i.e. the matrix is "white balanced": the
+    camera's own colour cast lives in the white-balance gains, as in a real camera pipeline.
+    """
+    m = xyz_to_camera.to(torch.float64) @ SRGB_TO_XYZ.to(xyz_to_camera.device)
+    return m / m.sum(dim=-1, keepdim=True)
+
+
+def apply_matrix(image: Tensor, matrix: Tensor) -> Tensor:
+    """Per-pixel colour transform. image: (B, 3, H, W); matrix: (3, 3) or (B, 3, 3)."""
+    matrix = matrix.to(image.dtype)
+    if matrix.dim() == 2:
+        return torch.einsum("ij,bjhw->bihw", matrix, image)
+    return torch.einsum("bij,bjhw->bihw", matrix, image)
