@@ -1,0 +1,3 @@
+from exposed.cli import main
+
+main(prog_name="exposed")
