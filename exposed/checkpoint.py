@@ -1,0 +1,46 @@
+"""Saving and loading models. A checkpoint is a plain dict of tensors and JSON values, written
+atomically and read with ``torch.load(weights_only=True)``, so a model file cannot run code.
+
+Keys: ``model`` (state dict), ``model_config`` (:class:`ModelConfig` as a dict) and, for training
+checkpoints, ``train`` (the run's settings and progress) and ``optimizer``.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from exposed.output import atomic_write
+from exposed.process import ExposureModel, ModelConfig
+
+DEFAULT_MODEL = "exposure-diffusion-unet16.pt"
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
+    return atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+
+def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dict[str, Any]:
+    return torch.load(path, map_location=device, weights_only=True)
+
+
+def model_from_checkpoint(checkpoint: dict[str, Any]) -> ExposureModel:
+    model = ExposureModel(ModelConfig(**checkpoint["model_config"]))
+    model.load_state_dict({k: v.float() for k, v in checkpoint["model"].items()})
+    return model.eval()
+
+
+def default_model_path(name: str = DEFAULT_MODEL) -> Path:
+    """A model shipped with exposed (the project's models/ folder, installed as ``exposed.models``)."""
+    return Path(str(resources.files("exposed.models").joinpath(name)))
+
+
+def load_model(path: str | Path | None = None, device: torch.device | str = "cpu") -> ExposureModel:
+    """A model ready for inference: the shipped default when ``path`` is None."""
+    path = default_model_path() if path is None else Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such model file")
+    return model_from_checkpoint(load_checkpoint(path)).to(device)

@@ -1,0 +1,37 @@
+"""Image quality metrics on (B, C, H, W) tensors in [0, 1]: PSNR and SSIM per image."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def psnr(estimate: Tensor, target: Tensor) -> Tensor:
+    """Peak signal-to-noise ratio in dB for a peak of 1, per image: (B,)."""
+    mse = ((estimate.double() - target.double()) ** 2).flatten(1).mean(dim=1)
+    return -10.0 * torch.log10(mse.clamp_min(1e-20))
+
+
+def _gaussian_window(size: int = 11, sigma: float = 1.5) -> Tensor:
+    x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    g = torch.exp(-(x**2) / (2 * sigma**2))
+    return g / g.sum()
+
+
+def ssim(estimate: Tensor, target: Tensor) -> Tensor:
+    """Structural similarity (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5, K1 0.01, K2 0.03),
+    averaged over channels and over the pixels whose window fits inside the image. (B,)."""
+    x, y = estimate.double(), target.double()
+    c = x.shape[1]
+    g = _gaussian_window().to(x.device)
+    window = (g[:, None] * g[None, :]).expand(c, 1, -1, -1).contiguous()
+
+    def blur(z: Tensor) -> Tensor:
+        return F.conv2d(z, window, groups=c)
+
+    mx, my = blur(x), blur(y)
+    vx, vy, cxy = blur(x * x) - mx**2, blur(y * y) - my**2, blur(x * y) - mx * my
+    c1, c2 = 0.01**2, 0.03**2
+    s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
+    return s.flatten(1).mean(dim=1)

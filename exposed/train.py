@@ -1,0 +1,259 @@
+"""Training ExposureDiffusion (Algorithm 1) and its feed-forward twin on synthetic raw data.
+
+One file, read top to bottom: settings, the loss of one batch, then the loop. Every run resumes
+from ``<out>/last.pt`` if it exists (after a crash, a kill -9 or a new session), checkpoints are
+written atomically, and the same code runs under ``torchrun`` (DistributedDataParallel over gloo on
+CPUs, NCCL on GPUs) by reading the environment torchrun sets. The global batch is then
+``batch`` times the number of processes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+import tomllib
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+
+from exposed.checkpoint import load_checkpoint, save_checkpoint
+from exposed.data import ImageBank, RatioRange, SyntheticRaw, TrainingBatch
+from exposed.evaluate import evaluate, make_eval_set
+from exposed.infer import autocast, bf16_is_fast, denoise, pick_device
+from exposed.process import ExposureModel, ModelConfig, SensorScale, run_process
+
+
+@dataclass
+class TrainConfig:
+    """Settings of a training run; a TOML file and command-line options both set these names."""
+
+    # The model.
+    arch: str = "unet"
+    width: int = 16
+    kind: str = "diffusion"  # or "feedforward": the twin
+    steps: int = 2  # T, exposure steps unrolled per sample
+    # The data.
+    images: str = "../shared/data/images/train"
+    val_images: str = "../shared/data/images/val"
+    camera: str = "sony-a7s2"  # a calibrated camera or "virtual"
+    noise_model: str = "pg"
+    ratio_low: float = 1.0
+    ratio_high: float = 300.0
+    patch: int = 256  # raw pixels (the packed patch is half of it)
+    batch: int = 8
+    workers: int = 0
+    # The optimisation: Adam, linear warm-up, then cosine decay to lr_min at the last iteration.
+    iters: int = 50_000
+    lr: float = 2e-4
+    lr_min: float = 1e-6
+    warmup: int = 500
+    seed: int = 0
+    # Bookkeeping.
+    out: str = "runs/diffusion"
+    log_every: int = 25
+    val_every: int = 1000
+    val_count: int = 12  # validation images (centre 256 x 256 crops, x100 and x300)
+    checkpoint_minutes: float = 5.0
+    precision: str = "auto"  # auto: bf16 where it is fast (AMX / AVX-512 bf16 CPUs, CUDA), else fp32
+    device: str = "auto"
+    threads: int = 0  # CPU threads per process; 0 leaves torch's default
+
+    def model_config(self) -> ModelConfig:
+        return ModelConfig(self.arch, self.width, self.kind, self.steps)  # type: ignore[arg-type]
+
+
+def load_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig:
+    """Defaults, then the TOML file's values, then ``overrides`` that are not None."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        with open(path, "rb") as f:
+            values.update(tomllib.load(f))
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown training setting(s): {', '.join(unknown)}")
+    return TrainConfig(**values)
+
+
+def learning_rate(config: TrainConfig, iteration: int) -> float:
+    if iteration < config.warmup:
+        return config.lr * (iteration + 1) / config.warmup
+    progress = (iteration - config.warmup) / max(1, config.iters - config.warmup)
+    return config.lr_min + 0.5 * (config.lr - config.lr_min) * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+class TrainingStep(nn.Module):
+    """The loss of one batch: unroll the exposure process T steps and sum the L1 of every estimate.
+
+    A module of its own so DistributedDataParallel sees the whole unrolled process as one forward.
+    """
+
+    def __init__(self, model: ExposureModel, steps: int):
+        super().__init__()
+        self.model, self.steps = model, steps
+
+    def forward(self, noisy: Tensor, clean: Tensor, ratio: Tensor, gain: Tensor, read_var: Tensor,
+                generator: torch.Generator | None) -> Tensor:
+        estimates = run_process(self.model, noisy, ratio, SensorScale(gain, read_var), self.steps, generator,
+                                training=True)
+        return torch.stack([(e - clean).abs().mean() for e in estimates]).sum()
+
+
+def batch_loss(step: nn.Module, batch: TrainingBatch, generator: torch.Generator | None) -> Tensor:
+    sensor = SensorScale.from_noise(batch.noise)
+    return step(batch.noisy, batch.clean, batch.ratio, sensor.gain, sensor.read_var, generator)
+
+
+@torch.no_grad()
+def precision_check(step: nn.Module, batches: list[TrainingBatch], device: torch.device, seed: int = 0) -> dict[str, float]:
+    """The loss of a few batches in bf16 autocast and in fp32, with the same photon draws."""
+    losses = {}
+    for precision in ("fp32", "bf16"):
+        generator = torch.Generator(device=device).manual_seed(seed)
+        with autocast(device, precision):  # type: ignore[arg-type]
+            losses[precision] = [batch_loss(step, b, generator).item() for b in batches]
+    worst = max(abs(b - f) / f for f, b in zip(losses["fp32"], losses["bf16"]))
+    return {"fp32_loss": sum(losses["fp32"]) / len(batches), "bf16_loss": sum(losses["bf16"]) / len(batches),
+            "max_relative_difference": worst}
+
+
+def _distributed() -> tuple[int, int, int]:
+    """(rank, world size, local rank) from torchrun's environment; (0, 1, 0) when run directly."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return (dist.get_rank() if world > 1 else 0), world, int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def train(config: TrainConfig) -> Path:
+    """Train (or resume) a run; returns the path of its last checkpoint."""
+    rank, world, local_rank = _distributed()
+    device = pick_device(config.device)
+    if device.type == "cuda":
+        device = torch.device("cuda", local_rank)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    precision = config.precision if config.precision != "auto" else ("bf16" if bf16_is_fast(device) else "fp32")
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    console = Console(stderr=True)
+    log_file = out / "log.jsonl"
+
+    def log(record: dict[str, Any]) -> None:
+        if rank == 0:
+            with open(log_file, "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+    torch.manual_seed(config.seed)
+    model = ExposureModel(config.model_config()).to(device)
+    if device.type == "cpu":
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    start, best, wall = 0, -math.inf, 0.0
+    last_path, best_path = out / "last.pt", out / "best.pt"
+    if last_path.exists():
+        state = load_checkpoint(last_path, device)
+        if state["model_config"] != config.model_config().to_dict():
+            raise ValueError(f"{last_path} holds a different model ({state['model_config']}); use another --out")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start, best, wall = state["train"]["iteration"], state["train"]["best_psnr"], state["train"]["wall_seconds"]
+        if rank == 0:
+            console.log(f"resumed {last_path} at iteration {start}")
+            log({"resumed": start})
+
+    step: nn.Module = TrainingStep(model, config.steps)
+    if world > 1:
+        step = nn.parallel.DistributedDataParallel(step, device_ids=[local_rank] if device.type == "cuda" else None)
+    bank = ImageBank.from_folder(config.images, config.patch)
+    data = SyntheticRaw(bank, config.patch, config.batch, config.camera, config.noise_model,  # type: ignore[arg-type]
+                        RatioRange(config.ratio_low, config.ratio_high), seed=config.seed * 10_000_019 + start)
+    batches = iter(DataLoader(data, batch_size=None, num_workers=config.workers))
+    generator = torch.Generator(device=device).manual_seed(config.seed * 10_000_019 + start * 101 + rank)
+    val_set = None
+    if rank == 0 and config.val_count > 0 and Path(config.val_images).is_dir():
+        val_set = make_eval_set(config.val_images, (100.0, 300.0), config.camera, config.noise_model,  # type: ignore[arg-type]
+                                seed=1234, limit=config.val_count, crop=256)
+
+    def checkpoint(iteration: int) -> None:
+        if rank == 0:
+            save_checkpoint(last_path, {
+                "model": model.state_dict(), "model_config": config.model_config().to_dict(),
+                "optimizer": optimizer.state_dict(),
+                "train": {"config": asdict(config), "iteration": iteration, "best_psnr": best,
+                          "wall_seconds": wall + time.perf_counter() - session_start, "precision": precision,
+                          "world_size": world}})
+
+    def validate(iteration: int) -> None:
+        nonlocal best
+        model.eval()
+        g = torch.Generator(device=device).manual_seed(0)
+        scores = evaluate(lambda dark, ratio, sensor: denoise(model, dark, ratio, sensor,
+                                                                config.steps, g, precision),  # type: ignore[arg-type]
+                          val_set, device)  # type: ignore[arg-type]
+        model.train()
+        mean_psnr = sum(s["psnr"] for s in scores.values()) / len(scores)
+        log({"iteration": iteration, "val": scores, "val_psnr": mean_psnr})
+        console.log(f"iteration {iteration}: validation " +
+                    ", ".join(f"{k} {v['psnr']:.2f} dB" for k, v in scores.items()))
+        if mean_psnr > best:
+            best = mean_psnr
+            save_checkpoint(best_path, {"model": model.state_dict(), "model_config": config.model_config().to_dict(),
+                                        "train": {"config": asdict(config), "iteration": iteration,
+                                                  "val": scores, "precision": precision}})
+
+    if rank == 0 and start == 0:
+        log({"start": asdict(config), "precision": precision, "device": str(device), "world_size": world,
+             "threads": torch.get_num_threads(), "images": len(bank), "megapixels": bank.megapixels})
+    if rank == 0 and precision == "bf16":
+        check = precision_check(step, [data.make_batch(torch.Generator().manual_seed(i)).to(device) for i in range(3)],
+                                device)
+        log({"iteration": start, "precision_check": check})
+        console.log(f"bf16 against fp32 on 3 batches: loss {check['bf16_loss']:.5f} vs {check['fp32_loss']:.5f} "
+                    f"(worst relative difference {check['max_relative_difference']:.2%})")
+    session_start = last_checkpoint = time.perf_counter()
+    model.train()
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+               TimeRemainingColumn()]
+    with Progress(*columns, console=console, disable=rank != 0 or not sys.stderr.isatty()) as progress:
+        task = progress.add_task(f"training {config.kind}", total=config.iters, completed=start, info="")
+        running, seen = 0.0, 0
+        for iteration in range(start, config.iters):
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(config, iteration)
+            batch = next(batches).to(device)
+            with autocast(device, precision):  # type: ignore[arg-type]
+                loss = batch_loss(step, batch, generator)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            running, seen = running + loss.item(), seen + 1
+            done = iteration + 1
+            if done % config.log_every == 0 or done == config.iters:
+                elapsed = wall + time.perf_counter() - session_start
+                log({"iteration": done, "loss": running / seen, "lr": learning_rate(config, iteration),
+                     "wall_seconds": elapsed})
+                info = f"loss {running / seen:.4f}"
+                progress.update(task, completed=done, info=info)
+                if rank == 0 and not sys.stderr.isatty():
+                    console.log(f"iteration {done}/{config.iters} {info}")
+                running, seen = 0.0, 0
+            if val_set is not None and (done % config.val_every == 0 or done == config.iters):
+                validate(done)
+            if done == config.iters or time.perf_counter() - last_checkpoint > 60 * config.checkpoint_minutes:
+                checkpoint(done)
+                last_checkpoint = time.perf_counter()
+    if world > 1:
+        dist.barrier()
+    return last_path

@@ -1,0 +1,1 @@
+"""Shipped checkpoints and their model cards (installed as exposed.models)."""

@@ -1,0 +1,52 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+import imageio.v3 as iio
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from exposed.evaluate import evaluate, make_eval_set, write_results
+from exposed.metrics import psnr, ssim
+
+
+def test_metrics_match_scikit_image():
+    g = torch.Generator().manual_seed(0)
+    clean = torch.rand(2, 4, 40, 56, generator=g, dtype=torch.float64)
+    noisy = (clean + 0.05 * torch.randn(clean.shape, generator=g, dtype=torch.float64)).clamp(0, 1)
+    for i in range(2):
+        a, b = noisy[i].numpy(), clean[i].numpy()
+        assert psnr(noisy, clean)[i].item() == pytest.approx(peak_signal_noise_ratio(b, a, data_range=1.0), rel=1e-9)
+        reference = structural_similarity(a, b, channel_axis=0, gaussian_weights=True, sigma=1.5,
+                                          use_sample_covariance=False, data_range=1.0)
+        assert ssim(noisy, clean)[i].item() == pytest.approx(reference, rel=1e-9)
+
+
+@pytest.fixture
+def folder(tmp_path):
+    rng = np.random.default_rng(1)
+    for i in range(2):
+        iio.imwrite(tmp_path / f"{i}.png", (rng.random((61, 90, 3)) * 255).astype(np.uint8))
+    return tmp_path
+
+
+def test_eval_set_is_seeded_and_covers_every_image_and_ratio(folder):
+    a = make_eval_set(folder, (100, 300), seed=3)
+    b = make_eval_set(folder, (100, 300), seed=3)
+    assert [(i.name, i.ratio) for i in a.items] == [("0.png", 100), ("0.png", 300), ("1.png", 100), ("1.png", 300)]
+    assert all(torch.equal(x.dark, y.dark) for x, y in zip(a.items, b.items))
+    assert a.items[0].clean.shape == (1, 4, 30, 45)  # odd sizes are trimmed to whole Bayer cells
+    assert make_eval_set(folder, (100,), crop=32).items[0].clean.shape == (1, 4, 16, 16)
+
+
+def test_perfect_and_amplify_methods_score_as_expected(folder, tmp_path):
+    eval_set = make_eval_set(folder, (100, 300), seed=0)
+    clean = {id(i.dark): i.clean for i in eval_set.items}
+    perfect = evaluate(lambda dark, ratio, sensor: clean[id(dark)], eval_set)
+    assert perfect["x100"]["psnr"] > 150 and perfect["x300"]["ssim"] == pytest.approx(1.0)
+    amplify = evaluate(lambda dark, ratio, sensor: dark * ratio, eval_set)
+    assert 10 < amplify["x300"]["psnr"] < amplify["x100"]["psnr"] < 40
+    written = write_results(tmp_path / "r.json", {"amplify": amplify}, eval_set.description)
+    assert json.loads(written.read_text())["results"]["amplify"]["x100"]["count"] == 2
+    csv = write_results(tmp_path / "r.csv", {"amplify": amplify}, eval_set.description).read_text().splitlines()
+    assert csv[0] == "method,ratio,psnr,ssim,count" and len(csv) == 3

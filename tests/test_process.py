@@ -1,0 +1,124 @@
+import math
+
+import pytest
+import torch
+
+from exposed.infer import denoise, predict
+from exposed.noise import NoiseParams
+from exposed.process import ExposureModel, ModelConfig, SensorScale, expose, exposure_schedule, noise_std, run_process
+
+
+def test_linear_schedule_matches_the_supplement_for_x300():
+    # Supplement: for x300 in three steps the exposures are 1, 100, 200, 300 times the input's.
+    assert exposure_schedule(torch.tensor([300.0]), 3).tolist() == [[1.0, 100.0, 200.0, 300.0]]
+
+
+def test_schedule_never_goes_backwards_for_small_or_fractional_ratios():
+    lam = exposure_schedule(torch.tensor([1.5, 0.5, 37.3]), 4)
+    assert (lam[:, 1:] >= lam[:, :-1]).all()
+    assert lam[:, -1].tolist() == pytest.approx([1.5, 1.0, 37.3])
+    random = exposure_schedule(torch.full((1000,), 250.0), 2, torch.Generator().manual_seed(0), random=True)
+    assert (random[:, 1:] >= random[:, :-1]).all() and (random[:, -1] == 250).all()
+    assert random[:, 1].std() > 30  # intermediate exposures really vary
+
+
+def test_expose_adds_poisson_photons_with_the_rate_the_estimate_implies():
+    gain, ratio = 2e-4, 100.0
+    sensor = SensorScale(torch.tensor([gain]), torch.tensor([0.0]))
+    estimate = torch.full((1, 4, 500, 500), 0.3)
+    state = torch.zeros_like(estimate)  # no photons yet, so the next state holds only the new ones
+    nxt = expose(state, estimate, torch.tensor([1.0]), torch.tensor([51.0]), torch.tensor([ratio]), sensor,
+                 torch.Generator().manual_seed(0))
+    photons = nxt * 51.0 / ratio / gain
+    rate = 50.0 / ratio * 0.3 / gain  # 750 photo-electrons
+    assert photons.mean().item() == pytest.approx(rate, rel=0.002)
+    assert photons.var().item() == pytest.approx(rate, rel=0.02)
+    assert torch.allclose(photons, photons.round(), atol=1e-2)
+
+
+def test_expose_keeps_the_photons_already_collected():
+    sensor = SensorScale(torch.tensor([1e-3]), torch.tensor([0.0]))
+    state = torch.full((1, 4, 8, 8), 0.5)
+    nxt = expose(state, torch.zeros_like(state), torch.tensor([10.0]), torch.tensor([20.0]), torch.tensor([20.0]),
+                 sensor, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(nxt, state * 10 / 20)  # nothing new arrives when the estimate is black
+
+
+def test_straight_through_gradient_reaches_the_estimate():
+    sensor = SensorScale(torch.tensor([1e-3]), torch.tensor([0.0]))
+    estimate = torch.full((1, 4, 4, 4), 0.2, requires_grad=True)
+    nxt = expose(torch.zeros(1, 4, 4, 4), estimate, torch.tensor([1.0]), torch.tensor([3.0]), torch.tensor([3.0]),
+                 sensor, torch.Generator().manual_seed(0), straight_through=True)
+    nxt.sum().backward()
+    # d(next)/d(estimate) = extra exposure fraction (2/3) / gain * gain * ratio / next exposure = 2/3.
+    torch.testing.assert_close(estimate.grad, torch.full_like(estimate, 2 / 3))
+
+
+def test_noise_std_matches_shot_plus_read_noise_of_a_real_draw():
+    noise = NoiseParams.create(K=2.0, read_sigma=5.0)
+    sensor = SensorScale.from_noise(noise)
+    clean = torch.full((1, 4, 400, 400), 0.4)
+    scale = noise.scale.item()
+    ratio = 200.0
+    photons = torch.poisson(clean * scale / ratio / 2.0, generator=torch.Generator().manual_seed(0))
+    dark = (photons * 2.0 + 5.0 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(1))) / scale
+    amplified = dark * ratio
+    predicted = noise_std(clean, torch.tensor([1.0]), torch.tensor([ratio]), sensor)
+    assert amplified.std().item() == pytest.approx(predicted.mean().item(), rel=0.01)
+
+
+def _model(kind="diffusion"):
+    torch.manual_seed(0)
+    return ExposureModel(ModelConfig("unet", 8, kind)).eval()
+
+
+def test_feedforward_twin_makes_one_pass_whatever_the_steps():
+    sensor = SensorScale(torch.tensor([1e-4]), torch.tensor([1e-7]))
+    dark = torch.rand(1, 4, 16, 16) * 0.01
+    with torch.no_grad():
+        assert len(list(run_process(_model("feedforward"), dark, torch.tensor([100.0]), sensor, 5))) == 1
+        assert len(list(run_process(_model(), dark, torch.tensor([100.0]), sensor, 5))) == 6
+
+
+def test_inference_is_deterministic_under_a_seed():
+    model = _model()
+    sensor = SensorScale(torch.tensor([1e-4]), torch.tensor([1e-7]))
+    dark = torch.rand(1, 4, 32, 32) * 0.01
+    runs = [denoise(model, dark, torch.tensor([150.0]), sensor, 3, torch.Generator().manual_seed(s)) for s in (1, 1, 2)]
+    assert torch.equal(runs[0], runs[1]) and not torch.equal(runs[0], runs[2])
+    assert runs[0].min() >= 0 and runs[0].max() <= 1
+
+
+@pytest.mark.parametrize("precision,tolerance", [("fp32", 2e-3), ("bf16", 2e-2)])
+def test_tiled_and_whole_frame_inference_agree(precision, tolerance):
+    model = _model()
+    sensor = SensorScale(torch.tensor([1e-4]), torch.tensor([1e-6]))
+    dark = torch.rand(1, 4, 96, 136) * 0.004
+    whole = denoise(model, dark, torch.tensor([200.0]), sensor, 2, torch.Generator().manual_seed(0), precision)
+    tiled = denoise(model, dark, torch.tensor([200.0]), sensor, 2, torch.Generator().manual_seed(0), precision,
+                    tile=48, overlap=16)
+    assert (whole - tiled).abs().mean().item() < tolerance
+    assert 10 * math.log10(1 / ((whole - tiled) ** 2).mean().item()) > 40
+
+
+def test_bf16_inference_is_close_to_fp32():
+    model = _model()
+    sensor = SensorScale(torch.tensor([1e-4]), torch.tensor([1e-6]))
+    dark = torch.rand(1, 4, 64, 64) * 0.004
+    fp32 = denoise(model, dark, torch.tensor([100.0]), sensor, 1, torch.Generator().manual_seed(0), "fp32")
+    bf16 = denoise(model, dark, torch.tensor([100.0]), sensor, 1, torch.Generator().manual_seed(0), "bf16")
+    assert (fp32 - bf16).abs().mean().item() < 0.01
+
+
+def test_predict_tiles_cover_the_frame_exactly_once_in_weight():
+    calls = []
+
+    class Echo(torch.nn.Module):
+        def forward(self, amplified, std):
+            calls.append(amplified.shape)
+            return amplified
+
+    x = torch.rand(1, 4, 70, 90)
+    out = predict(Echo(), x, x, tile=32, overlap=8)  # type: ignore[arg-type]
+    torch.testing.assert_close(out, x)
+    assert len(calls) > 4

@@ -1,0 +1,106 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import torch
+
+from exposed.checkpoint import load_checkpoint, load_model
+from exposed.train import TrainConfig, learning_rate, load_config, train
+
+TINY = ["--arch", "unet", "--width", "4", "--patch", "64", "--batch", "2", "--val-count", "2", "--log-every", "1",
+        "--threads", "1", "--warmup", "2"]
+
+
+@pytest.fixture
+def images(tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        smooth = rng.random((9, 12, 3))
+        image = np.kron(smooth, np.ones((16, 16, 1)))  # 144 x 192 blocks of colour
+        iio.imwrite(folder / f"{i}.png", (image * 255).astype(np.uint8))
+    return folder
+
+
+def _run(args, **kwargs):
+    return subprocess.run([sys.executable, "-m", "exposed", "train", *args], capture_output=True, text=True, **kwargs)
+
+
+def test_config_file_then_options(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('width = 8\nkind = "feedforward"\nlr = 1e-3\n')
+    config = load_config(path, width=12, lr=None)
+    assert (config.width, config.kind, config.lr) == (12, "feedforward", 1e-3)
+    path.write_text("widht = 8\n")
+    with pytest.raises(ValueError, match="widht"):
+        load_config(path)
+
+
+def test_learning_rate_warms_up_then_decays_to_its_floor():
+    c = TrainConfig(iters=1000, warmup=100, lr=1e-3, lr_min=1e-6)
+    assert learning_rate(c, 0) == pytest.approx(1e-5)
+    assert learning_rate(c, 99) == pytest.approx(1e-3)
+    assert learning_rate(c, 550) == pytest.approx((1e-3 + 1e-6) / 2, rel=1e-3)
+    assert learning_rate(c, 999) == pytest.approx(1e-6, rel=1e-2)
+
+
+@pytest.mark.parametrize("kind", ["diffusion", "feedforward"])
+def test_training_lowers_the_loss_and_checkpoints_load_without_code(tmp_path, images, kind):
+    config = TrainConfig(width=4, patch=64, batch=2, val_count=2, log_every=1, threads=1, warmup=2, iters=40,
+                         lr=2e-3, val_every=40, kind=kind, images=str(images), val_images=str(images),
+                         out=str(tmp_path / "run"))
+    last = train(config)
+    state = load_checkpoint(last)  # weights_only=True inside
+    assert state["train"]["iteration"] == 40 and state["model_config"]["kind"] == kind
+    json.dumps(state["model_config"]), json.dumps(state["train"]["config"])
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in log if "loss" in r]
+    assert np.mean(losses[-10:]) < np.mean(losses[:5])
+    assert any("val" in r for r in log)
+    model = load_model(tmp_path / "run" / "best.pt")
+    assert model.config.kind == kind and not model.training
+
+
+def test_resumes_after_kill_9(tmp_path, images):
+    out = tmp_path / "run"
+    args = TINY + ["--images", str(images), "--val-images", str(images), "--out", str(out), "--iters", "100000",
+                   "--checkpoint-minutes", "0", "--val-every", "100000"]
+    proc = subprocess.Popen([sys.executable, "-m", "exposed", "train", *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (out / "last.pt").exists():
+        time.sleep(0.2)
+    time.sleep(1.0)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    saved = load_checkpoint(out / "last.pt")["train"]["iteration"]
+    assert saved >= 1
+    done = _run(TINY + ["--images", str(images), "--val-images", str(images), "--out", str(out),
+                        "--iters", str(saved + 3), "--val-every", "100000"])
+    assert done.returncode == 0, done.stderr
+    assert {"resumed": saved} in [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert load_checkpoint(out / "last.pt")["train"]["iteration"] == saved + 3
+
+
+def test_runs_unchanged_under_torchrun(tmp_path, images):
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "exposed",
+           "train", *TINY, "--images", str(images), "--val-images", str(images), "--out", str(out), "--iters", "4"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    state = load_checkpoint(out / "last.pt")
+    assert state["train"]["world_size"] == 2 and state["train"]["iteration"] == 4
+
+
+def test_a_different_model_in_the_same_folder_is_refused(tmp_path, images):
+    common = TINY + ["--images", str(images), "--val-images", str(images), "--out", str(tmp_path / "r"), "--iters", "1"]
+    assert _run(common).returncode == 0
+    refused = _run(common + ["--width", "8", "--iters", "2"])
+    assert refused.returncode != 0 and "different model" in refused.stderr
