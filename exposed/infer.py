@@ -91,9 +91,10 @@ def denoise(model: ExposureModel, dark: Tensor, ratio: Tensor, sensor: SensorSca
     """Brighten and denoise a dark packed raw: the estimate after T exposure steps (T + 1 passes of F).
 
     dark: (B, 4, H, W) normalised (black 0, white 1), not amplified. ratio: (B,). steps defaults to
-    the model's own; the feed-forward twin always makes one pass. Returns (B, 4, H, W) in [0, 1].
+    the model's own, and to one pass for the feed-forward twin. Returns (B, 4, H, W) in [0, 1].
     """
-    steps = model.config.steps if steps is None else steps
+    if steps is None:
+        steps = 0 if model.config.kind == "feedforward" else model.config.steps
     with autocast(dark.device, precision):
         for estimate in run_process(model, dark, ratio, sensor, steps, generator,
                                     forward=lambda state, std: predict(model, state, std, tile, overlap)):

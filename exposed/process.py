@@ -140,10 +140,9 @@ def run_process(model: ExposureModel, dark: Tensor, ratio: Tensor, sensor: Senso
 
     dark: (B, 4, H, W) normalised, not amplified; the last estimate is the result. ``training`` draws
     random intermediate exposures and lets gradients through the photon draws; ``forward`` replaces
-    the plain call of the model (tiled inference). The feed-forward twin always makes a single pass.
+    the plain call of the model (tiled inference). Any model can be run through the process, the
+    feed-forward twin included (that is the baseline curve of the paper's Fig. 6).
     """
-    if model.config.kind == "feedforward":
-        steps = 0
     forward = forward or model
     ratio = ratio.to(dark.device, torch.float32)
     sensor = sensor.to(dark.device)

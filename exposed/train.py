@@ -97,11 +97,12 @@ class TrainingStep(nn.Module):
     """The loss of one batch: unroll the exposure process T steps and sum the L1 of every estimate.
 
     A module of its own so DistributedDataParallel sees the whole unrolled process as one forward.
+    The feed-forward twin is trained as it is used: one pass, no process.
     """
 
     def __init__(self, model: ExposureModel, steps: int):
         super().__init__()
-        self.model, self.steps = model, steps
+        self.model, self.steps = model, 0 if model.config.kind == "feedforward" else steps
 
     def forward(self, noisy: Tensor, clean: Tensor, ratio: Tensor, gain: Tensor, read_var: Tensor,
                 generator: torch.Generator | None) -> Tensor:

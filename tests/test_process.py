@@ -72,11 +72,16 @@ def _model(kind="diffusion"):
     return ExposureModel(ModelConfig("unet", 8, kind)).eval()
 
 
-def test_feedforward_twin_makes_one_pass_whatever_the_steps():
+def test_feedforward_twin_makes_one_pass_unless_asked_for_steps():
     sensor = SensorScale(torch.tensor([1e-4]), torch.tensor([1e-7]))
     dark = torch.rand(1, 4, 16, 16) * 0.01
+    twin, calls = _model("feedforward"), []
+    twin.register_forward_hook(lambda *args: calls.append(1))
+    denoise(twin, dark, torch.tensor([100.0]), sensor)
+    assert len(calls) == 1
+    denoise(twin, dark, torch.tensor([100.0]), sensor, steps=3)  # the paper's iterated baseline (Fig. 6)
+    assert len(calls) == 1 + 4
     with torch.no_grad():
-        assert len(list(run_process(_model("feedforward"), dark, torch.tensor([100.0]), sensor, 5))) == 1
         assert len(list(run_process(_model(), dark, torch.tensor([100.0]), sensor, 5))) == 6
 
 

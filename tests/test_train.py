@@ -68,6 +68,18 @@ def test_training_lowers_the_loss_and_checkpoints_load_without_code(tmp_path, im
     assert model.config.kind == kind and not model.training
 
 
+def test_the_twin_trains_in_one_pass_and_diffusion_in_t_plus_one():
+    from exposed.process import ExposureModel, ModelConfig
+    from exposed.train import TrainingStep
+
+    for kind, passes in (("feedforward", 1), ("diffusion", 3)):
+        model, calls = ExposureModel(ModelConfig("unet", 4, kind, steps=2)), []
+        model.register_forward_hook(lambda *args: calls.append(1))
+        x = torch.rand(1, 4, 16, 16) * 0.01
+        TrainingStep(model, 2)(x, x * 100, torch.tensor([100.0]), torch.tensor([1e-4]), torch.tensor([1e-7]), None)
+        assert len(calls) == passes
+
+
 def test_resumes_after_kill_9(tmp_path, images):
     out = tmp_path / "run"
     args = TINY + ["--images", str(images), "--val-images", str(images), "--out", str(out), "--iters", "100000",
