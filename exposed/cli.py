@@ -139,3 +139,15 @@ def evaluate(folder: Path, models: tuple[Path, ...], ratios: tuple[float, ...], 
     if output:
         meta = dict(eval_set.description, steps=steps, precision=precision, device=str(dev))
         err.print(f"wrote {write_results(output, rows, meta)}")
+
+
+@main.command()
+@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("output", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--fp32", is_flag=True, help="Keep float32 weights (default: float16, half the size).")
+def export(checkpoint: Path, output: Path, fp32: bool) -> None:
+    """Turn a training checkpoint into a model file to ship or share (no optimizer state)."""
+    from exposed.checkpoint import export_model, load_checkpoint, save_checkpoint
+
+    save_checkpoint(output, export_model(load_checkpoint(checkpoint), half=not fp32))
+    err.print(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB)")

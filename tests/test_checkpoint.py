@@ -1,0 +1,60 @@
+import pickle
+
+import pytest
+import torch
+
+from exposed.checkpoint import export_model, load_checkpoint, load_model, model_from_checkpoint, save_checkpoint
+from exposed.infer import denoise
+from exposed.process import ExposureModel, ModelConfig, SensorScale
+
+
+def _state():
+    torch.manual_seed(0)
+    model = ExposureModel(ModelConfig("unet", 8, "diffusion", steps=3))
+    return {"model": model.state_dict(), "model_config": model.config.to_dict(),
+            "optimizer": {"state": {}, "param_groups": []},
+            "train": {"config": {"width": 8}, "iteration": 7, "wall_seconds": 1.5, "best_psnr": 20.0}}
+
+
+def test_exported_half_precision_model_predicts_like_the_original(tmp_path):
+    state = _state()
+    path = save_checkpoint(tmp_path / "m.pt", export_model(state))
+    exported = load_checkpoint(path)
+    assert "optimizer" not in exported and exported["train"]["iteration"] == 7
+    assert all(v.dtype == torch.float16 for v in exported["model"].values())
+    original, shipped = model_from_checkpoint(state), load_model(path)
+    assert shipped.config == ModelConfig("unet", 8, "diffusion", steps=3)
+    sensor = SensorScale(torch.tensor([1e-4]), torch.tensor([1e-6]))
+    dark = torch.rand(1, 4, 32, 32) * 0.005
+    for steps, worst, mean in ((0, 2e-3, 2e-4), (3, 0.05, 2e-3)):
+        # With steps, a rate that moves by a hair can change a Poisson count by one photon somewhere.
+        a = denoise(original, dark, torch.tensor([100.0]), sensor, steps, torch.Generator().manual_seed(0))
+        b = denoise(shipped, dark, torch.tensor([100.0]), sensor, steps, torch.Generator().manual_seed(0))
+        assert (a - b).abs().max().item() < worst and (a - b).abs().mean().item() < mean
+
+
+def test_a_model_file_cannot_run_code(tmp_path):
+    class Payload:
+        def __reduce__(self):
+            return (print, ("this must never run",))
+
+    path = tmp_path / "evil.pt"
+    torch.save({"model": Payload()}, path)
+    with pytest.raises(pickle.UnpicklingError):
+        load_checkpoint(path)
+
+
+def test_missing_model_file_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.pt"):
+        load_model(tmp_path / "nope.pt")
+
+
+def test_export_command(tmp_path):
+    from click.testing import CliRunner
+
+    from exposed.cli import main
+
+    save_checkpoint(tmp_path / "last.pt", _state())
+    out = CliRunner().invoke(main, ["export", str(tmp_path / "last.pt"), str(tmp_path / "small.pt")])
+    assert out.exit_code == 0, out.output
+    assert (tmp_path / "small.pt").stat().st_size < (tmp_path / "last.pt").stat().st_size
