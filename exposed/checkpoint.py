@@ -28,7 +28,9 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dic
 
 
 def model_from_checkpoint(checkpoint: dict[str, Any]) -> ExposureModel:
-    model = ExposureModel(ModelConfig(**checkpoint["model_config"]))
+    trained = checkpoint.get("train", {}).get("config", {})
+    ratios = (float(trained.get("ratio_low", 1.0)), float(trained.get("ratio_high", 300.0)))
+    model = ExposureModel(ModelConfig(**checkpoint["model_config"]), ratios)
     model.load_state_dict({k: v.float() for k, v in checkpoint["model"].items()})
     return model.eval()
 

@@ -12,7 +12,7 @@ from exposed import __version__
 from exposed.cameras import CAMERAS
 from exposed.noise import NOISE_MODELS
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -151,3 +151,73 @@ def export(checkpoint: Path, output: Path, fp32: bool) -> None:
 
     save_checkpoint(output, export_model(load_checkpoint(checkpoint), half=not fp32))
     err.print(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB)")
+
+
+def _device_option(function):  # type: ignore[no-untyped-def]
+    return click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")(function)
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-o", "--output", help="Output folder, file (one input), or - for standard output.")
+@click.option("-r", "--recursive", is_flag=True, help="Descend into folders and mirror their subfolders.")
+@click.option("-f", "--format", "fmt", type=click.Choice(["jpg", "png", "tiff"]), default="jpg", show_default=True)
+@click.option("--bits", type=click.Choice(["8", "16"]), help="Bits per channel (default: 8; 16 for tiff).")
+@click.option("--suffix", default="", help="Added to each output's name, e.g. -exposed.")
+@click.option("--overwrite", is_flag=True, help="Replace outputs that exist (default: skip them).")
+@click.option("--mode", type=click.Choice(["diffusion", "feedforward", "amplify"]), default="diffusion",
+              show_default=True, help="diffusion: the exposure process; feedforward: one pass; amplify: brighten only.")
+@click.option("--steps", type=click.IntRange(min=0), help="Exposure steps T (default: the model's own).")
+@click.option("--model", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="A model file to use instead of the shipped one.")
+@_device_option
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
+              help="auto uses bf16 where the hardware makes it fast.")
+@click.option("--tile", type=click.IntRange(min=64), default=512, show_default=True,
+              help="Tile size in packed pixels; bounds memory on large frames.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the exposure process.")
+@click.option("--ratio", type=click.FloatRange(min=0, min_open=True), help="Brighten this many times.")
+@click.option("--ev", type=float, help="Brighten by this many stops.")
+@click.option("--target-exposure", type=click.FloatRange(min=0, min_open=True),
+              help="The exposure time (s) you wish you had used.")
+@click.option("--target-iso", type=click.FloatRange(min=0, min_open=True), help="With --target-exposure: a different ISO.")
+@click.option("--target-f-number", type=click.FloatRange(min=0, min_open=True), help="With --target-exposure: a different aperture.")
+@click.option("--noise-profile", help="Noise 'S,O' in normalised units (variance = S * x + O), as DNG NoiseProfile.")
+@click.option("--wb", default="camera", show_default=True, help="camera, daylight, none, or R,G,B multipliers.")
+@click.option("--tone", is_flag=True, help="Apply a gentle contrast curve.")
+@click.option("--isp", type=click.Choice(["exposed", "libraw"]), default="exposed", show_default=True,
+              help="Render with exposed's pipeline or LibRaw's.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True, help="Files processed at once.")
+@click.option("-n", "--dry-run", is_flag=True, help="Show what would be done to each file; write nothing.")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors.")
+@click.option("-v", "--verbose", is_flag=True, help="Say why: ratio reasoning, noise source, timing.")
+def enhance(inputs: tuple[str, ...], output: str | None, recursive: bool, fmt: str, bits: str | None, suffix: str,
+            overwrite: bool, jobs: int, dry_run: bool, quiet: bool, verbose: bool, **options: object) -> None:
+    """Brighten and denoise dark raw photos (files, folders, globs, or - for standard input)."""
+    from exposed.run import run_batch
+
+    if sum(options[k] is not None for k in ("ratio", "ev", "target_exposure")) > 1:
+        raise click.UsageError("use only one of --ratio, --ev and --target-exposure")
+    if (options["target_iso"] or options["target_f_number"]) and options["target_exposure"] is None:
+        raise click.UsageError("--target-iso and --target-f-number go with --target-exposure")
+    n_bits = int(bits) if bits else (16 if fmt == "tiff" else 8)
+    if fmt == "jpg" and n_bits == 16:
+        raise click.UsageError("JPEG holds 8 bits per channel; use --format png or tiff for 16")
+    try:
+        code = run_batch(list(inputs), output, recursive, fmt, n_bits, suffix, overwrite, jobs, dry_run, quiet,
+                         verbose, options, err)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    raise SystemExit(code)
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on standard output.")
+@click.option("--mode", type=click.Choice(["diffusion", "feedforward", "amplify"]), default="diffusion",
+              show_default=True, help="Whose ratio range and noise needs to report.")
+@click.option("--noise-profile", help="As for enhance.")
+def info(files: tuple[str, ...], as_json: bool, mode: str, noise_profile: str | None) -> None:
+    """Camera, ISO, exposure, Bayer pattern, levels, and the ratio and noise exposed would use."""
+    from exposed.run import describe_files
+
+    raise SystemExit(describe_files(list(files), as_json, mode, noise_profile, err))

@@ -51,9 +51,10 @@ class ExposureModel(nn.Module):
     plain twin: 4 outputs, the estimate itself.
     """
 
-    def __init__(self, config: ModelConfig):
+    def __init__(self, config: ModelConfig, ratio_range: tuple[float, float] = (1.0, 300.0)):
         super().__init__()
         self.config = config
+        self.ratio_range = ratio_range  # the exposure ratios it was trained on
         out_channels = 9 if config.kind == "diffusion" else 4
         self.backbone = build_backbone(config.arch, 8, out_channels, config.width)
 

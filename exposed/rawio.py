@@ -1,67 +1,189 @@
-"""Reading Bayer raw files through LibRaw (rawpy).
+"""Reading Bayer raw files through LibRaw (rawpy): the mosaic, its levels, colour and orientation.
 
-Callers get a :class:`RawImage` or one of a few typed exceptions whose message is a one-line
-reason, ready to print beside the file name.
+``with rawpy.imread(path) as raw:`` happens here and nowhere else. Callers get a :class:`RawImage`
+or one of a few typed exceptions whose ``str`` is a one-line reason to print beside the file name.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import rawpy
 
+from exposed.color import SRGB_TO_XYZ
+from exposed.exif import ExifInfo, noise_profile, read_exif, read_tags
+
+# Real raw files hold several bits per photosite even losslessly compressed; far less than this
+# means a metadata-only stub or a file cut short that LibRaw filled with nothing.
+MIN_BITS_PER_PIXEL = 0.5
+
 
 class RawError(Exception):
-    """A raw file that exposed cannot use. ``str(error)`` is a one-line reason."""
+    """A file exposed cannot use. ``str(error)`` is a one-line reason."""
 
 
 class NotRawError(RawError):
-    """The file is not a raw image LibRaw can read (or is truncated or empty)."""
+    """Not a raw image LibRaw can read: another format, empty, truncated or corrupt."""
 
 
 class UnsupportedRawError(RawError):
-    """A readable raw that is not a Bayer mosaic (X-Trans, Foveon, demosaiced DNG, scanner)."""
+    """A readable raw that is not a Bayer mosaic (X-Trans, Foveon, demosaiced DNG, film scanner)."""
 
 
 @dataclass
 class RawImage:
-    """The visible Bayer mosaic of a raw file and the levels needed to normalise it.
+    """The Bayer mosaic of a raw file, cropped to the camera's default crop, and what it needs.
 
-    mosaic: (H, W) sensor values, H and W even. pattern: Bayer order of the top-left 2x2 cell.
-    black: (2, 2) black level of each position of the cell. white: the saturation level.
+    mosaic: (H, W) sensor values, H and W even, Bayer phase unchanged by the crop.
+    pattern: Bayer order of the top-left 2x2 cell. black: (2, 2) black level of each cell position.
+    white: saturation level. wb: as-shot white-balance multipliers (R, G, B) with green 1.
+    cam_to_srgb: (3, 3) camera RGB to linear sRGB for white-balanced data (rows sum to 1).
+    xyz_to_cam: (3, 3) the file's colour matrix when it has one. orientation: LibRaw's flip code
+    (0 none, 3 rotate 180, 5 rotate 90 counter-clockwise, 6 rotate 90 clockwise).
     """
 
+    path: Path
     mosaic: np.ndarray
     pattern: str
     black: np.ndarray
     white: float
+    wb: np.ndarray
+    wb_source: str
+    daylight_wb: np.ndarray | None
+    cam_to_srgb: np.ndarray
+    colour_source: str
+    xyz_to_cam: np.ndarray | None
+    orientation: int
+    exif: ExifInfo
+    noise_profile: list[tuple[float, float]] | None
+
+    @property
+    def scale(self) -> float:
+        """White minus black: the DN value of a normalised 1.0."""
+        return float(self.white - self.black.mean())
+
+    def normalised(self) -> np.ndarray:
+        """(H, W) float32 with black at 0 and white at 1; values below black are kept (noise is unbiased)."""
+        black = np.tile(self.black, (self.mosaic.shape[0] // 2, self.mosaic.shape[1] // 2))
+        return ((self.mosaic.astype(np.float32) - black) / np.float32(self.scale)).astype(np.float32)
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """LibRaw prints decoder complaints straight to file descriptor 2; keep them off the user's terminal."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+_LIBRAW_REASONS = {
+    "LibRawFileUnsupportedError": "not a raw format LibRaw can read",
+    "LibRawIOError": "truncated or unreadable raw data",
+    "LibRawDataError": "corrupt raw data",
+    "LibRawRequestForNonexistentImageError": "no raw image in the file",
+    "LibRawTooBigError": "image too large for LibRaw",
+}
 
 
 def read_raw(path: str | Path) -> RawImage:
-    """Read the visible Bayer mosaic and its levels."""
+    """Read the Bayer mosaic, levels, colour data, orientation and EXIF of a raw file."""
+    path = Path(path)
+    if path.is_dir():
+        raise NotRawError("is a folder, not a raw file")
     try:
-        with rawpy.imread(str(path)) as raw:
-            pattern = _bayer_pattern(raw)
-            mosaic = np.array(raw.raw_image_visible, dtype=np.uint16)
+        size = path.stat().st_size
+    except OSError as error:
+        raise NotRawError(error.strerror or "cannot be read") from None
+    if size == 0:
+        raise NotRawError("empty file")
+    tags = read_tags(path)
+    try:
+        with _quiet_stderr(), rawpy.imread(str(path)) as raw:
+            pattern = _bayer_pattern(raw, path, read_exif(path, tags))
+            visible = raw.raw_image_visible
+            top, left, height, width = _default_crop(raw.sizes, visible.shape)
+            mosaic = np.array(visible[top:top + height, left:left + width], dtype=np.uint16)
             cell = raw.raw_pattern[:2, :2]
             black = np.asarray(raw.black_level_per_channel, dtype=np.float64)[cell]
             white = float(raw.white_level)
+            wb, wb_source = _white_balance(raw.camera_whitebalance, "as shot")
+            daylight, _ = _white_balance(raw.daylight_whitebalance, "daylight")
+            cam_to_srgb, colour_source, xyz_to_cam = _colour(raw)
+            orientation = int(raw.sizes.flip)
+            libraw_other = getattr(raw, "other", None)
     except rawpy.LibRawError as error:
-        raise NotRawError(f"not a readable raw file ({type(error).__name__})") from None
-    h, w = mosaic.shape[0] & ~1, mosaic.shape[1] & ~1
-    return RawImage(mosaic[:h, :w], pattern, black, white)
+        raise NotRawError(_LIBRAW_REASONS.get(type(error).__name__, "not a readable raw file")) from None
+    if size * 8 < MIN_BITS_PER_PIXEL * mosaic.size or mosaic.min() == mosaic.max():
+        raise NotRawError("no image data (a metadata-only or truncated file)")
+    if daylight is not None and wb_source == "none":
+        wb, wb_source = daylight, "daylight"
+    return RawImage(path, mosaic, pattern, black, white, wb, wb_source, daylight, cam_to_srgb, colour_source,
+                    xyz_to_cam, orientation, read_exif(path, tags, libraw_other), noise_profile(tags))
 
 
-def _bayer_pattern(raw: rawpy.RawPy) -> str:
+def _bayer_pattern(raw: rawpy.RawPy, path: Path, exif: ExifInfo) -> str:
     pattern = raw.raw_pattern
     if pattern is None or raw.num_colors not in (3, 4):
-        raise UnsupportedRawError("not a Bayer mosaic (already demosaiced or a non-camera scan); not supported")
+        maker = f"{exif.make or ''} {exif.model or ''}".lower()
+        if "scan" in maker:
+            what = f"a film scanner file ({exif.model}), not a camera raw"
+        elif path.suffix.lower() == ".dng":
+            what = "a linear DNG: already demosaiced, so there is no Bayer mosaic to denoise"
+        else:
+            what = "not a Bayer mosaic (a Foveon or other full-colour sensor)"
+        raise UnsupportedRawError(f"{what}; not supported")
     if pattern.shape != (2, 2):
         raise UnsupportedRawError(f"{pattern.shape[0]}x{pattern.shape[1]} colour filter (X-Trans or similar); "
                                   "only 2x2 Bayer sensors are supported")
     letters = "".join(chr(raw.color_desc[i]) for i in pattern.flatten())
     if sorted(letters) != ["B", "G", "G", "R"]:
-        raise UnsupportedRawError(f"colour filter {letters} is not an RGB Bayer pattern; not supported")
+        raise UnsupportedRawError(f"colour filter {letters} is not an RGB Bayer pattern")
     return letters
+
+
+def _default_crop(sizes: rawpy.ImageSizes, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """The camera's default crop inside the visible area, moved to even offsets so the Bayer phase holds."""
+    h, w = shape
+    top, left = sizes.crop_top_margin, sizes.crop_left_margin
+    height, width = sizes.crop_height or h, sizes.crop_width or w
+    if top + height > h or left + width > w:
+        top, left, height, width = 0, 0, h, w
+    top_even, left_even = top + (top & 1), left + (left & 1)
+    height = (height - (top_even - top)) & ~1
+    width = (width - (left_even - left)) & ~1
+    return top_even, left_even, height, width
+
+
+def _white_balance(multipliers: list[float], source: str) -> tuple[np.ndarray | None, str]:
+    m = np.asarray(multipliers[:3], dtype=np.float64)
+    if not np.all(np.isfinite(m)) or m.min() <= 0:
+        return (np.ones(3) if source == "as shot" else None), "none"
+    return m / m[1], source
+
+
+def _colour(raw: rawpy.RawPy) -> tuple[np.ndarray, str, np.ndarray | None]:
+    """Camera to sRGB from whichever matrix the file carries (LibRaw fills one or the other)."""
+    xyz_to_cam = np.asarray(raw.rgb_xyz_matrix, dtype=np.float64)[:3]
+    has_xyz = bool(np.abs(xyz_to_cam).sum() > 0)
+    if has_xyz:
+        rgb_to_cam = xyz_to_cam @ SRGB_TO_XYZ.numpy()
+        rgb_to_cam /= rgb_to_cam.sum(axis=1, keepdims=True)
+        return np.linalg.inv(rgb_to_cam), "colour matrix (XYZ to camera)", xyz_to_cam
+    cam_to_rgb = np.asarray(raw.color_matrix, dtype=np.float64)[:3, :3]
+    if np.abs(cam_to_rgb).sum() > 0:
+        return cam_to_rgb / cam_to_rgb.sum(axis=1, keepdims=True), "camera to sRGB matrix", None
+    return np.eye(3), "none (camera colours shown as they are)", None

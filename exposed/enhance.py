@@ -1,0 +1,184 @@
+"""Raw file in, finished photo out: the Python API behind ``exposed enhance``.
+
+    from exposed.enhance import Enhancer, Settings
+    enhancer = Enhancer(Settings(mode="diffusion", steps=2))
+    image, plan = enhancer.enhance("night.ARW")   # (H, W, 3) uint8 sRGB, and what was decided
+
+The steps: read the mosaic (:mod:`exposed.rawio`), decide the exposure ratio
+(:mod:`exposed.exposure`) and the noise level (:mod:`exposed.noise_estimate`), brighten and denoise
+the packed raw with the exposure process (:mod:`exposed.infer`), then render it with exposed's ISP
+(:mod:`exposed.isp`) or LibRaw's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rawpy
+import torch
+
+from exposed.bayer import pack, unpack
+from exposed.checkpoint import default_model_path, load_model
+from exposed.exposure import RatioChoice, choose_ratio
+from exposed.infer import Precision, bf16_is_fast, denoise, pick_device
+from exposed.isp import render
+from exposed.noise_estimate import NoiseLevel, noise_level
+from exposed.process import ExposureModel
+from exposed.rawio import RawImage, read_raw
+
+MODES = ("diffusion", "feedforward", "amplify")
+DEFAULT_MODELS = {"diffusion": "exposure-diffusion-unet16.pt", "feedforward": "feedforward-unet16.pt"}
+WHITE_BALANCES = ("camera", "daylight", "none")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How to enhance. Ratio requests are exclusive: ratio, ev or target_exposure (else automatic)."""
+
+    mode: str = "diffusion"
+    steps: int | None = None  # exposure steps T; None: the model's own
+    model: Path | None = None  # None: the shipped model for the mode
+    device: str = "auto"
+    precision: str = "auto"  # auto: bf16 where the hardware makes it fast, else fp32
+    tile: int | None = 512  # packed pixels per network tile; None: the whole frame at once
+    seed: int = 0
+    ratio: float | None = None
+    ev: float | None = None
+    target_exposure: float | None = None
+    target_iso: float | None = None
+    target_f_number: float | None = None
+    noise_profile: str | None = None
+    wb: str = "camera"  # camera, daylight, none, or "R,G,B" multipliers
+    tone: bool = False
+    isp: str = "exposed"  # or "libraw"
+    bits: int = 8
+
+
+@dataclass
+class Plan:
+    """What will be done to one file: shown by --dry-run and ``exposed info``, used by enhance."""
+
+    raw: RawImage
+    ratio: RatioChoice
+    noise: NoiseLevel | None
+    wb: np.ndarray
+    wb_source: str
+
+
+def parse_wb(text: str) -> np.ndarray:
+    """'R,G,B' multipliers, normalised to green 1."""
+    try:
+        values = np.array([float(v) for v in text.split(",")])
+    except ValueError:
+        values = np.array([])
+    if values.shape != (3,) or values.min() <= 0:
+        raise ValueError(f"white balance {text!r}: expected camera, daylight, none or three positive numbers R,G,B")
+    return values / values[1]
+
+
+class Enhancer:
+    """Enhances files one after another with the same settings (the model is loaded once)."""
+
+    def __init__(self, settings: Settings = Settings()):
+        if settings.mode not in MODES:
+            raise ValueError(f"unknown mode {settings.mode!r}; expected one of {', '.join(MODES)}")
+        if settings.wb not in WHITE_BALANCES:
+            parse_wb(settings.wb)
+        self.settings = settings
+        self.device = pick_device(settings.device)
+        self.precision: Precision = (("bf16" if bf16_is_fast(self.device) else "fp32") if settings.precision == "auto"
+                                     else settings.precision)  # type: ignore[assignment]
+        self._model: ExposureModel | None = None
+
+    @property
+    def model(self) -> ExposureModel | None:
+        """The network for the mode (None for amplify), loaded on first use."""
+        if self.settings.mode == "amplify":
+            return None
+        if self._model is None:
+            path = self.settings.model or default_model_path(DEFAULT_MODELS[self.settings.mode])
+            self._model = load_model(path, self.device)
+            if self.device.type == "cpu":
+                self._model = self._model.to(memory_format=torch.channels_last)
+        return self._model
+
+    def plan(self, raw: RawImage) -> Plan:
+        s = self.settings
+        packed = pack(torch.from_numpy(raw.normalised())[None, None], raw.pattern)
+        if s.wb == "camera":
+            wb, wb_source = raw.wb, f"camera ({raw.wb_source})"
+        elif s.wb == "daylight":
+            wb, wb_source = (raw.daylight_wb, "daylight") if raw.daylight_wb is not None else (raw.wb, "camera (no daylight data)")
+        elif s.wb == "none":
+            wb, wb_source = np.ones(3), "none"
+        else:
+            wb, wb_source = parse_wb(s.wb), "--wb"
+        supported = self.model.ratio_range if self.model is not None else (1e-3, 1e6)
+        ratio = choose_ratio(packed, torch.from_numpy(wb), raw.exif, supported, ratio=s.ratio, ev=s.ev,
+                             target_exposure=s.target_exposure, target_iso=s.target_iso,
+                             target_f_number=s.target_f_number)
+        noise = None
+        if s.mode != "amplify":
+            noise = noise_level(packed, s.noise_profile, raw.noise_profile, raw.exif.iso)
+        return Plan(raw, ratio, noise, np.asarray(wb, dtype=np.float64), wb_source)
+
+    def enhance_mosaic(self, plan: Plan) -> torch.Tensor:
+        """The brightened (and denoised) normalised mosaic, (1, 1, H, W) in [0, 1]."""
+        raw = plan.raw
+        mosaic = torch.from_numpy(raw.normalised())[None, None].to(self.device)
+        ratio = torch.tensor([plan.ratio.ratio], device=self.device)
+        if self.model is None:
+            return (mosaic * ratio).clamp(0.0, 1.0)
+        assert plan.noise is not None
+        generator = torch.Generator(device=self.device).manual_seed(self.settings.seed)
+        out = denoise(self.model, pack(mosaic, raw.pattern), ratio, plan.noise.sensor(), self.settings.steps,
+                      generator, self.precision, self.settings.tile)
+        return unpack(out, raw.pattern)
+
+    def render(self, plan: Plan, mosaic: torch.Tensor) -> np.ndarray:
+        """Display-ready (H, W, 3) uint8 or uint16, upright."""
+        raw = plan.raw
+        peak = 65535 if self.settings.bits == 16 else 255
+        if self.settings.isp == "libraw":
+            return _render_libraw(plan, mosaic, self.settings.bits)
+        image = render(mosaic, raw.pattern, torch.from_numpy(plan.wb)[None].float().to(mosaic.device),
+                       torch.from_numpy(raw.cam_to_srgb).float().to(mosaic.device), raw.orientation,
+                       self.settings.tone)
+        array = (image[0].permute(1, 2, 0) * peak).round().cpu().numpy()
+        return array.astype(np.uint16 if peak > 255 else np.uint8)
+
+    def enhance(self, path: str | Path) -> tuple[np.ndarray, Plan]:
+        plan = self.plan(read_raw(path))
+        return self.render(plan, self.enhance_mosaic(plan)), plan
+
+
+def _render_libraw(plan: Plan, mosaic: torch.Tensor, bits: int) -> np.ndarray:
+    """Put the enhanced mosaic back into the file's raw buffer and let LibRaw develop it."""
+    raw_image = plan.raw
+    h, w = raw_image.mosaic.shape
+    black = np.tile(raw_image.black, (h // 2, w // 2))
+    values = mosaic[0, 0].cpu().numpy().astype(np.float64) * raw_image.scale + black
+    values = np.clip(np.round(values), 0, raw_image.white).astype(np.uint16)
+    with rawpy.imread(str(raw_image.path)) as raw:
+        visible = raw.raw_image_visible
+        sizes = raw.sizes
+        top, left = _crop_origin(sizes, visible.shape, (h, w))
+        visible[top:top + h, left:left + w] = values
+        wb = [float(plan.wb[0]), 1.0, float(plan.wb[2]), 1.0]
+        return raw.postprocess(user_wb=wb, no_auto_bright=True, output_bps=bits, gamma=(2.4, 12.92),
+                               output_color=rawpy.ColorSpace.sRGB)
+
+
+def _crop_origin(sizes: rawpy.ImageSizes, visible: tuple[int, ...], size: tuple[int, int]) -> tuple[int, int]:
+    from exposed.rawio import _default_crop
+
+    top, left, _, _ = _default_crop(sizes, visible)
+    return top, left
+
+
+def enhance(path: str | Path, **settings: object) -> np.ndarray:
+    """One file with the given :class:`Settings` fields; returns the (H, W, 3) sRGB image."""
+    image, _ = Enhancer(Settings(**settings)).enhance(path)  # type: ignore[arg-type]
+    return image

@@ -1,0 +1,119 @@
+"""How much to brighten a dark raw: from the photographer's request, or from the picture itself.
+
+The exposure ratio is the factor between the shot and the exposure the result should look like.
+Raw signal is proportional to exposure time x ISO / f-number^2, so any change of the three is a
+ratio (EV100 arithmetic). Without a request the ratio comes from the raw data: the picture's
+average, measured robustly, is brought to where a metered mid-grey lands on a raw file (about 12.7%
+of clipping, -3 EV), while highlights are kept from clipping by more than two stops.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from exposed.exif import ExifInfo
+
+METERED_GREY = 0.127
+HIGHLIGHT_HEADROOM = 4.0  # the 99th percentile may end up two stops over white, no more
+BLOCK = 8  # statistics on 8 x 8 block means of the packed raw: noise down by 8, detail kept
+
+
+@dataclass(frozen=True)
+class RatioChoice:
+    """The ratio used, where it came from, and the reasoning to show the user."""
+
+    ratio: float
+    source: str
+    reason: str
+    warning: str | None = None
+
+
+def signal_ratio(exif: ExifInfo, exposure_time: float, iso: float | None = None,
+                 f_number: float | None = None) -> float:
+    """Ratio between a wished-for exposure and the shot: time x ISO / f-number^2 against the shot's.
+
+    ISO and f-number default to the shot's own (only the time changes). Raises ValueError when the
+    shot's EXIF lacks what the arithmetic needs.
+    """
+    if not exif.exposure_time:
+        raise ValueError("the file has no exposure time in its EXIF, so --target-exposure cannot be used")
+    ratio = exposure_time / exif.exposure_time
+    if iso is not None:
+        if not exif.iso:
+            raise ValueError("the file has no ISO in its EXIF, so a target ISO cannot be compared")
+        ratio *= iso / exif.iso
+    if f_number is not None:
+        if not exif.f_number:
+            raise ValueError("the file has no f-number in its EXIF, so a target aperture cannot be compared")
+        ratio *= (exif.f_number / f_number) ** 2
+    return ratio
+
+
+def meter_ratio(exif: ExifInfo) -> float | None:
+    """How far below the camera's own meter the shot was (APEX: (Bv + Sv) - (Av + Tv) stops)."""
+    if exif.brightness is None or not (exif.iso and exif.f_number and exif.exposure_time):
+        return None
+    sv = math.log2(exif.iso / 3.125)
+    av = 2 * math.log2(exif.f_number)
+    tv = -math.log2(exif.exposure_time)
+    return 2.0 ** ((exif.brightness + sv) - (av + tv))
+
+
+def statistics_ratio(packed: Tensor, wb: Tensor) -> tuple[float, str]:
+    """Ratio that brings the picture's trimmed average to a metered mid-grey, highlights permitting.
+
+    packed: (1, 4, H, W) normalised dark raw; wb: (3,) white-balance multipliers. Block means tame
+    the noise, and trimming the brightest and darkest 1% ignores hot pixels and light sources.
+    """
+    weights = torch.stack([wb[0], wb[1], wb[1], wb[2]]).to(packed) / 4.0
+    luminance = (packed[0] * weights[:, None, None]).sum(0, keepdim=True)[None]
+    blocks = F.avg_pool2d(luminance, BLOCK, ceil_mode=True).flatten() if min(luminance.shape[-2:]) >= BLOCK \
+        else luminance.flatten()
+    blocks = blocks.float().sort().values
+    n = blocks.numel()
+    trimmed = blocks[n // 100: max(n - n // 100, n // 100 + 1)]
+    mean = trimmed.mean().clamp_min(1e-6).item()
+    high = blocks[min(n - 1, int(0.99 * n))].clamp_min(1e-6).item()
+    ratio = METERED_GREY / mean
+    reason = f"average {mean:.2%} of white brought to {METERED_GREY:.1%}"
+    if ratio * high > HIGHLIGHT_HEADROOM:
+        ratio = HIGHLIGHT_HEADROOM / high
+        reason += f", held back so the brightest 1% ({high:.2%}) clip by at most two stops"
+    return max(ratio, 1.0), reason
+
+
+def choose_ratio(packed: Tensor, wb: Tensor, exif: ExifInfo, supported: tuple[float, float], *,
+                 ratio: float | None = None, ev: float | None = None, target_exposure: float | None = None,
+                 target_iso: float | None = None, target_f_number: float | None = None) -> RatioChoice:
+    """The exposure ratio for one picture, clamped to what the model was trained for (with a warning)."""
+    if ratio is not None:
+        value, source, reason = ratio, "--ratio", f"x{ratio:g} as asked"
+    elif ev is not None:
+        value, source, reason = 2.0**ev, "--ev", f"{ev:+g} EV"
+    elif target_exposure is not None:
+        value = signal_ratio(exif, target_exposure, target_iso, target_f_number)
+        source = "--target-exposure"
+        reason = f"{target_exposure:g} s instead of {exif.exposure_time:g} s"
+        if target_iso is not None:
+            reason += f", ISO {target_iso:g} instead of {exif.iso:g}"
+        if target_f_number is not None:
+            reason += f", f/{target_f_number:g} instead of f/{exif.f_number:g}"
+    else:
+        value, reason = statistics_ratio(packed, wb)
+        source = "auto"
+        meter = meter_ratio(exif)
+        if meter is not None:
+            agree = "agrees" if abs(math.log2(value / meter)) <= 2 else "disagrees"
+            reason += f"; the camera's meter says x{meter:.3g} ({agree})"
+    low, high = supported
+    warning = None
+    if not low <= value <= high:
+        clamped = min(max(value, low), high)
+        warning = f"ratio x{value:.3g} is outside the model's range x{low:g}-x{high:g}; using x{clamped:.3g}"
+        value = clamped
+    return RatioChoice(float(value), source, reason, warning)

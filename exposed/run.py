@@ -1,0 +1,177 @@
+"""Running ``exposed enhance`` and ``exposed info`` over many files, the way shells expect.
+
+Each file either succeeds or gets one line naming it and the reason; the batch goes on and the exit
+status says how it went (0 all done, 1 some failed; 130 after Ctrl-C, with no partial file left).
+Standard output carries image bytes only (``-o -``) or the JSON of ``info --json``; everything for
+people goes to standard error.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from exposed.batch import STDIN, Job, expand_inputs, plan_outputs
+from exposed.enhance import Enhancer, Plan, Settings
+from exposed.output import image_bytes, save_image
+from exposed.rawio import RawError, read_raw
+
+EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
+
+
+def _stdin_to_file(folder: Path) -> Path:
+    path = folder / "stdin.raw"
+    with open(path, "wb") as f:
+        shutil.copyfileobj(sys.stdin.buffer, f)
+    return path
+
+
+def _describe(plan: Plan) -> str:
+    ex = plan.raw.exif
+    parts = [f"x{plan.ratio.ratio:.3g} ({plan.ratio.source})"]
+    if ex.iso:
+        parts.append(f"ISO {ex.iso:g}")
+    if plan.noise is not None:
+        parts.append(f"noise: {plan.noise.source}")
+    return ", ".join(parts)
+
+
+def run_batch(inputs: list[str], output: str | None, recursive: bool, fmt: str, bits: int, suffix: str,
+              overwrite: bool, jobs: int, dry_run: bool, quiet: bool, verbose: bool, options: dict[str, Any],
+              console: Console) -> int:
+    """Enhance every input; returns the exit status. ValueError means a usage error."""
+    found, problems = expand_inputs(inputs, recursive)
+    planned = plan_outputs(found, output, fmt, suffix) if found else []
+    settings = Settings(**options, bits=bits)  # type: ignore[arg-type]
+    enhancer = Enhancer(settings)
+    failures = len(problems)
+    for problem in problems:
+        console.print(f"[red]error[/]: {escape(problem.source)}: {problem.reason}")
+    todo: list[Job] = []
+    for job in planned:
+        if job.output not in (None, STDIN) and Path(job.output).exists() and not overwrite and not dry_run:  # type: ignore[arg-type]
+            if not quiet:
+                console.print(f"skipped {escape(job.source)}: {escape(job.output)} exists (use --overwrite)")  # type: ignore[arg-type]
+            continue
+        todo.append(job)
+    if jobs > 1:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // jobs))
+
+    def one(job: Job, tmp: Path) -> str | None:
+        """Process one file; returns an error reason or None."""
+        start = time.perf_counter()
+        try:
+            source = _stdin_to_file(tmp) if job.source == STDIN else Path(job.source)
+            plan = enhancer.plan(read_raw(source))
+            if plan.ratio.warning and not quiet:
+                console.print(f"[yellow]warning[/]: {escape(job.source)}: {plan.ratio.warning}")
+            if dry_run:
+                console.print(f"{escape(job.source)} -> {escape(str(job.output))}: {_describe(plan)}")
+                if verbose:
+                    console.print(f"    ratio: {plan.ratio.reason}; white balance: {plan.wb_source}")
+                return None
+            image = enhancer.render(plan, enhancer.enhance_mosaic(plan))
+            if job.output == STDIN:
+                sys.stdout.buffer.write(image_bytes(image, fmt, plan.raw.exif))
+                sys.stdout.buffer.flush()
+            else:
+                Path(job.output).parent.mkdir(parents=True, exist_ok=True)  # type: ignore[arg-type]
+                save_image(job.output, image, fmt, plan.raw.exif)  # type: ignore[arg-type]
+            if not quiet:
+                console.print(f"{escape(job.source)} -> {escape(str(job.output))}: {_describe(plan)}"
+                              + (f" in {time.perf_counter() - start:.1f} s" if verbose else ""))
+                if verbose:
+                    console.print(f"    ratio: {plan.ratio.reason}; white balance: {plan.wb_source}")
+            return None
+        except RawError as error:
+            return str(error)
+        except PermissionError as error:
+            return f"cannot write {error.filename or job.output}: permission denied"
+        except OSError as error:
+            return f"{error.strerror or error}" + (f": {error.filename}" if error.filename else "")
+        except ValueError as error:
+            return str(error)
+
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    try:
+        with tempfile.TemporaryDirectory(prefix="exposed-") as tmp, \
+                Progress(*columns, console=console, transient=True, disable=quiet or len(todo) < 2) as progress:
+            task = progress.add_task("enhancing", total=len(todo))
+            with ThreadPoolExecutor(max_workers=jobs) as pool:
+                for job, reason in zip(todo, pool.map(lambda j: one(j, Path(tmp)), todo)):
+                    progress.advance(task)
+                    if reason is not None:
+                        failures += 1
+                        console.print(f"[red]error[/]: {escape(job.source)}: {escape(reason)}")
+    except KeyboardInterrupt:
+        console.print("interrupted: no partial files were left")
+        return EXIT_INTERRUPTED
+    if failures and not quiet and len(todo) + len(problems) > 1:
+        console.print(f"{failures} of {len(planned) + len(problems)} failed")
+    return EXIT_FAILED if failures else EXIT_OK
+
+
+def describe_files(files: list[str], as_json: bool, mode: str, noise_profile: str | None, console: Console) -> int:
+    """``exposed info``: what each file is and what exposed would do with it."""
+    found, problems = expand_inputs(files, recursive=False)
+    enhancer = Enhancer(replace(Settings(), mode=mode, noise_profile=noise_profile))
+    records: list[dict[str, Any]] = []
+    failures = len(problems)
+    for problem in problems:
+        records.append({"file": problem.source, "error": problem.reason})
+    for source, _ in found:
+        try:
+            raw = read_raw(source)
+            plan = enhancer.plan(raw)
+        except (RawError, OSError, ValueError) as error:
+            failures += 1
+            records.append({"file": source, "error": str(error)})
+            continue
+        ex = raw.exif
+        records.append({
+            "file": source, "camera": " ".join(v for v in (ex.make, ex.model) if v) or None,
+            "iso": ex.iso, "iso_source": ex.iso_source, "exposure_time": ex.exposure_time, "f_number": ex.f_number,
+            "exposure_bias": ex.exposure_bias, "date": ex.datetime, "lens": ex.lens,
+            "width": int(raw.mosaic.shape[1]), "height": int(raw.mosaic.shape[0]), "cfa": raw.pattern,
+            "black": raw.black.tolist(), "white": raw.white, "white_balance": raw.wb.tolist(),
+            "white_balance_source": raw.wb_source, "colour": raw.colour_source, "orientation": raw.orientation,
+            "ratio": plan.ratio.ratio, "ratio_source": plan.ratio.source, "ratio_reason": plan.ratio.reason,
+            "ratio_warning": plan.ratio.warning,
+            "noise_gain": plan.noise.gain if plan.noise else None,
+            "noise_read_variance": plan.noise.read_var if plan.noise else None,
+            "noise_source": plan.noise.source if plan.noise else None})
+    if as_json:
+        sys.stdout.write(json.dumps(records, indent=2) + "\n")
+    else:
+        for r in records:
+            if "error" in r:
+                console.print(f"[red]error[/]: {escape(r['file'])}: {escape(r['error'])}")
+                continue
+            exposure = f"1/{1 / r['exposure_time']:.0f} s" if r["exposure_time"] and r["exposure_time"] < 1 \
+                else (f"{r['exposure_time']:g} s" if r["exposure_time"] else "?")
+            console.print(f"[bold]{escape(r['file'])}[/]: {r['camera'] or 'unknown camera'}, "
+                          f"ISO {r['iso']:g} ({r['iso_source']}), " if r["iso"] else
+                          f"[bold]{escape(r['file'])}[/]: {r['camera'] or 'unknown camera'}, ISO ?, ", end="")
+            console.print(f"{exposure}, f/{r['f_number']:g}" if r["f_number"] else f"{exposure}, f/?")
+            console.print(f"    {r['width']}x{r['height']} {r['cfa']}, black {r['black']}, white {r['white']:g}, "
+                          f"orientation {r['orientation']}")
+            console.print(f"    ratio x{r['ratio']:.3g} ({r['ratio_source']}: {r['ratio_reason']})"
+                          + (f"; [yellow]{r['ratio_warning']}[/]" if r["ratio_warning"] else ""))
+            if r["noise_source"]:
+                console.print(f"    noise: variance = {r['noise_gain']:.3g} x + {r['noise_read_variance']:.3g} "
+                              f"({r['noise_source']})")
+    return EXIT_FAILED if failures else EXIT_OK
