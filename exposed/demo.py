@@ -17,9 +17,12 @@ from torch import Tensor
 from exposed.bayer import mosaic, pack
 from exposed.cameras import CAMERAS
 from exposed.color import CAMERA_XYZ, rgb_to_camera
-from exposed.output import write_image
+from exposed.dng import DngMetadata, write_cfa_dng
+from exposed.enhance import Enhancer, Settings
 from exposed.noise import NoiseModel, NoiseParams, synthesize_dark
-from exposed.unprocess import CameraColour, reprocess, unprocess
+from exposed.output import save_image
+from exposed.rawio import read_raw
+from exposed.unprocess import CameraColour, unprocess
 
 COLORCHECKER_SRGB = (
     (115, 82, 68), (194, 150, 130), (98, 122, 157), (87, 108, 67), (133, 128, 177), (103, 189, 170),
@@ -52,46 +55,54 @@ def example_scene(height: int = 512, width: int = 768) -> Tensor:
 
 @dataclass
 class DemoResult:
-    """What :func:`run_demo` made: the files it wrote and the noise it measured on the grey patches."""
+    """What :func:`run_demo` made: its files, the noise it used, and how each rendering scores."""
 
     files: list[Path]
     noise: NoiseParams
-    amplified_psnr: float
+    psnr: dict[str, float]
     grey_patches: list[dict[str, float]] = field(default_factory=list)
 
 
-def _preview(packed: Tensor, colour: CameraColour) -> np.ndarray:
-    """Half-size sRGB preview of a packed raw (R, mean of the greens, B): no demosaicing needed."""
-    rgb = torch.stack([packed[:, 0], (packed[:, 1] + packed[:, 2]) / 2, packed[:, 3]], dim=1)
-    srgb = reprocess(rgb.clamp(0.0, 1.0), colour)
-    return (srgb[0].permute(1, 2, 0) * 255.0).round().to(torch.uint8).numpy()
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2) / 255.0**2
+    return 10 * math.log10(1.0 / max(mse, 1e-12))
 
 
 def run_demo(out_dir: str | Path, ratio: float = 100.0, iso: float = 3200.0, camera: str = "sony-a7s2",
-             model: NoiseModel = "pg", seed: int = 0) -> DemoResult:
-    """Turn the example scene into a dark raw of a real camera and show what its noise looks like.
+             model: NoiseModel = "pg", seed: int = 0, mode: str = "diffusion") -> DemoResult:
+    """Make a dark raw of the example scene with a real camera's noise, and enhance it.
 
-    Writes scene.png (the clean scene through the camera pipeline), dark.png (the short exposure as
-    shot) and amplified.png (the short exposure brightened by the ratio, not denoised), and checks
-    the noise variance measured on the six grey patches against K * signal + read variance.
+    Writes dark.dng (the short exposure, a DNG any raw editor opens), reference.jpg (the scene at the
+    full exposure through the same pipeline), amplified.jpg (the dark raw brightened, not denoised)
+    and enhanced.jpg (exposed's result), and checks the noise measured on the six grey patches
+    against K * signal + read variance.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     scene = example_scene()
-    colour = CameraColour(rgb_to_camera(CAMERA_XYZ["Sony ILCE-7S / 7S II"])[None].float(),
-                          torch.tensor([[2.1, 1.0, 1.7]]))
-    clean = mosaic(unprocess(scene, colour), "RGGB")
+    xyz = CAMERA_XYZ["Sony ILCE-7S / 7S II"]
+    gains = torch.tensor([[2.1, 1.0, 1.7]])
+    clean = mosaic(unprocess(scene, CameraColour(rgb_to_camera(xyz)[None].float(), gains)), "RGGB")
     noise = CAMERAS[camera].at_iso(iso, model)
     generator = torch.Generator().manual_seed(seed)
     dark = synthesize_dark(clean, torch.tensor([ratio]), noise, generator)
-    clean_packed, dark_packed = pack(clean, "RGGB"), pack(dark, "RGGB")
-    amplified = (dark_packed * ratio).clamp(0.0, 1.0)
-    mse = torch.mean((amplified - clean_packed) ** 2).item()
+    scale, black, white = noise.scale.item(), noise.black.item(), noise.white.item()
+    dn = (dark[0, 0] * scale + black).round().clamp(0, white).numpy().astype(np.uint16)
+    dng = write_cfa_dng(out_dir / "dark.dng", dn, DngMetadata(
+        "RGGB", np.full((2, 2), black), int(white), xyz.numpy(), (1.0 / gains[0]).numpy(), make="exposed",
+        model=f"demo ({camera} noise)", exposure_time=1 / 100, f_number=2.8, iso=int(iso)))
 
-    files = [write_image(out_dir / name, _preview(image, colour)) for name, image in
-             (("scene.png", clean_packed), ("dark.png", dark_packed), ("amplified.png", amplified))]
+    reference = Enhancer(Settings(mode="amplify", ratio=1.0)).render
+    raw = read_raw(dng)
+    plan = Enhancer(Settings(mode="amplify", ratio=ratio)).plan(raw)
+    images = {"reference": reference(plan, clean)}
+    for name, settings in (("amplified", Settings(mode="amplify", ratio=ratio)),
+                           ("enhanced", Settings(mode=mode, ratio=ratio, seed=seed))):
+        images[name], _ = Enhancer(settings).enhance(dng)
+    files = [dng] + [save_image(out_dir / f"{name}.jpg", image, "jpg", raw.exif) for name, image in images.items()]
+    psnr = {name: _psnr(images[name], images["reference"]) for name in ("amplified", "enhanced")}
 
-    scale = noise.scale.item()
+    packed_clean, packed_dark = pack(clean, "RGGB"), pack(dark, "RGGB")
     h, w = scene.shape[-2:]
     patch_h, patch_w = h // 6, w // 10
     greys = []
@@ -100,8 +111,8 @@ def run_demo(out_dir: str | Path, ratio: float = 100.0, iso: float = 3200.0, cam
         y0 = (h // 8 + row * (patch_h + patch_h // 8)) // 2 + 4
         x0 = (w // 20 + col * (patch_w + patch_w // 8)) // 2 + 4
         region = (slice(y0, y0 + patch_h // 2 - 8), slice(x0, x0 + patch_w // 2 - 8))
-        signal = clean_packed[0, 1][region].mean().item() * scale / ratio
-        measured = (dark_packed[0, 1][region] * scale).var().item()
+        signal = packed_clean[0, 1][region].mean().item() * scale / ratio
+        measured = (packed_dark[0, 1][region] * scale).var().item()
         expected = noise.variance(torch.tensor([signal])).item()
         greys.append({"signal_dn": signal, "measured_var": measured, "expected_var": expected})
-    return DemoResult(files, noise, 10 * math.log10(1.0 / mse), greys)
+    return DemoResult(files, noise, psnr, greys)

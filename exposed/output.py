@@ -14,7 +14,6 @@ import zlib
 from pathlib import Path
 from typing import IO, Callable
 
-import imageio.v3 as iio
 import numpy as np
 
 from exposed.exif import ExifInfo
@@ -38,14 +37,16 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     return path
 
 
-def write_image(path: str | Path, image: np.ndarray) -> Path:
-    """Write an (H, W, 3) uint8 image atomically; the format follows the file suffix."""
-    return atomic_write(path, lambda tmp: iio.imwrite(tmp, image, extension=Path(path).suffix))
-
-
 def _exif_bytes(exif: ExifInfo | None) -> bytes:
     """An EXIF block for JPEG and PNG: camera, date and exposure; orientation 1 (pixels are upright)."""
+    from fractions import Fraction
+
     from PIL import Image
+    from PIL.TiffImagePlugin import IFDRational
+
+    def rational(value: float) -> IFDRational:
+        f = Fraction(value).limit_denominator(100000)
+        return IFDRational(f.numerator, f.denominator)
 
     block = Image.Exif()
     block[0x0131] = SOFTWARE
@@ -56,9 +57,9 @@ def _exif_bytes(exif: ExifInfo | None) -> bytes:
                 block[code] = value
         sub = {}
         if exif.exposure_time:
-            sub[0x829A] = exif.exposure_time
+            sub[0x829A] = rational(exif.exposure_time)
         if exif.f_number:
-            sub[0x829D] = exif.f_number
+            sub[0x829D] = rational(exif.f_number)
         if exif.iso:
             sub[0x8827] = int(min(exif.iso, 65535))
         if exif.datetime:
@@ -78,7 +79,7 @@ def _png16(stream: IO[bytes], image: np.ndarray) -> None:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
     rows = np.zeros((h, 1 + w * 6), dtype=np.uint8)
-    rows[:, 1:] = image.astype(">u2").view(np.uint8).reshape(h, w * 6)
+    rows[:, 1:] = np.ascontiguousarray(image, dtype=">u2").view(np.uint8).reshape(h, w * 6)
     stream.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0))
                  + chunk(b"IDAT", zlib.compress(rows.tobytes(), 6)) + chunk(b"IEND", b""))
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -73,21 +74,27 @@ class RawImage:
         return ((self.mosaic.astype(np.float32) - black) / np.float32(self.scale)).astype(np.float32)
 
 
+# Held while standard error is silenced; whoever prints to standard error from another thread takes
+# it too, so no message of exposed's own is lost to the silencing.
+STDERR_LOCK = threading.RLock()
+
+
 @contextlib.contextmanager
 def _quiet_stderr() -> Iterator[None]:
     """LibRaw prints decoder complaints straight to file descriptor 2; keep them off the user's terminal."""
-    try:
-        saved = os.dup(2)
-    except OSError:
-        yield
-        return
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
+    with STDERR_LOCK:
+        try:
+            saved = os.dup(2)
+        except OSError:
             yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+            return
+        try:
+            with open(os.devnull, "w") as null:
+                os.dup2(null.fileno(), 2)
+                yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 _LIBRAW_REASONS = {

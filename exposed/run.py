@@ -14,6 +14,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -28,7 +29,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from exposed.batch import STDIN, Job, expand_inputs, plan_outputs
 from exposed.enhance import Enhancer, Plan, Settings
 from exposed.output import image_bytes, save_image
-from exposed.rawio import RawError, read_raw
+from exposed.rawio import STDERR_LOCK, RawError, read_raw
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 
@@ -54,37 +55,43 @@ def run_batch(inputs: list[str], output: str | None, recursive: bool, fmt: str, 
               overwrite: bool, jobs: int, dry_run: bool, quiet: bool, verbose: bool, options: dict[str, Any],
               console: Console) -> int:
     """Enhance every input; returns the exit status. ValueError means a usage error."""
+    def say(message: str) -> None:
+        with STDERR_LOCK:
+            console.print(message)
+
     found, problems = expand_inputs(inputs, recursive)
     planned = plan_outputs(found, output, fmt, suffix) if found else []
     settings = Settings(**options, bits=bits)  # type: ignore[arg-type]
     enhancer = Enhancer(settings)
     failures = len(problems)
     for problem in problems:
-        console.print(f"[red]error[/]: {escape(problem.source)}: {problem.reason}")
+        say(f"[red]error[/]: {escape(problem.source)}: {problem.reason}")
     todo: list[Job] = []
     for job in planned:
         if job.output not in (None, STDIN) and Path(job.output).exists() and not overwrite and not dry_run:  # type: ignore[arg-type]
             if not quiet:
-                console.print(f"skipped {escape(job.source)}: {escape(job.output)} exists (use --overwrite)")  # type: ignore[arg-type]
+                say(f"skipped {escape(job.source)}: {escape(job.output)} exists (use --overwrite)")  # type: ignore[arg-type]
             continue
         todo.append(job)
     if jobs > 1:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // jobs))
 
-    def one(job: Job, tmp: Path) -> str | None:
-        """Process one file; returns an error reason or None."""
+    def one(job: Job, tmp: Path, stop: threading.Event | None = None) -> str | None:
+        """Process one file; returns an error reason or None. Nothing is written once ``stop`` is set."""
         start = time.perf_counter()
         try:
             source = _stdin_to_file(tmp) if job.source == STDIN else Path(job.source)
             plan = enhancer.plan(read_raw(source))
             if plan.ratio.warning and not quiet:
-                console.print(f"[yellow]warning[/]: {escape(job.source)}: {plan.ratio.warning}")
+                say(f"[yellow]warning[/]: {escape(job.source)}: {plan.ratio.warning}")
             if dry_run:
-                console.print(f"{escape(job.source)} -> {escape(str(job.output))}: {_describe(plan)}")
+                say(f"{escape(job.source)} -> {escape(str(job.output))}: {_describe(plan)}")
                 if verbose:
-                    console.print(f"    ratio: {plan.ratio.reason}; white balance: {plan.wb_source}")
+                    say(f"    ratio: {plan.ratio.reason}; white balance: {plan.wb_source}")
                 return None
             image = enhancer.render(plan, enhancer.enhance_mosaic(plan))
+            if stop is not None and stop.is_set():
+                return None
             if job.output == STDIN:
                 sys.stdout.buffer.write(image_bytes(image, fmt, plan.raw.exif))
                 sys.stdout.buffer.flush()
@@ -92,10 +99,10 @@ def run_batch(inputs: list[str], output: str | None, recursive: bool, fmt: str, 
                 Path(job.output).parent.mkdir(parents=True, exist_ok=True)  # type: ignore[arg-type]
                 save_image(job.output, image, fmt, plan.raw.exif)  # type: ignore[arg-type]
             if not quiet:
-                console.print(f"{escape(job.source)} -> {escape(str(job.output))}: {_describe(plan)}"
+                say(f"{escape(job.source)} -> {escape(str(job.output))}: {_describe(plan)}"
                               + (f" in {time.perf_counter() - start:.1f} s" if verbose else ""))
                 if verbose:
-                    console.print(f"    ratio: {plan.ratio.reason}; white balance: {plan.wb_source}")
+                    say(f"    ratio: {plan.ratio.reason}; white balance: {plan.wb_source}")
             return None
         except RawError as error:
             return str(error)
@@ -107,21 +114,35 @@ def run_batch(inputs: list[str], output: str | None, recursive: bool, fmt: str, 
             return str(error)
 
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    stop = threading.Event()
     try:
         with tempfile.TemporaryDirectory(prefix="exposed-") as tmp, \
                 Progress(*columns, console=console, transient=True, disable=quiet or len(todo) < 2) as progress:
             task = progress.add_task("enhancing", total=len(todo))
-            with ThreadPoolExecutor(max_workers=jobs) as pool:
-                for job, reason in zip(todo, pool.map(lambda j: one(j, Path(tmp)), todo)):
-                    progress.advance(task)
-                    if reason is not None:
-                        failures += 1
-                        console.print(f"[red]error[/]: {escape(job.source)}: {escape(reason)}")
+
+            def finished(job: Job, reason: str | None) -> None:
+                nonlocal failures
+                progress.advance(task)
+                if reason is not None:
+                    failures += 1
+                    say(f"[red]error[/]: {escape(job.source)}: {escape(reason)}")
+
+            if jobs == 1:  # in the main thread, so Ctrl-C stops the work at once
+                for job in todo:
+                    finished(job, one(job, Path(tmp)))
+            else:
+                pool = ThreadPoolExecutor(max_workers=jobs)
+                try:
+                    for job, reason in zip(todo, pool.map(lambda j: one(j, Path(tmp), stop), todo)):
+                        finished(job, reason)
+                finally:
+                    stop.set()  # files still being computed are not written
+                    pool.shutdown(wait=True, cancel_futures=True)
     except KeyboardInterrupt:
-        console.print("interrupted: no partial files were left")
+        say("interrupted: no partial files were left")
         return EXIT_INTERRUPTED
     if failures and not quiet and len(todo) + len(problems) > 1:
-        console.print(f"{failures} of {len(planned) + len(problems)} failed")
+        say(f"{failures} of {len(planned) + len(problems)} failed")
     return EXIT_FAILED if failures else EXIT_OK
 
 

@@ -15,3 +15,56 @@ def shared_file(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"{path} is absent (../shared/data only exists on development machines)")
     return path
+
+
+def synthetic_dng(path: Path, pattern: str = "RGGB", height: int = 64, width: int = 96, ratio: float = 50.0,
+                  black=512.0, white: int = 16383, seed: int = 0, **meta) -> Path:
+    """A dark, noisy CFA DNG of a smooth colourful scene, written with exposed's own DNG writer.
+
+    ``meta`` goes to :class:`exposed.dng.DngMetadata` (exposure_time, iso, f_number, orientation...).
+    """
+    import numpy as np
+    import torch
+
+    from exposed.bayer import mosaic
+    from exposed.cameras import CAMERAS
+    from exposed.color import CAMERA_XYZ, rgb_to_camera
+    from exposed.dng import DngMetadata, write_cfa_dng
+    from exposed.noise import synthesize_dark
+    from exposed.unprocess import CameraColour, unprocess
+
+    g = torch.Generator().manual_seed(seed)
+    y = torch.linspace(0, 1, height)[:, None]
+    x = torch.linspace(0, 1, width)[None, :]
+    scene = torch.stack([0.2 + 0.6 * x.expand(height, width), 0.3 + 0.4 * y.expand(height, width),
+                         0.5 + 0.3 * torch.sin(6 * x + 3 * y)])[None].clamp(0, 1)
+    xyz = CAMERA_XYZ["Sony ILCE-7S / 7S II"]
+    gains = torch.tensor([[2.0, 1.0, 1.6]])
+    clean = mosaic(unprocess(scene, CameraColour(rgb_to_camera(xyz)[None].float(), gains)), pattern)
+    black_cell = np.broadcast_to(np.asarray(black, dtype=np.float64), (2, 2))
+    scale = white - black_cell.mean()
+    from exposed.noise import NoiseParams
+
+    noise = CAMERAS["sony-a7s2"].at_iso(3200)
+    noise = NoiseParams.create(K=noise.K * scale / noise.scale, read_sigma=noise.read_sigma * scale / noise.scale,
+                               black=float(black_cell.mean()), white=white)
+    dark = synthesize_dark(clean, torch.tensor([ratio]), noise, g)[0, 0].numpy()
+    values = np.clip(np.round(dark * scale + np.tile(black_cell, (height // 2, width // 2))), 0, white)
+    defaults = dict(pattern=pattern, black=black_cell, white=white, xyz_to_cam=xyz.numpy(),
+                    as_shot_neutral=(1 / gains[0]).numpy(), make="Sony", model="ILCE-7SM2")
+    write_cfa_dng(path, values.astype(np.uint16), DngMetadata(**{**defaults, **meta}))
+    return path
+
+
+def tiny_model(path: Path, kind: str = "diffusion") -> Path:
+    """A small, untrained model file in the shipped format (for fast CLI tests)."""
+    import torch
+
+    from exposed.checkpoint import export_model, save_checkpoint
+    from exposed.process import ExposureModel, ModelConfig
+
+    torch.manual_seed(0)
+    model = ExposureModel(ModelConfig("unet", 4, kind, steps=1))
+    save_checkpoint(path, export_model({"model": model.state_dict(), "model_config": model.config.to_dict(),
+                                        "train": {"config": {"ratio_low": 1.0, "ratio_high": 300.0}}}))
+    return path

@@ -7,24 +7,27 @@ from click.testing import CliRunner
 
 from exposed.cli import main
 from exposed.demo import run_demo
+from exposed.rawio import read_raw
 
 
-def test_demo_writes_previews_and_its_noise_matches_the_formula(tmp_path):
-    result = run_demo(tmp_path, ratio=100, iso=3200)
-    assert sorted(p.name for p in result.files) == ["amplified.png", "dark.png", "scene.png"]
-    for path in result.files:
-        assert iio.imread(path).shape == (256, 384, 3)
+def test_demo_writes_a_dark_dng_and_its_enhancements(tmp_path):
+    result = run_demo(tmp_path, ratio=100, iso=3200, mode="amplify")
+    assert sorted(p.name for p in result.files) == ["amplified.jpg", "dark.dng", "enhanced.jpg", "reference.jpg"]
+    raw = read_raw(tmp_path / "dark.dng")
+    assert raw.pattern == "RGGB" and raw.exif.iso == 3200 and raw.mosaic.shape == (512, 768)
+    for name in ("reference", "amplified", "enhanced"):
+        assert iio.imread(tmp_path / f"{name}.jpg").shape == (512, 768, 3)
     assert not list(tmp_path.glob(".*part*"))  # no temporary files left behind
     for patch in result.grey_patches:
         # About 2000 pixels per patch: the sample variance is within a few percent of the formula.
         assert patch["measured_var"] == pytest.approx(patch["expected_var"], rel=0.15)
-    assert 15 < result.amplified_psnr < 30
+    assert 10 < result.psnr["amplified"] < 30
 
 
 def test_demo_command_runs_from_the_cli(tmp_path):
     out = CliRunner().invoke(main, ["demo", "-o", str(tmp_path / "d"), "--noise", "eld", "--ratio", "300"])
     assert out.exit_code == 0, out.output
-    assert (tmp_path / "d" / "amplified.png").exists()
+    assert (tmp_path / "d" / "enhanced.jpg").exists()
 
 
 def test_python_dash_m_works():

@@ -1,0 +1,174 @@
+"""The enhance and info commands as a shell sees them: exit codes, stderr lines, stdout bytes, files."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+
+from conftest import SHARED, shared_file, synthetic_dng, tiny_model
+
+
+def run(*args, cwd=None, stdin=None, **kwargs):
+    return subprocess.run([sys.executable, "-m", "exposed", *map(str, args)], capture_output=True, cwd=cwd,
+                          input=stdin, timeout=300, **kwargs)
+
+
+def _no_partial_files(folder: Path) -> bool:
+    return not [p for p in folder.rglob("*") if ".part" in p.name]
+
+
+@pytest.fixture
+def shots(tmp_path):
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    synthetic_dng(folder / "a.dng", exposure_time=1 / 50, iso=3200, f_number=2.8)
+    synthetic_dng(folder / "b.dng", pattern="BGGR", seed=1)
+    return folder
+
+
+@pytest.fixture
+def model(tmp_path):
+    return tiny_model(tmp_path / "tiny.pt")
+
+
+def test_amplify_a_folder_then_skip_what_exists(shots, tmp_path):
+    out = tmp_path / "out"
+    first = run("enhance", shots, "-o", f"{out}/", "--mode", "amplify", "--ratio", "50")
+    assert first.returncode == 0, first.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["a.jpg", "b.jpg"]
+    assert iio.imread(out / "a.jpg").shape == (64, 96, 3)
+    again = run("enhance", shots, "-o", out, "--mode", "amplify")
+    assert again.returncode == 0 and b"exists" in again.stderr
+    forced = run("enhance", shots, "-o", out, "--mode", "amplify", "--overwrite", "-f", "png", "--bits", "16")
+    assert forced.returncode == 0 and (out / "a.png").exists()
+
+
+def test_diffusion_and_feedforward_with_a_model_file(shots, model, tmp_path):
+    done = run("enhance", shots / "a.dng", "-o", tmp_path / "a.png", "--model", model, "--steps", "2", "-v")
+    assert done.returncode == 0, done.stderr
+    assert b"noise:" in done.stderr and iio.imread(tmp_path / "a.png").dtype == np.uint8
+    twin = tiny_model(tmp_path / "twin.pt", "feedforward")
+    assert run("enhance", shots / "a.dng", "-o", tmp_path / "b.tif", "--model", twin, "--mode", "feedforward",
+               "-f", "tiff").returncode == 0
+    assert iio.imread(tmp_path / "b.tif").dtype == np.uint16
+
+
+def test_standard_output_carries_only_the_image(shots):
+    done = run("enhance", shots / "a.dng", "-o", "-", "--mode", "amplify")
+    assert done.returncode == 0
+    assert done.stdout[:2] == b"\xff\xd8" and done.stdout[-2:] == b"\xff\xd9"
+    assert iio.imread(done.stdout, extension=".jpg").shape == (64, 96, 3)
+    piped = run("enhance", "-", "--mode", "amplify", "-f", "png", stdin=(shots / "a.dng").read_bytes())
+    assert piped.returncode == 0 and piped.stdout[:4] == b"\x89PNG"
+
+
+def test_dry_run_writes_nothing(shots):
+    done = run("enhance", shots, "--dry-run", "--mode", "amplify")
+    assert done.returncode == 0 and b"a.jpg" in done.stderr and b"ISO 3200" in done.stderr
+    assert sorted(p.name for p in shots.iterdir()) == ["a.dng", "b.dng"]
+
+
+def _bad_inputs(folder: Path) -> list[Path]:
+    good = synthetic_dng(folder / "good.dng", height=256, width=256)
+    cut = folder / "cut.dng"
+    cut.write_bytes(good.read_bytes()[:4000])
+    empty = folder / "empty.nef"
+    empty.write_bytes(b"")
+    fake = folder / "holiday.ARW"
+    iio.imwrite(fake, np.zeros((16, 16, 3), np.uint8), extension=".jpg")
+    return [cut, empty, fake]
+
+
+def test_every_bad_input_gets_one_line_and_the_batch_goes_on(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    bad = _bad_inputs(folder)
+    (tmp_path / "nothing").mkdir()
+    stubs = sorted((SHARED / "raw" / "stubs").glob("*")) if (SHARED / "raw" / "stubs").exists() else []
+    out = tmp_path / "out"
+    done = run("enhance", folder / "good.dng", *bad, *stubs, tmp_path / "nothing", "-o", f"{out}/", "--mode", "amplify")
+    assert done.returncode == 1
+    errors = [line for line in done.stderr.decode().splitlines() if line.startswith("error:")]
+    assert len(errors) == len(bad) + len(stubs) + 1
+    assert b"Traceback" not in done.stderr and done.stdout == b""
+    for path in [*bad, *stubs]:
+        assert any(str(path) in line for line in errors)
+    assert (out / "good.jpg").exists() and _no_partial_files(tmp_path)
+    assert sorted(p.name for p in out.iterdir()) == ["good.jpg"]
+
+
+def test_non_bayer_files_are_named_with_what_they_are(tmp_path):
+    linear = shared_file("raw", "canon-eos-6d-linear.dng")
+    done = run("enhance", linear, shared_file("raw", "nikon-coolscan-scanner.nef"), "-o", f"{tmp_path}/",
+               "--mode", "amplify")
+    assert done.returncode == 1
+    assert b"linear DNG" in done.stderr and b"film scanner" in done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write into read-only folders")
+def test_read_only_output_folder(shots, tmp_path):
+    out = tmp_path / "ro"
+    out.mkdir()
+    out.chmod(0o555)
+    try:
+        done = run("enhance", shots / "a.dng", "-o", out, "--mode", "amplify")
+    finally:
+        out.chmod(0o755)
+    assert done.returncode == 1 and b"permission denied" in done.stderr and list(out.iterdir()) == []
+
+
+def test_unwritable_output_as_root_too(shots, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    done = run("enhance", shots / "a.dng", "-o", blocker / "x.jpg", "--mode", "amplify")
+    assert done.returncode == 1 and done.stderr.count(b"\n") == 1 and b"Traceback" not in done.stderr
+
+
+def test_usage_errors_exit_2(shots, tmp_path):
+    assert run("enhance", shots / "a.dng", "--ratio", "2", "--ev", "1").returncode == 2
+    assert run("enhance", shots / "a.dng", shots / "b.dng", "-o", tmp_path / "one.jpg").returncode == 2
+    assert run("enhance", shots / "a.dng", "-f", "jpg", "--bits", "16").returncode == 2
+    assert run("enhance", shots / "a.dng", "--mode", "sharpen").returncode == 2
+    assert run("enhance").returncode == 2
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_ctrl_c_leaves_no_partial_file_and_exits_130(tmp_path, model, jobs):
+    shots = [synthetic_dng(tmp_path / f"big{i}.dng", height=1200, width=1800, seed=i) for i in range(3)]
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "exposed", "enhance", *map(str, shots), "-o", f"{out}/",
+                             "--model", str(model), "--steps", "30", "--jobs", jobs],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(5)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 130, stderr
+    assert b"Traceback" not in stderr and _no_partial_files(out)
+    assert len(list(out.iterdir())) < 3
+    for done in out.iterdir():  # whatever was finished before Ctrl-C is whole
+        assert iio.imread(done).shape == (1200, 1800, 3)
+
+
+def test_info_json(shots):
+    done = run("info", shots / "a.dng", shots / "b.dng", "--json", "--mode", "amplify")
+    assert done.returncode == 0
+    records = json.loads(done.stdout)
+    assert [r["cfa"] for r in records] == ["RGGB", "BGGR"]
+    assert records[0]["iso"] == 3200 and records[0]["exposure_time"] == pytest.approx(0.02)
+    assert records[0]["black"] == [[512, 512], [512, 512]] and records[0]["ratio"] > 1
+
+
+def test_info_reports_bad_files_and_exits_1(tmp_path):
+    (tmp_path / "x.dng").write_bytes(b"nonsense")
+    done = run("info", tmp_path / "x.dng")
+    assert done.returncode == 1 and done.stderr.startswith(b"error:") and b"Traceback" not in done.stderr

@@ -1,0 +1,110 @@
+import io
+import struct
+import zlib
+from pathlib import Path
+
+import exifread
+import numpy as np
+import pytest
+import tifffile
+
+from exposed.batch import expand_inputs, plan_outputs
+from exposed.exif import ExifInfo
+from exposed.output import atomic_write, image_bytes, save_image
+
+
+def _read_png16(data: bytes) -> np.ndarray:
+    """A minimal reader for the PNGs exposed writes (16-bit RGB, filter 0), independent of the writer."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat, header = 8, b"", None
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + length]
+        assert struct.unpack(">I", data[pos + 8 + length:pos + 12 + length])[0] == zlib.crc32(kind + body)
+        if kind == b"IHDR":
+            header = struct.unpack(">IIBBBBB", body)
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + length
+    w, h, depth, colour = header[:4]
+    assert (depth, colour) == (16, 2)
+    rows = np.frombuffer(zlib.decompress(idat), np.uint8).reshape(h, 1 + w * 6)
+    assert (rows[:, 0] == 0).all()
+    return rows[:, 1:].copy().view(">u2").reshape(h, w, 3).astype(np.uint16)
+
+
+def test_sixteen_bit_png_and_tiff_round_trip(tmp_path):
+    image = np.random.default_rng(0).integers(0, 65536, (17, 23, 3), dtype=np.uint16)
+    np.testing.assert_array_equal(_read_png16(save_image(tmp_path / "a.png", image, "png").read_bytes()), image)
+    np.testing.assert_array_equal(tifffile.imread(save_image(tmp_path / "a.tif", image, "tiff")), image)
+
+
+def test_jpeg_carries_the_shots_exif():
+    exif = ExifInfo(exposure_time=1 / 30, f_number=2.8, iso=3200, make="Sony", model="ILCE-7SM2",
+                    datetime="2026:01:02 03:04:05")
+    data = image_bytes(np.zeros((8, 8, 3), np.uint8), "jpg", exif)
+    assert data[:2] == b"\xff\xd8" and data[-2:] == b"\xff\xd9"
+    tags = exifread.process_file(io.BytesIO(data), details=False)
+    assert str(tags["Image Make"]) == "Sony" and str(tags["EXIF ISOSpeedRatings"]) == "3200"
+    assert str(tags["EXIF ExposureTime"]) == "1/30" and str(tags["Image Orientation"]).startswith("Horizontal")
+
+
+def test_failed_writes_leave_nothing(tmp_path):
+    def broken(tmp: Path) -> None:
+        tmp.write_bytes(b"half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        atomic_write(tmp_path / "out.jpg", broken)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ValueError, match="8 bits"):
+        save_image(tmp_path / "x.jpg", np.zeros((4, 4, 3), np.uint16), "jpg")
+    assert list(tmp_path.iterdir()) == []
+
+
+def _touch(*paths: Path) -> None:
+    for p in paths:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"x")
+
+
+def test_name_clashes_keep_the_source_extension(tmp_path):
+    _touch(tmp_path / "a.ARW", tmp_path / "a.NEF", tmp_path / "b.dng")
+    found, problems = expand_inputs([str(tmp_path)], recursive=False)
+    assert not problems
+    names = sorted(Path(j.output).name for j in plan_outputs(found, None, "jpg", ""))
+    assert names == ["a_ARW.jpg", "a_NEF.jpg", "b.jpg"]
+
+
+def test_recursive_folders_are_mirrored_in_the_output(tmp_path):
+    _touch(tmp_path / "in" / "x.dng", tmp_path / "in" / "day2" / "y.cr2", tmp_path / "in" / "notes.txt")
+    flat, _ = expand_inputs([str(tmp_path / "in")], recursive=False)
+    assert [Path(s).name for s, _ in flat] == ["x.dng"]
+    found, _ = expand_inputs([str(tmp_path / "in")], recursive=True)
+    (tmp_path / "out").mkdir()
+    outputs = {Path(j.source).name: Path(j.output) for j in plan_outputs(found, str(tmp_path / "out"), "png", "-e")}
+    assert outputs == {"x.dng": tmp_path / "out" / "x-e.png", "y.cr2": tmp_path / "out" / "day2" / "y-e.png"}
+
+
+def test_globs_missing_inputs_and_empty_folders_are_reported(tmp_path):
+    _touch(tmp_path / "p1.dng", tmp_path / "p2.dng")
+    (tmp_path / "empty").mkdir()
+    found, problems = expand_inputs([str(tmp_path / "*.dng"), str(tmp_path / "nope.nef"), str(tmp_path / "empty"),
+                                     str(tmp_path / "*.orf"), str(tmp_path / "p1.dng")], recursive=False)
+    assert [Path(s).name for s, _ in found] == ["p1.dng", "p2.dng"]  # p1 only once
+    reasons = {Path(p.source).name: p.reason for p in problems}
+    assert reasons["nope.nef"] == "no such file or folder"
+    assert "no raw files" in reasons["empty"] and "matches" in reasons["*.orf"]
+
+
+def test_outputs_that_cannot_work_are_usage_errors(tmp_path):
+    _touch(tmp_path / "a.dng", tmp_path / "b.dng")
+    found, _ = expand_inputs([str(tmp_path / "a.dng"), str(tmp_path / "b.dng")], recursive=False)
+    with pytest.raises(ValueError, match="one file"):
+        plan_outputs(found, str(tmp_path / "single.jpg"), "jpg", "")
+    with pytest.raises(ValueError, match="standard output"):
+        plan_outputs(found, "-", "jpg", "")
+    _touch(tmp_path / "c.jpg")
+    one, _ = expand_inputs([str(tmp_path / "c.jpg")], recursive=False)
+    with pytest.raises(ValueError, match="input itself"):
+        plan_outputs(one, None, "jpg", "")
