@@ -176,8 +176,8 @@ def _device_option(function):  # type: ignore[no-untyped-def]
 @_device_option
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
               help="auto uses bf16 where the hardware makes it fast.")
-@click.option("--tile", type=click.IntRange(min=64), default=512, show_default=True,
-              help="Tile size in packed pixels; bounds memory on large frames.")
+@click.option("--tile", type=click.IntRange(min=0), default=512, show_default=True,
+              help="Tile size in packed pixels, bounding memory on large frames; 0 for the whole frame at once.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the exposure process.")
 @click.option("--ratio", type=click.FloatRange(min=0, min_open=True), help="Brighten this many times.")
 @click.option("--ev", type=float, help="Brighten by this many stops.")
@@ -203,6 +203,9 @@ def enhance(inputs: tuple[str, ...], output: str | None, recursive: bool, fmt: s
         raise click.UsageError("use only one of --ratio, --ev and --target-exposure")
     if (options["target_iso"] or options["target_f_number"]) and options["target_exposure"] is None:
         raise click.UsageError("--target-iso and --target-f-number go with --target-exposure")
+    if 0 < options["tile"] < 64:  # type: ignore[operator]
+        raise click.UsageError("--tile must be 0 (no tiling) or at least 64")
+    options["tile"] = options["tile"] or None
     n_bits = int(bits) if bits else (16 if fmt == "tiff" else 8)
     if fmt == "jpg" and n_bits == 16:
         raise click.UsageError("JPEG holds 8 bits per channel; use --format png or tiff for 16")

@@ -35,7 +35,8 @@ def srgb_to_linear(x: Tensor) -> Tensor:
 def linear_to_srgb(x: Tensor) -> Tensor:
     """Encode with the sRGB transfer curve; input is clipped to [0, 1] first (display-referred output)."""
     x = x.clamp(0.0, 1.0)
-    return torch.where(x <= 0.0031308, x * 12.92, 1.055 * x.clamp_min(0.0031308) ** (1.0 / 2.4) - 0.055)
+    curve = x.clamp_min(0.0031308).pow_(1.0 / 2.4).mul_(1.055).sub_(0.055)
+    return torch.where(x <= 0.0031308, x * 12.92, curve)
 
 
 def rgb_to_camera(xyz_to_camera: Tensor) -> Tensor:

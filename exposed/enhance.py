@@ -61,6 +61,7 @@ class Plan:
     """What will be done to one file: shown by --dry-run and ``exposed info``, used by enhance."""
 
     raw: RawImage
+    mosaic: torch.Tensor  # (1, 1, H, W) normalised, on the CPU
     ratio: RatioChoice
     noise: NoiseLevel | None
     wb: np.ndarray
@@ -106,7 +107,8 @@ class Enhancer:
 
     def plan(self, raw: RawImage) -> Plan:
         s = self.settings
-        packed = pack(torch.from_numpy(raw.normalised())[None, None], raw.pattern)
+        mosaic = torch.from_numpy(raw.normalised())[None, None]
+        packed = pack(mosaic, raw.pattern)
         if s.wb == "camera":
             wb, wb_source = raw.wb, f"camera ({raw.wb_source})"
         elif s.wb == "daylight":
@@ -122,12 +124,12 @@ class Enhancer:
         noise = None
         if s.mode != "amplify":
             noise = noise_level(packed, s.noise_profile, raw.noise_profile, raw.exif.iso)
-        return Plan(raw, ratio, noise, np.asarray(wb, dtype=np.float64), wb_source)
+        return Plan(raw, mosaic, ratio, noise, np.asarray(wb, dtype=np.float64), wb_source)
 
     def enhance_mosaic(self, plan: Plan) -> torch.Tensor:
         """The brightened (and denoised) normalised mosaic, (1, 1, H, W) in [0, 1]."""
         raw = plan.raw
-        mosaic = torch.from_numpy(raw.normalised())[None, None].to(self.device)
+        mosaic = plan.mosaic.to(self.device)
         ratio = torch.tensor([plan.ratio.ratio], device=self.device)
         if self.model is None:
             return (mosaic * ratio).clamp(0.0, 1.0)
@@ -146,8 +148,10 @@ class Enhancer:
         image = render(mosaic, raw.pattern, torch.from_numpy(plan.wb)[None].float().to(mosaic.device),
                        torch.from_numpy(raw.cam_to_srgb).float().to(mosaic.device), raw.orientation,
                        self.settings.tone)
-        array = (image[0].permute(1, 2, 0) * peak).round().cpu().numpy()
-        return array.astype(np.uint16 if peak > 255 else np.uint8)
+        scaled = image[0].permute(1, 2, 0).mul(peak).round_()
+        if peak == 255:
+            return scaled.to(torch.uint8).cpu().numpy()
+        return scaled.to(torch.int32).cpu().numpy().astype(np.uint16)
 
     def enhance(self, path: str | Path) -> tuple[np.ndarray, Plan]:
         plan = self.plan(read_raw(path))

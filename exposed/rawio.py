@@ -70,8 +70,11 @@ class RawImage:
 
     def normalised(self) -> np.ndarray:
         """(H, W) float32 with black at 0 and white at 1; values below black are kept (noise is unbiased)."""
-        black = np.tile(self.black, (self.mosaic.shape[0] // 2, self.mosaic.shape[1] // 2))
-        return ((self.mosaic.astype(np.float32) - black) / np.float32(self.scale)).astype(np.float32)
+        h, w = self.mosaic.shape
+        cells = self.mosaic.reshape(h // 2, 2, w // 2, 2).astype(np.float32)
+        cells -= self.black.astype(np.float32)[None, :, None, :]
+        cells *= np.float32(1.0 / self.scale)
+        return cells.reshape(h, w)
 
 
 # Held while standard error is silenced; whoever prints to standard error from another thread takes
