@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import rawpy
@@ -26,7 +27,7 @@ from exposed.infer import Precision, bf16_is_fast, denoise, pick_device
 from exposed.isp import render
 from exposed.noise_estimate import NoiseLevel, noise_level
 from exposed.process import ExposureModel
-from exposed.rawio import RawImage, read_raw
+from exposed.rawio import RawImage, default_crop, read_raw
 
 MODES = ("diffusion", "feedforward", "amplify")
 DEFAULT_MODELS = {"diffusion": "exposure-diffusion-unet16.pt", "feedforward": "feedforward-unet16.pt"}
@@ -126,8 +127,9 @@ class Enhancer:
             noise = noise_level(packed, s.noise_profile, raw.noise_profile, raw.exif.iso)
         return Plan(raw, mosaic, ratio, noise, np.asarray(wb, dtype=np.float64), wb_source)
 
-    def enhance_mosaic(self, plan: Plan) -> torch.Tensor:
-        """The brightened (and denoised) normalised mosaic, (1, 1, H, W) in [0, 1]."""
+    def enhance_mosaic(self, plan: Plan, on_step: Callable[[int, int], None] | None = None) -> torch.Tensor:
+        """The brightened (and denoised) normalised mosaic, (1, 1, H, W) in [0, 1]; ``on_step(done,
+        total)`` reports each network pass."""
         raw = plan.raw
         mosaic = plan.mosaic.to(self.device)
         ratio = torch.tensor([plan.ratio.ratio], device=self.device)
@@ -136,7 +138,7 @@ class Enhancer:
         assert plan.noise is not None
         generator = torch.Generator(device=self.device).manual_seed(self.settings.seed)
         out = denoise(self.model, pack(mosaic, raw.pattern), ratio, plan.noise.sensor(), self.settings.steps,
-                      generator, self.precision, self.settings.tile)
+                      generator, self.precision, self.settings.tile, on_step=on_step)
         return unpack(out, raw.pattern)
 
     def render(self, plan: Plan, mosaic: torch.Tensor) -> np.ndarray:
@@ -159,27 +161,22 @@ class Enhancer:
 
 
 def _render_libraw(plan: Plan, mosaic: torch.Tensor, bits: int) -> np.ndarray:
-    """Put the enhanced mosaic back into the file's raw buffer and let LibRaw develop it."""
+    """Put the enhanced mosaic back into the file's raw buffer and let LibRaw develop it (same crop
+    and orientation as exposed's own pipeline)."""
     raw_image = plan.raw
     h, w = raw_image.mosaic.shape
     black = np.tile(raw_image.black, (h // 2, w // 2))
     values = mosaic[0, 0].cpu().numpy().astype(np.float64) * raw_image.scale + black
     values = np.clip(np.round(values), 0, raw_image.white).astype(np.uint16)
     with rawpy.imread(str(raw_image.path)) as raw:
-        visible = raw.raw_image_visible
-        sizes = raw.sizes
-        top, left = _crop_origin(sizes, visible.shape, (h, w))
-        visible[top:top + h, left:left + w] = values
+        top, left, _, _ = default_crop(raw.sizes, raw.raw_image_visible.shape)
+        raw.raw_image_visible[top:top + h, left:left + w] = values
         wb = [float(plan.wb[0]), 1.0, float(plan.wb[2]), 1.0]
-        return raw.postprocess(user_wb=wb, no_auto_bright=True, output_bps=bits, gamma=(2.4, 12.92),
-                               output_color=rawpy.ColorSpace.sRGB)
-
-
-def _crop_origin(sizes: rawpy.ImageSizes, visible: tuple[int, ...], size: tuple[int, int]) -> tuple[int, int]:
-    from exposed.rawio import _default_crop
-
-    top, left, _, _ = _default_crop(sizes, visible)
-    return top, left
+        image = raw.postprocess(user_wb=wb, no_auto_bright=True, output_bps=bits, gamma=(2.4, 12.92),
+                                output_color=rawpy.ColorSpace.sRGB, user_flip=0)
+    image = image[top:top + h, left:left + w]
+    turns = {3: 2, 5: 1, 6: -1}.get(raw_image.orientation, 0)
+    return np.ascontiguousarray(np.rot90(image, turns))
 
 
 def enhance(path: str | Path, **settings: object) -> np.ndarray:

@@ -9,7 +9,7 @@ untiled results differ only by the network's view of tile borders.
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator, Literal
+from typing import Callable, Iterator, Literal
 
 import torch
 from torch import Tensor
@@ -87,16 +87,19 @@ def predict(model: ExposureModel, amplified: Tensor, std: Tensor, tile: int | No
 @torch.no_grad()
 def denoise(model: ExposureModel, dark: Tensor, ratio: Tensor, sensor: SensorScale, steps: int | None = None,
             generator: torch.Generator | None = None, precision: Precision = "fp32", tile: int | None = None,
-            overlap: int = 32) -> Tensor:
+            overlap: int = 32, on_step: Callable[[int, int], None] | None = None) -> Tensor:
     """Brighten and denoise a dark packed raw: the estimate after T exposure steps (T + 1 passes of F).
 
     dark: (B, 4, H, W) normalised (black 0, white 1), not amplified. ratio: (B,). steps defaults to
-    the model's own, and to one pass for the feed-forward twin. Returns (B, 4, H, W) in [0, 1].
+    the model's own, and to one pass for the feed-forward twin. ``on_step(done, total)`` is called
+    after each network pass (progress for long frames). Returns (B, 4, H, W) in [0, 1].
     """
     if steps is None:
         steps = 0 if model.config.kind == "feedforward" else model.config.steps
     with autocast(dark.device, precision):
-        for estimate in run_process(model, dark, ratio, sensor, steps, generator,
-                                    forward=lambda state, std: predict(model, state, std, tile, overlap)):
-            pass
+        for done, estimate in enumerate(run_process(model, dark, ratio, sensor, steps, generator,
+                                                    forward=lambda state, std: predict(model, state, std, tile,
+                                                                                       overlap)), start=1):
+            if on_step is not None:
+                on_step(done, steps + 1)
     return estimate.clamp(0.0, 1.0)

@@ -125,7 +125,7 @@ def read_raw(path: str | Path) -> RawImage:
         with _quiet_stderr(), rawpy.imread(str(path)) as raw:
             pattern = _bayer_pattern(raw, path, read_exif(path, tags))
             visible = raw.raw_image_visible
-            top, left, height, width = _default_crop(raw.sizes, visible.shape)
+            top, left, height, width = default_crop(raw.sizes, visible.shape)
             mosaic = np.array(visible[top:top + height, left:left + width], dtype=np.uint16)
             cell = raw.raw_pattern[:2, :2]
             black = np.asarray(raw.black_level_per_channel, dtype=np.float64)[cell]
@@ -165,7 +165,7 @@ def _bayer_pattern(raw: rawpy.RawPy, path: Path, exif: ExifInfo) -> str:
     return letters
 
 
-def _default_crop(sizes: rawpy.ImageSizes, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+def default_crop(sizes: rawpy.ImageSizes, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
     """The camera's default crop inside the visible area, moved to even offsets so the Bayer phase holds."""
     h, w = shape
     top, left = sizes.crop_top_margin, sizes.crop_left_margin

@@ -76,8 +76,9 @@ def run_batch(inputs: list[str], output: str | None, recursive: bool, fmt: str, 
     if jobs > 1:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // jobs))
 
-    def one(job: Job, tmp: Path, stop: threading.Event | None = None) -> str | None:
-        """Process one file; returns an error reason or None. Nothing is written once ``stop`` is set."""
+    def one(job: Job, tmp: Path, stop: threading.Event | None = None, progress: Progress | None = None) -> str | None:
+        """Process one file; returns an error reason or None. Nothing is written once ``stop`` is set;
+        ``progress`` gets a bar of the file's network passes."""
         start = time.perf_counter()
         try:
             source = _stdin_to_file(tmp) if job.source == STDIN else Path(job.source)
@@ -89,7 +90,15 @@ def run_batch(inputs: list[str], output: str | None, recursive: bool, fmt: str, 
                 if verbose:
                     say(f"    ratio: {plan.ratio.reason}; white balance: {plan.wb_source}")
                 return None
-            image = enhancer.render(plan, enhancer.enhance_mosaic(plan))
+            if progress is None or plan.noise is None:
+                image = enhancer.render(plan, enhancer.enhance_mosaic(plan))
+            else:
+                passes = progress.add_task(f"  {Path(job.source).name}", total=None)
+                try:
+                    image = enhancer.render(plan, enhancer.enhance_mosaic(
+                        plan, lambda done, total: progress.update(passes, completed=done, total=total)))
+                finally:
+                    progress.remove_task(passes)
             if stop is not None and stop.is_set():
                 return None
             if job.output == STDIN:
@@ -108,6 +117,8 @@ def run_batch(inputs: list[str], output: str | None, recursive: bool, fmt: str, 
             return str(error)
         except PermissionError as error:
             return f"cannot write {error.filename or job.output}: permission denied"
+        except (FileExistsError, NotADirectoryError) as error:
+            return f"cannot write {job.output}: {error.filename} is not a folder"
         except OSError as error:
             return f"{error.strerror or error}" + (f": {error.filename}" if error.filename else "")
         except ValueError as error:
@@ -117,7 +128,7 @@ def run_batch(inputs: list[str], output: str | None, recursive: bool, fmt: str, 
     stop = threading.Event()
     try:
         with tempfile.TemporaryDirectory(prefix="exposed-") as tmp, \
-                Progress(*columns, console=console, transient=True, disable=quiet or len(todo) < 2) as progress:
+                Progress(*columns, console=console, transient=True, disable=quiet or not console.is_terminal) as progress:
             task = progress.add_task("enhancing", total=len(todo))
 
             def finished(job: Job, reason: str | None) -> None:
@@ -129,7 +140,7 @@ def run_batch(inputs: list[str], output: str | None, recursive: bool, fmt: str, 
 
             if jobs == 1:  # in the main thread, so Ctrl-C stops the work at once
                 for job in todo:
-                    finished(job, one(job, Path(tmp)))
+                    finished(job, one(job, Path(tmp), progress=progress))
             else:
                 pool = ThreadPoolExecutor(max_workers=jobs)
                 try:
