@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from exposed.noise import NoiseParams, add_noise
+from exposed.noise import NoiseParams, add_noise, tukey_lambda_quantile
 
 PPCC_LAMBDAS = torch.linspace(-0.5, 0.5, 201, dtype=torch.float64)
 
@@ -43,14 +43,6 @@ class DarkFrameFit:
                                   tukey_lambda=self.tukey_lambda, black=black, white=white, model="eld")
 
 
-def tukey_quantile(p: Tensor, lam: Tensor) -> Tensor:
-    """Quantile function of the standard Tukey-lambda distribution (float64)."""
-    small = lam.abs() < 1e-6
-    safe = torch.where(small, torch.ones_like(lam), lam)
-    q = (p.pow(safe) - (1 - p).pow(safe)) / safe
-    return torch.where(small, torch.log(p) - torch.log1p(-p), q)
-
-
 def fit_dark_frame(dark: Tensor) -> DarkFrameFit:
     """Fit read noise to a dark frame. dark: (H, W) mosaic in DN minus the stated black level."""
     x = dark.to(torch.float64)
@@ -70,7 +62,7 @@ def _ppcc_fit(samples: Tensor, max_points: int = 200_000) -> tuple[float, float,
         data = data[torch.linspace(0, data.numel() - 1, max_points).long()]
     n = data.numel()
     p = (torch.arange(1, n + 1, dtype=torch.float64) - 0.5) / n
-    q = tukey_quantile(p[None, :], PPCC_LAMBDAS[:, None])  # (L, n)
+    q = tukey_lambda_quantile(p[None, :], PPCC_LAMBDAS[:, None])  # (L, n)
     qc = q - q.mean(dim=1, keepdim=True)
     dc = data - data.mean()
     corr = (qc * dc).sum(dim=1) / (qc.norm(dim=1) * dc.norm())

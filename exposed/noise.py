@@ -131,18 +131,21 @@ def tukey_lambda_variance(lam: Tensor) -> Tensor:
     return torch.where(small, torch.full_like(lam, math.pi**2 / 3.0), var).float()
 
 
-def sample_tukey_lambda(shape: Sequence[int], lam: Tensor, generator: torch.Generator | None = None) -> Tensor:
-    """Standard Tukey-lambda samples by inverting its quantile function Q(u) = (u^l - (1-u)^l) / l.
-
-    lam broadcasts against ``shape`` and sets the device.
-    """
-    u = torch.rand(shape, generator=generator, device=lam.device, dtype=torch.float64)
-    u = u.clamp(1e-12, 1.0 - 1e-12)
-    lam = lam.to(torch.float64)
+def tukey_lambda_quantile(p: Tensor, lam: Tensor) -> Tensor:
+    """Quantile function of the standard Tukey-lambda distribution, Q(p) = (p^l - (1-p)^l) / l
+    (the logistic log(p / (1 - p)) at l = 0), in float64; p and lam broadcast."""
+    p, lam = p.to(torch.float64), lam.to(torch.float64)
     small = lam.abs() < 1e-6
     safe = torch.where(small, torch.ones_like(lam), lam)
-    q = (u.pow(safe) - (1.0 - u).pow(safe)) / safe
-    return torch.where(small, torch.log(u) - torch.log1p(-u), q).float()
+    q = (p.pow(safe) - (1.0 - p).pow(safe)) / safe
+    return torch.where(small, torch.log(p) - torch.log1p(-p), q)
+
+
+def sample_tukey_lambda(shape: Sequence[int], lam: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """Standard Tukey-lambda samples by inverting the quantile function; lam broadcasts against
+    ``shape`` and sets the device."""
+    u = torch.rand(shape, generator=generator, device=lam.device, dtype=torch.float64)
+    return tukey_lambda_quantile(u.clamp(1e-12, 1.0 - 1e-12), lam).float()
 
 
 def add_noise(signal_dn: Tensor, params: NoiseParams, generator: torch.Generator | None = None) -> Tensor:

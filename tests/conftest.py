@@ -68,3 +68,18 @@ def tiny_model(path: Path, kind: str = "diffusion") -> Path:
     save_checkpoint(path, export_model({"model": model.state_dict(), "model_config": model.config.to_dict(),
                                         "train": {"config": {"ratio_low": 1.0, "ratio_high": 300.0}}}))
     return path
+
+
+def broken_files(folder: Path) -> list[Path]:
+    """A raw cut short, an empty raw and a JPEG renamed .ARW, beside a good 256 x 256 DNG (good.dng)."""
+    import imageio.v3 as iio
+    import numpy as np
+
+    good = synthetic_dng(folder / "good.dng", height=256, width=256)
+    cut = folder / "cut.dng"
+    cut.write_bytes(good.read_bytes()[:4000])
+    empty = folder / "empty.nef"
+    empty.write_bytes(b"")
+    fake = folder / "holiday.ARW"
+    iio.imwrite(fake, np.zeros((16, 16, 3), np.uint8), extension=".jpg")
+    return [cut, empty, fake]

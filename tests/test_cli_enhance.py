@@ -13,7 +13,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from conftest import SHARED, shared_file, synthetic_dng, tiny_model
+from conftest import SHARED, broken_files, shared_file, synthetic_dng, tiny_model
 
 
 def run(*args, cwd=None, stdin=None, **kwargs):
@@ -76,21 +76,10 @@ def test_dry_run_writes_nothing(shots):
     assert sorted(p.name for p in shots.iterdir()) == ["a.dng", "b.dng"]
 
 
-def _bad_inputs(folder: Path) -> list[Path]:
-    good = synthetic_dng(folder / "good.dng", height=256, width=256)
-    cut = folder / "cut.dng"
-    cut.write_bytes(good.read_bytes()[:4000])
-    empty = folder / "empty.nef"
-    empty.write_bytes(b"")
-    fake = folder / "holiday.ARW"
-    iio.imwrite(fake, np.zeros((16, 16, 3), np.uint8), extension=".jpg")
-    return [cut, empty, fake]
-
-
 def test_every_bad_input_gets_one_line_and_the_batch_goes_on(tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
-    bad = _bad_inputs(folder)
+    bad = broken_files(folder)
     (tmp_path / "nothing").mkdir()
     stubs = sorted((SHARED / "raw" / "stubs").glob("*")) if (SHARED / "raw" / "stubs").exists() else []
     out = tmp_path / "out"

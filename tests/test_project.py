@@ -7,7 +7,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _readme_commands() -> list[str]:
-    return re.findall(r"```sh\n(.+?)\n```", (ROOT / "README.md").read_text())
+    """The code blocks of README's set-up section."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Set up on a fresh machine", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```sh\n(.+?)\n```", section)
 
 
 def test_readme_has_exactly_two_setup_commands():

@@ -5,7 +5,7 @@ import rawpy
 from exposed.bayer import PATTERNS
 from exposed.rawio import NotRawError, UnsupportedRawError, read_raw
 
-from conftest import shared_file, synthetic_dng
+from conftest import broken_files, shared_file, synthetic_dng
 
 
 @pytest.mark.parametrize("pattern", PATTERNS)
@@ -68,15 +68,8 @@ def test_stub_files_are_refused_with_a_reason(name):
 
 
 def test_broken_files(tmp_path):
-    good = synthetic_dng(tmp_path / "good.dng", height=256, width=256)
-    cut = tmp_path / "cut.dng"
-    cut.write_bytes(good.read_bytes()[:3000])
-    empty = tmp_path / "empty.arw"
-    empty.write_bytes(b"")
-    jpeg = tmp_path / "photo.ARW"
-    import imageio.v3 as iio
-    iio.imwrite(jpeg, np.zeros((16, 16, 3), np.uint8), extension=".jpg")
-    for path, words in ((cut, "truncated|no image data|corrupt"), (empty, "empty"), (jpeg, "not a raw"),
+    cut, empty, fake = broken_files(tmp_path)
+    for path, words in ((cut, "truncated|no image data|corrupt"), (empty, "empty"), (fake, "not a raw"),
                         (tmp_path / "missing.nef", "No such file")):
         with pytest.raises(NotRawError, match=words):
             read_raw(path)
