@@ -30,6 +30,7 @@ from exposed.process import ExposureModel
 from exposed.rawio import RawImage, default_crop, read_raw
 
 MODES = ("diffusion", "feedforward", "amplify")
+STRIP = 256  # rows of the frame rendered at a time
 DEFAULT_MODELS = {"diffusion": "exposure-diffusion-unet16.pt", "feedforward": "feedforward-unet16.pt"}
 WHITE_BALANCES = ("camera", "daylight", "none")
 
@@ -142,22 +143,35 @@ class Enhancer:
         return unpack(out, raw.pattern)
 
     def render(self, plan: Plan, mosaic: torch.Tensor) -> np.ndarray:
-        """Display-ready (H, W, 3) uint8 or uint16, upright."""
+        """Display-ready (H, W, 3) uint8 or uint16, upright.
+
+        exposed's pipeline runs in strips of ``STRIP`` rows (plus two rows of context on each side for
+        demosaicing), so the floating-point working set stays small however large the frame.
+        """
         raw = plan.raw
-        peak = 65535 if self.settings.bits == 16 else 255
         if self.settings.isp == "libraw":
             return _render_libraw(plan, mosaic, self.settings.bits)
-        image = render(mosaic, raw.pattern, torch.from_numpy(plan.wb)[None].float().to(mosaic.device),
-                       torch.from_numpy(raw.cam_to_srgb).float().to(mosaic.device), raw.orientation,
-                       self.settings.tone)
-        scaled = image[0].permute(1, 2, 0).mul(peak).round_()
-        if peak == 255:
-            return scaled.to(torch.uint8).cpu().numpy()
-        return scaled.to(torch.int32).cpu().numpy().astype(np.uint16)
+        peak, dtype = (65535, torch.uint16) if self.settings.bits == 16 else (255, torch.uint8)
+        h, w = mosaic.shape[-2:]
+        out = torch.empty((h, w, 3), dtype=dtype)
+        wb = torch.from_numpy(plan.wb)[None].float().to(mosaic.device)
+        matrix = torch.from_numpy(raw.cam_to_srgb).float().to(mosaic.device)
+        for top in range(0, h, STRIP):
+            lo, hi = max(top - 2, 0), min(top + STRIP + 2, h)
+            image = render(mosaic[..., lo:hi, :], raw.pattern, wb, matrix, 0, self.settings.tone)
+            scaled = image[0, :, top - lo: top - lo + min(STRIP, h - top)].permute(1, 2, 0).mul(peak).round_()
+            out[top:top + STRIP] = scaled.to(dtype).cpu()
+        return upright(out.numpy(), raw.orientation)
 
     def enhance(self, path: str | Path) -> tuple[np.ndarray, Plan]:
         plan = self.plan(read_raw(path))
         return self.render(plan, self.enhance_mosaic(plan)), plan
+
+
+def upright(image: np.ndarray, flip: int) -> np.ndarray:
+    """An (H, W, C) array turned by LibRaw's orientation code (as :func:`exposed.isp.orient`)."""
+    turns = {3: 2, 5: 1, 6: -1}.get(flip, 0)
+    return np.ascontiguousarray(np.rot90(image, turns)) if turns else image
 
 
 def _render_libraw(plan: Plan, mosaic: torch.Tensor, bits: int) -> np.ndarray:
@@ -174,9 +188,7 @@ def _render_libraw(plan: Plan, mosaic: torch.Tensor, bits: int) -> np.ndarray:
         wb = [float(plan.wb[0]), 1.0, float(plan.wb[2]), 1.0]
         image = raw.postprocess(user_wb=wb, no_auto_bright=True, output_bps=bits, gamma=(2.4, 12.92),
                                 output_color=rawpy.ColorSpace.sRGB, user_flip=0)
-    image = image[top:top + h, left:left + w]
-    turns = {3: 2, 5: 1, 6: -1}.get(raw_image.orientation, 0)
-    return np.ascontiguousarray(np.rot90(image, turns))
+    return upright(image[top:top + h, left:left + w], raw_image.orientation)
 
 
 def enhance(path: str | Path, **settings: object) -> np.ndarray:

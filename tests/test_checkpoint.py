@@ -58,3 +58,15 @@ def test_export_command(tmp_path):
     out = CliRunner().invoke(main, ["export", str(tmp_path / "last.pt"), str(tmp_path / "small.pt")])
     assert out.exit_code == 0, out.output
     assert (tmp_path / "small.pt").stat().st_size < (tmp_path / "last.pt").stat().st_size
+
+
+@pytest.mark.parametrize("name,kind", [("exposure-diffusion-unet16.pt", "diffusion"), ("feedforward-unet16.pt", "feedforward")])
+def test_shipped_models_load_offline_without_code(name, kind):
+    from exposed.checkpoint import default_model_path
+
+    path = default_model_path(name)
+    state = load_checkpoint(path)
+    assert state["model_config"]["kind"] == kind and state["model_config"]["width"] == 16
+    assert "optimizer" not in state and path.stat().st_size < 20e6
+    model = load_model(path)
+    assert model.ratio_range == (1.0, 300.0)
