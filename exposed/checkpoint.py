@@ -36,8 +36,12 @@ def model_from_checkpoint(checkpoint: dict[str, Any]) -> ExposureModel:
 
 
 def default_model_path(name: str = DEFAULT_MODEL) -> Path:
-    """A model shipped with exposed (the project's models/ folder, installed as ``exposed.models``)."""
-    return Path(str(resources.files("exposed.models").joinpath(name)))
+    """A model shipped with exposed: the project's models/ folder, installed as ``exposed.models``,
+    or beside the package when it runs from a source checkout."""
+    try:
+        return Path(str(resources.files("exposed.models").joinpath(name)))
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parent.parent / "models" / name
 
 
 def load_model(path: str | Path | None = None, device: torch.device | str = "cpu") -> ExposureModel:
