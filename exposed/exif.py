@@ -6,7 +6,7 @@ nothing here raises for a tag that is absent or malformed.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -42,9 +42,6 @@ class ExifInfo:
     lens: str | None = None
     datetime: str | None = None
     orientation: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def read_tags(path: str | Path) -> dict[str, Any]:

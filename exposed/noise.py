@@ -12,7 +12,7 @@ Order of synthesis (ELD family): expected signal -> Poisson photon count times K
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Literal, Sequence
 
 import torch
@@ -80,11 +80,6 @@ class NoiseParams:
     def to(self, device: torch.device | str) -> NoiseParams:
         return self._map(lambda t: t.to(device))
 
-    def __getitem__(self, index: int | slice | Tensor) -> NoiseParams:
-        if isinstance(index, int):
-            index = slice(index, index + 1)
-        return self._map(lambda t: t[index])
-
     @staticmethod
     def cat(items: Sequence[NoiseParams]) -> NoiseParams:
         models = {p.model for p in items}
@@ -106,16 +101,6 @@ class NoiseParams:
         """
         shape = (-1,) + (1,) * (signal_dn.dim() - 1)
         return self.K.view(shape) * signal_dn + self.read_variance().view(shape)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable form (lists of floats), for checkpoints and reports."""
-        out: dict[str, Any] = {f: getattr(self, f).tolist() for f in self._TENSOR_FIELDS}
-        out["model"] = self.model
-        return out
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> NoiseParams:
-        return cls.create(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
 
     def _map(self, fn: Any) -> NoiseParams:
         return NoiseParams(*(fn(getattr(self, f)) for f in self._TENSOR_FIELDS), model=self.model)
