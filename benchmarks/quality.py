@@ -6,7 +6,8 @@
 Rows: the amplified input (no denoising); a classical denoiser after a generalised Anscombe
 transform (BM3D when the optional, non-commercially licensed ``bm3d`` package is installed,
 otherwise scikit-image's non-local means; on the first images only, as it is slow); the feed-forward
-twin; ExposureDiffusion at T = 0, 1, 2, 3, 5 and 10. Also the twin iterated through the exposure
+twin; ExposureDiffusion at T = 0, 1, 2, 3, 5 and 10 (fp32), and at its default T with bf16
+autocast (the check of bf16 inference against fp32). Also the twin iterated through the exposure
 process, the "baseline" curve of the paper's Fig. 6, which is drawn with ExposureDiffusion's curve.
 No output is ever rescaled with the ground truth. Writes JSON, a Markdown table and the figure.
 """
@@ -106,9 +107,9 @@ def main() -> None:
         subset = EvalSet(eval_set.items[:args.classical_subset * len(RATIOS)], eval_set.description)
         megapixels = {id(s): sum(4 * i.dark[0, 0].numel() for i in s.items) / 1e6 for s in (eval_set, subset)}
 
-        def model_method(model, steps):  # type: ignore[no-untyped-def]
+        def model_method(model, steps, precision="fp32"):  # type: ignore[no-untyped-def]
             g = torch.Generator().manual_seed(args.seed)
-            return lambda dark, ratio, sensor: denoise(model, dark, ratio, sensor, steps, g)
+            return lambda dark, ratio, sensor: denoise(model, dark, ratio, sensor, steps, g, precision)
 
         methods = [("amplified input", eval_set, lambda dark, ratio, sensor: dark * ratio, 0),
                    (f"{classical_name} + Anscombe (first {args.classical_subset} images)", subset,
@@ -118,6 +119,8 @@ def main() -> None:
                     for t in DIFFUSION_STEPS]
         methods += [(f"twin iterated T={t}", eval_set, model_method(twin, t), params["feedforward"])
                     for t in DIFFUSION_STEPS[1:]]
+        methods.append((f"ExposureDiffusion T={diffusion.config.steps}, bf16 autocast", eval_set,
+                        model_method(diffusion, diffusion.config.steps, "bf16"), params["diffusion"]))
         rows = {}
         with Progress(console=Console(stderr=True), transient=True) as progress:
             for name, data, method, n_params in methods:
