@@ -55,9 +55,10 @@ def test_export_command(tmp_path):
     from exposed.cli import main
 
     save_checkpoint(tmp_path / "last.pt", _state())
-    out = CliRunner().invoke(main, ["export", str(tmp_path / "last.pt"), str(tmp_path / "small.pt")])
+    out = CliRunner().invoke(main, ["export", str(tmp_path / "last.pt"), str(tmp_path / "small.pt"), "--steps", "1"])
     assert out.exit_code == 0, out.output
     assert (tmp_path / "small.pt").stat().st_size < (tmp_path / "last.pt").stat().st_size
+    assert load_model(tmp_path / "small.pt").config.steps == 1
 
 
 @pytest.mark.parametrize("name,kind", [("exposure-diffusion-unet16.pt", "diffusion"), ("feedforward-unet16.pt", "feedforward")])
