@@ -71,8 +71,9 @@ def _exif_bytes(exif: ExifInfo | None) -> bytes:
     return block.tobytes()
 
 
-def _png16(stream: IO[bytes], image: np.ndarray) -> None:
-    """A 16-bit RGB PNG (Pillow writes only 8-bit RGB): big-endian rows, filter 0, deflate."""
+def _png16(stream: IO[bytes], image: np.ndarray, exif: bytes) -> None:
+    """A 16-bit RGB PNG (Pillow writes only 8-bit RGB): big-endian rows, filter 0, deflate, and the
+    EXIF block as an eXIf chunk (the TIFF structure without JPEG's "Exif" prefix)."""
     h, w, _ = image.shape
 
     def chunk(kind: bytes, data: bytes) -> bytes:
@@ -81,6 +82,7 @@ def _png16(stream: IO[bytes], image: np.ndarray) -> None:
     rows = np.zeros((h, 1 + w * 6), dtype=np.uint8)
     rows[:, 1:] = np.ascontiguousarray(image, dtype=">u2").view(np.uint8).reshape(h, w * 6)
     stream.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0))
+                 + chunk(b"eXIf", exif.removeprefix(b"Exif\x00\x00"))
                  + chunk(b"IDAT", zlib.compress(rows.tobytes(), 6)) + chunk(b"IEND", b""))
 
 
@@ -95,7 +97,7 @@ def encode_image(stream: IO[bytes], image: np.ndarray, fmt: str, exif: ExifInfo 
         Image.fromarray(image).save(stream, format="JPEG", quality=quality, exif=_exif_bytes(exif))
     elif fmt == "png":
         if image.dtype == np.uint16:
-            _png16(stream, image)
+            _png16(stream, image, _exif_bytes(exif))
         else:
             Image.fromarray(image).save(stream, format="PNG", exif=_exif_bytes(exif))
     elif fmt == "tiff":

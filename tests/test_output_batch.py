@@ -35,7 +35,11 @@ def _read_png16(data: bytes) -> np.ndarray:
 
 def test_sixteen_bit_png_and_tiff_round_trip(tmp_path):
     image = np.random.default_rng(0).integers(0, 65536, (17, 23, 3), dtype=np.uint16)
-    np.testing.assert_array_equal(_read_png16(save_image(tmp_path / "a.png", image, "png").read_bytes()), image)
+    png = save_image(tmp_path / "a.png", image, "png", ExifInfo(make="Nikon", iso=6400))
+    np.testing.assert_array_equal(_read_png16(png.read_bytes()), image)
+    from PIL import Image
+    with Image.open(png) as reread:  # Pillow reads the eXIf chunk of a 16-bit PNG
+        assert reread.getexif()[0x010F] == "Nikon"
     np.testing.assert_array_equal(tifffile.imread(save_image(tmp_path / "a.tif", image, "tiff")), image)
 
 
