@@ -76,6 +76,14 @@ def run_batch(inputs: list[str], output: str | None, recursive: bool, fmt: str, 
     if jobs > 1:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // jobs))
 
+    def report(job: Job, plan: Plan, seconds: float | None = None) -> None:
+        if quiet:
+            return
+        timing = f" in {seconds:.1f} s" if verbose and seconds is not None else ""
+        say(f"{escape(job.source)} -> {escape(str(job.output))}: {_describe(plan)}{timing}")
+        if verbose:
+            say(f"    ratio: {plan.ratio.reason}; white balance: {plan.wb_source}")
+
     def one(job: Job, tmp: Path, stop: threading.Event | None = None, progress: Progress | None = None) -> str | None:
         """Process one file; returns an error reason or None. Nothing is written once ``stop`` is set;
         ``progress`` gets a bar of the file's network passes."""
@@ -86,9 +94,7 @@ def run_batch(inputs: list[str], output: str | None, recursive: bool, fmt: str, 
             if plan.ratio.warning and not quiet:
                 say(f"[yellow]warning[/]: {escape(job.source)}: {plan.ratio.warning}")
             if dry_run:
-                say(f"{escape(job.source)} -> {escape(str(job.output))}: {_describe(plan)}")
-                if verbose:
-                    say(f"    ratio: {plan.ratio.reason}; white balance: {plan.wb_source}")
+                report(job, plan)
                 return None
             if progress is None or plan.noise is None:
                 image = enhancer.render(plan, enhancer.enhance_mosaic(plan))
@@ -107,11 +113,7 @@ def run_batch(inputs: list[str], output: str | None, recursive: bool, fmt: str, 
             else:
                 Path(job.output).parent.mkdir(parents=True, exist_ok=True)  # type: ignore[arg-type]
                 save_image(job.output, image, fmt, plan.raw.exif)  # type: ignore[arg-type]
-            if not quiet:
-                say(f"{escape(job.source)} -> {escape(str(job.output))}: {_describe(plan)}"
-                              + (f" in {time.perf_counter() - start:.1f} s" if verbose else ""))
-                if verbose:
-                    say(f"    ratio: {plan.ratio.reason}; white balance: {plan.wb_source}")
+            report(job, plan, time.perf_counter() - start)
             return None
         except RawError as error:
             return str(error)
