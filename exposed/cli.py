@@ -158,6 +158,16 @@ def export(checkpoint: Path, output: Path, fp32: bool, steps: int | None) -> Non
     err.print(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB)")
 
 
+_SUFFIX_FORMATS = {".jpg": "jpg", ".jpeg": "jpg", ".png": "png", ".tif": "tiff", ".tiff": "tiff"}
+
+
+def _format_of(output: str | None) -> str | None:
+    """The format an output file name asks for (None for folders, standard output or no name)."""
+    if not output or output == "-" or output.endswith(("/", "\\")) or Path(output).is_dir():
+        return None
+    return _SUFFIX_FORMATS.get(Path(output).suffix.lower())
+
+
 def _device_option(function):  # type: ignore[no-untyped-def]
     return click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")(function)
 
@@ -166,7 +176,8 @@ def _device_option(function):  # type: ignore[no-untyped-def]
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--output", help="Output folder, file (one input), or - for standard output.")
 @click.option("-r", "--recursive", is_flag=True, help="Descend into folders and mirror their subfolders.")
-@click.option("-f", "--format", "fmt", type=click.Choice(["jpg", "png", "tiff"]), default="jpg", show_default=True)
+@click.option("-f", "--format", "fmt", type=click.Choice(["jpg", "png", "tiff"]),
+              help="Output format (default: from -o FILE's extension, else jpg).")
 @click.option("--bits", type=click.Choice(["8", "16"]), help="Bits per channel (default: 8; 16 for tiff).")
 @click.option("--suffix", default="", help="Added to each output's name, e.g. -exposed.")
 @click.option("--overwrite", is_flag=True, help="Replace outputs that exist (default: skip them).")
@@ -200,6 +211,10 @@ def enhance(inputs: tuple[str, ...], output: str | None, recursive: bool, fmt: s
     """Brighten and denoise dark raw photos (files, folders, globs, or - for standard input)."""
     from exposed.run import run_batch
 
+    named = _format_of(output)
+    if fmt and named and fmt != named:
+        raise click.UsageError(f"-o {output} is a .{named} name but --format is {fmt}")
+    fmt = fmt or named or "jpg"
     if sum(options[k] is not None for k in ("ratio", "ev", "target_exposure")) > 1:
         raise click.UsageError("use only one of --ratio, --ev and --target-exposure")
     if (options["target_iso"] or options["target_f_number"]) and options["target_exposure"] is None:

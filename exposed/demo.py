@@ -18,7 +18,7 @@ from exposed.bayer import mosaic, pack
 from exposed.cameras import CAMERAS
 from exposed.color import CAMERA_XYZ, rgb_to_camera
 from exposed.dng import DngMetadata, write_cfa_dng
-from exposed.enhance import Enhancer, Settings
+from exposed.pipeline import Enhancer, Settings
 from exposed.noise import NoiseModel, NoiseParams, synthesize_dark
 from exposed.output import save_image
 from exposed.rawio import read_raw

@@ -27,7 +27,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from exposed.batch import STDIN, Job, expand_inputs, plan_outputs
-from exposed.enhance import Enhancer, Plan, Settings
+from exposed.pipeline import Enhancer, Plan, Settings
 from exposed.output import image_bytes, save_image
 from exposed.rawio import STDERR_LOCK, RawError, read_raw
 

@@ -172,3 +172,19 @@ def test_libraw_isp_gives_the_same_frame_as_exposeds(tmp_path):
     assert a.shape == b.shape == (96, 64, 3)  # rotated a quarter turn by the file's orientation
     # Two different pipelines (demosaicing, colour): the same picture, not the same pixels.
     assert np.corrcoef(a.astype(float).ravel(), b.astype(float).ravel())[0, 1] > 0.9
+
+
+def test_python_api_matches_the_command_line(shots, tmp_path):
+    import exposed
+
+    image = exposed.enhance(shots / "a.dng", mode="amplify", ratio=50)
+    assert run("enhance", shots / "a.dng", "-o", tmp_path / "a.png", "--mode", "amplify", "--ratio", "50").returncode == 0
+    np.testing.assert_array_equal(image, iio.imread(tmp_path / "a.png"))
+
+
+def test_the_output_name_sets_the_format(shots, tmp_path):
+    for name, magic in (("x.png", b"\x89PNG"), ("x.tif", b"II*\x00"), ("x.jpeg", b"\xff\xd8")):
+        assert run("enhance", shots / "a.dng", "-o", tmp_path / name, "--mode", "amplify").returncode == 0
+        assert (tmp_path / name).read_bytes()[:4].startswith(magic)
+    clash = run("enhance", shots / "a.dng", "-o", tmp_path / "y.png", "-f", "jpg", "--mode", "amplify")
+    assert clash.returncode == 2 and not (tmp_path / "y.png").exists()

@@ -1,7 +1,7 @@
 """Raw file in, finished photo out: the Python API behind ``exposed enhance``.
 
-    from exposed.enhance import Enhancer, Settings
-    enhancer = Enhancer(Settings(mode="diffusion", steps=2))
+    import exposed
+    enhancer = exposed.Enhancer(exposed.Settings(mode="diffusion", steps=2))
     image, plan = enhancer.enhance("night.ARW")   # (H, W, 3) uint8 sRGB, and what was decided
 
 The steps: read the mosaic (:mod:`exposed.rawio`), decide the exposure ratio
