@@ -91,7 +91,8 @@ def plan_outputs(found: list[tuple[str, Path | None]], output: str | None, fmt: 
     as_folder = out_path is not None and (out_path.is_dir() or output.endswith(("/", "\\")))  # type: ignore[union-attr]
     if out_path is not None and not as_folder:
         if len(found) != 1:
-            raise ValueError(f"-o {output} names one file but there are {len(found)} inputs; give a folder")
+            raise ValueError(f"-o {output} names one file but there are {len(found)} inputs; "
+                             "give a folder (a new one ends with /)")
         return [Job(found[0][0], str(out_path))]
 
     def target(source: str, root: Path | None, name: str) -> Path:
