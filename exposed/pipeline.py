@@ -137,7 +137,9 @@ class Enhancer:
         if self.model is None:
             return (mosaic * ratio).clamp(0.0, 1.0)
         assert plan.noise is not None
-        generator = torch.Generator(device=self.device).manual_seed(self.settings.seed)
+        # MPS has no Poisson sampler: its photons are drawn on the CPU (see exposed.process.expose).
+        generator = torch.Generator(device="cpu" if self.device.type == "mps" else self.device)
+        generator.manual_seed(self.settings.seed)
         out = denoise(self.model, pack(mosaic, raw.pattern), ratio, plan.noise.sensor(), self.settings.steps,
                       generator, self.precision, self.settings.tile, on_step=on_step)
         return unpack(out, raw.pattern)

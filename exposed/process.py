@@ -127,7 +127,9 @@ def expose(amplified: Tensor, estimate: Tensor, exposure: Tensor, next_exposure:
     gain = _per_image(sensor.gain)
     extra = _per_image((next_exposure - exposure) / ratio)
     mean = (extra * estimate.float().clamp_min(0.0) / gain)
-    photons = torch.poisson(mean.detach(), generator=generator)
+    # Drawn where the generator lives: a CPU generator serves devices without a Poisson sampler (MPS).
+    where = generator.device if generator is not None else mean.device
+    photons = torch.poisson(mean.detach().to(where), generator=generator).to(mean.device)
     if straight_through:
         photons = (photons - mean).detach() + mean
     collected = amplified * _per_image(exposure / ratio) + photons * gain

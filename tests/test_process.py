@@ -127,3 +127,16 @@ def test_predict_tiles_cover_the_frame_exactly_once_in_weight():
     out = predict(Echo(), x, x, tile=32, overlap=8)  # type: ignore[arg-type]
     torch.testing.assert_close(out, x)
     assert len(calls) > 4
+
+
+def test_photons_are_drawn_on_the_generators_device():
+    # A CPU generator with data elsewhere is how MPS (no Poisson sampler) is served; on a CPU-only
+    # machine the data already is on the CPU, so this checks the path gives the same draws.
+    sensor = SensorScale(torch.tensor([1e-3]), torch.tensor([0.0]))
+    state = torch.zeros(1, 4, 8, 8)
+    estimate = torch.full((1, 4, 8, 8), 0.5)
+    a = expose(state, estimate, torch.tensor([1.0]), torch.tensor([2.0]), torch.tensor([2.0]), sensor,
+               torch.Generator(device="cpu").manual_seed(3))
+    b = expose(state, estimate, torch.tensor([1.0]), torch.tensor([2.0]), torch.tensor([2.0]), sensor,
+               torch.Generator().manual_seed(3))
+    assert torch.equal(a, b) and a.device == state.device
