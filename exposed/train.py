@@ -212,7 +212,8 @@ def train(config: TrainConfig) -> Path:
             best = mean_psnr
             save_checkpoint(best_path, {"model": model.state_dict(), "model_config": config.model_config().to_dict(),
                                         "train": {"config": asdict(config), "iteration": iteration,
-                                                  "val": scores, "precision": precision}})
+                                                  "val": scores, "precision": precision,
+                                                  "wall_seconds": wall + time.perf_counter() - session_start}})
 
     if rank == 0 and start == 0:
         log({"start": asdict(config), "precision": precision, "device": str(device), "world_size": world,
