@@ -67,6 +67,10 @@ class TrainConfig:
     precision: str = "auto"  # auto: bf16 where it is fast (AMX / AVX-512 bf16 CPUs, CUDA), else fp32
     device: str = "auto"
     threads: int = 0  # CPU threads per process; 0 leaves torch's default
+    # A model file (a shipped checkpoint) to start from when the run has no last.pt yet. The run
+    # continues at that model's iteration count, so the schedule and the number of optimizer steps
+    # stay those of one run; only Adam's moment estimates start afresh, as after the warm-up.
+    init: str = ""
 
     def model_config(self) -> ModelConfig:
         return ModelConfig(self.arch, self.width, self.kind, self.steps)  # type: ignore[arg-type]
@@ -173,6 +177,17 @@ def train(config: TrainConfig) -> Path:
         if rank == 0:
             console.log(f"resumed {last_path} at iteration {start}")
             log({"resumed": start})
+    elif config.init:
+        state = load_checkpoint(config.init, device)
+        if state["model_config"]["arch"] != config.arch or state["model_config"]["width"] != config.width \
+                or state["model_config"]["kind"] != config.kind:
+            raise ValueError(f"{config.init} holds a different model ({state['model_config']})")
+        model.load_state_dict({k: v.float() for k, v in state["model"].items()})
+        start = state.get("train", {}).get("iteration", 0)
+        wall = state.get("train", {}).get("wall_seconds", 0.0)
+        if rank == 0:
+            console.log(f"started from {config.init} at iteration {start}")
+            log({"init": config.init, "iteration": start})
 
     step: nn.Module = TrainingStep(model, config.steps)
     if world > 1:

@@ -116,3 +116,16 @@ def test_a_different_model_in_the_same_folder_is_refused(tmp_path, images):
     assert _run(common).returncode == 0
     refused = _run(common + ["--width", "8", "--iters", "2"])
     assert refused.returncode != 0 and "different model" in refused.stderr
+
+
+def test_a_run_can_start_from_a_shipped_model_and_continue_its_count(tmp_path, images):
+    from exposed.checkpoint import export_model, save_checkpoint
+
+    common = dict(width=4, patch=64, batch=2, val_count=0, threads=1, warmup=2, images=str(images))
+    first = train(TrainConfig(**common, iters=3, out=str(tmp_path / "a")))
+    shipped = save_checkpoint(tmp_path / "shipped.pt", export_model(load_checkpoint(first)))
+    last = train(TrainConfig(**common, iters=5, lr=0.0, lr_min=0.0, out=str(tmp_path / "b"), init=str(shipped)))
+    state = load_checkpoint(last)
+    assert state["train"]["iteration"] == 5  # 3 from the shipped model, 2 more here
+    weights = load_checkpoint(shipped)["model"]
+    assert all(torch.equal(state["model"][k], v.float()) for k, v in weights.items())  # lr 0: unchanged
