@@ -7,6 +7,8 @@ curve and orientation. Shapes: mosaics (B, 1, H, W), images (B, 3, H, W).
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -29,6 +31,7 @@ _MHC = torch.tensor([
 _INDEX = {"R": 0, "G": 1, "B": 2}
 
 
+@lru_cache(maxsize=None)  # four patterns; a large frame is rendered in many strips
 def _packed_kernel(pattern: str) -> Tensor:
     """The Malvar-He-Cutler filters as one 3 x 3 convolution on the packed raw.
 
