@@ -33,10 +33,11 @@ from rich.table import Table
 
 from exposed.bayer import mosaic
 from exposed.cameras import CAMERAS
-from exposed.color import CAMERA_XYZ, rgb_to_camera
+from exposed.color import CAMERA_XYZ, D65, Calibration, rgb_to_camera
 from exposed.demo import example_scene
 from exposed.infer import bf16_is_fast
-from exposed.dng import DngMetadata, write_cfa_dng
+from exposed.dng import DngMetadata, write_dng
+from exposed.exif import ExifInfo
 from exposed.noise import synthesize_dark
 from exposed.unprocess import CameraColour, unprocess
 
@@ -64,8 +65,9 @@ def make_raw(path: Path, height: int, width: int) -> Path:
     noise = CAMERAS["sony-a7s2"].at_iso(3200)
     dark = synthesize_dark(clean, torch.tensor([100.0]), noise, torch.Generator().manual_seed(0))
     dn = (dark[0, 0] * noise.scale.item() + 512).round().clamp(0, 16383).numpy().astype(np.uint16)
-    return write_cfa_dng(path, dn, DngMetadata("RGGB", np.full((2, 2), 512.0), 16383, xyz.numpy(),
-                                               (1 / gains[0]).numpy(), exposure_time=0.01, iso=3200, f_number=2.8))
+    return write_dng(path, dn, DngMetadata("RGGB", np.full((2, 2), 512.0), 16383, (Calibration(D65, xyz.numpy()),),
+                                           (1 / gains[0]).numpy(), exif=ExifInfo(exposure_time=0.01, iso=3200,
+                                                                                  f_number=2.8)))
 
 
 def measure(command: list[str]) -> tuple[float, float, bool]:

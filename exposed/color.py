@@ -5,6 +5,9 @@ Image functions take (B, 3, H, W) tensors; matrices are (3, 3) or batched (B, 3,
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -25,6 +28,29 @@ CAMERA_XYZ: dict[str, Tensor] = {name: torch.tensor(values, dtype=torch.float64)
     "Canon EOS 600D": [6461, -907, -882, -4300, 12184, 2378, -819, 1944, 5931],
     "Canon EOS 7D Mark II": [7268, -1082, -969, -4186, 11839, 2663, -825, 2029, 5839],
 }.items()}
+
+
+D65, STANDARD_A = 21, 17  # EXIF LightSource codes, as DNG's CalibrationIlluminant uses them
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """One of a camera's DNG colour calibrations: ``colour_matrix`` maps XYZ to camera RGB under
+    ``illuminant`` (an EXIF LightSource code; 0 unknown), ``forward_matrix`` (optional) maps
+    white-balanced camera RGB to XYZ D50. Raw editors interpolate between two of them by the
+    shot's white balance, so a file's own pair is worth more than one matrix derived from it."""
+
+    illuminant: int
+    colour_matrix: np.ndarray
+    forward_matrix: np.ndarray | None = None
+
+
+def calibration_from_srgb(cam_to_srgb: np.ndarray, daylight_wb: np.ndarray) -> Calibration:
+    """A D65 calibration for a camera known only by its camera-to-sRGB matrix (for white-balanced
+    data, rows summing to one) and its daylight white balance: XYZ white then maps to the camera's
+    daylight neutral 1 / wb, as a real colour matrix does."""
+    xyz_to_balanced = np.linalg.inv(SRGB_TO_XYZ.numpy() @ cam_to_srgb)
+    return Calibration(D65, np.diag(1.0 / np.asarray(daylight_wb, dtype=np.float64)) @ xyz_to_balanced)
 
 
 def srgb_to_linear(x: Tensor) -> Tensor:

@@ -16,8 +16,9 @@ from torch import Tensor
 
 from exposed.bayer import mosaic, pack
 from exposed.cameras import CAMERAS
-from exposed.color import CAMERA_XYZ, rgb_to_camera
-from exposed.dng import DngMetadata, write_cfa_dng
+from exposed.color import CAMERA_XYZ, D65, Calibration, rgb_to_camera
+from exposed.dng import DngMetadata, write_dng
+from exposed.exif import ExifInfo
 from exposed.pipeline import Enhancer, Settings
 from exposed.noise import NoiseModel, NoiseParams, synthesize_dark
 from exposed.output import save_image
@@ -88,9 +89,10 @@ def run_demo(out_dir: str | Path, ratio: float = 100.0, iso: float = 3200.0, cam
     dark = synthesize_dark(clean, torch.tensor([ratio]), noise, generator)
     scale, black, white = noise.scale.item(), noise.black.item(), noise.white.item()
     dn = (dark[0, 0] * scale + black).round().clamp(0, white).numpy().astype(np.uint16)
-    dng = write_cfa_dng(out_dir / "dark.dng", dn, DngMetadata(
-        "RGGB", np.full((2, 2), black), int(white), xyz.numpy(), (1.0 / gains[0]).numpy(), make="exposed",
-        model=f"demo ({camera} noise)", exposure_time=1 / 100, f_number=2.8, iso=int(iso)))
+    dng = write_dng(out_dir / "dark.dng", dn, DngMetadata(
+        "RGGB", np.full((2, 2), black), int(white), (Calibration(D65, xyz.numpy()),), (1.0 / gains[0]).numpy(),
+        exif=ExifInfo(make="exposed", model=f"demo ({camera} noise)", exposure_time=1 / 100, f_number=2.8,
+                      iso=int(iso))))
 
     reference = Enhancer(Settings(mode="amplify", ratio=1.0)).render
     raw = read_raw(dng)

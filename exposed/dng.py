@@ -1,85 +1,210 @@
-"""Writing Bayer (CFA) DNG files with tifffile.
+"""Writing DNG files with tifffile: Bayer (CFA) raws and demosaiced LinearRaw images.
 
 A CFA DNG holds the mosaic as LibRaw and raw editors expect a camera's raw: 16-bit samples,
-CFAPattern and BlackLevel given for the 2x2 cell at the top-left of the stored image, colour data
-(ColorMatrix1 under D65 and AsShotNeutral). Shot data (exposure time, f-number, ISO) sit in IFD0, as
-TIFF/EP allows; LibRaw and exifread read them there.
+CFAPattern and BlackLevel given for the 2x2 cell at the top-left of the stored image (the stored
+image is the active area, so nothing has to be re-aligned to an ActiveArea corner), the camera's
+colour calibration (ColorMatrix, CalibrationIlluminant, ForwardMatrix) and AsShotNeutral. The shot
+data (exposure, f-number, ISO, lens, date) go in an EXIF IFD, which tifffile does not write (it
+filters the ExifIFD pointer out of extra tags): IFD0 gets a placeholder entry with the next tag
+code, which sorts to the same place, and once the EXIF IFD is appended at the end of the file the
+placeholder becomes the ExifIFD pointer to it, the TIFF way.
+
+The same writer makes every raw fixture of the test suite and the demo's dark raw.
 """
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import tifffile
 
 from exposed.bayer import PATTERNS
-from exposed.output import atomic_write
+from exposed.color import Calibration
+from exposed.exif import ExifInfo
+from exposed.output import SOFTWARE, atomic_write
 
 _CFA_CODES = {"R": 0, "G": 1, "B": 2}
-D65 = 21
+# LibRaw's flip codes (what rawpy reports) and the TIFF Orientation values they come from.
+TIFF_ORIENTATION = {0: 1, 1: 2, 3: 3, 2: 4, 4: 5, 6: 6, 7: 7, 5: 8}
+_EXIF_IFD = 34665
+_PLACEHOLDER = _EXIF_IFD + 1  # no tag is written between the two codes, so IFD0 stays sorted
+# TIFF field types: code and the struct format of one value.
+_TYPES = {"B": (1, "B"), "s": (2, "s"), "H": (3, "H"), "I": (4, "I"), "2I": (5, "2I"), "X": (7, "B"),
+          "2i": (10, "2i"), "d": (12, "d")}
 
 
 @dataclass
 class DngMetadata:
-    """What a CFA DNG says besides its pixels; levels in the file's own DN."""
+    """What a DNG says besides its pixels; levels in the file's own DN.
 
-    pattern: str = "RGGB"
+    orientation is a TIFF Orientation value (1 upright, 3 rotated 180, 6 and 8 quarter turns).
+    ``noise_reduction_applied`` is None (unknown: leave the tag out), 0 (none) or 1 (fully denoised:
+    an editor should not denoise again). ``description`` goes in ImageDescription.
+    """
+
+    pattern: str = "RGGB"  # ignored for linear (3-sample) images
     black: np.ndarray = field(default_factory=lambda: np.zeros((2, 2)))
     white: int = 65535
-    xyz_to_cam: np.ndarray | None = None
+    calibrations: Sequence[Calibration] = ()
     as_shot_neutral: np.ndarray | None = None  # reciprocal white-balance multipliers (R, G, B)
-    make: str = "exposed"
-    model: str = "synthetic"
-    orientation: int = 1  # TIFF orientation code
-    exposure_time: float | None = None
-    f_number: float | None = None
-    iso: int | None = None
+    unique_camera_model: str | None = None  # default: make and model
+    orientation: int = 1
+    exif: ExifInfo = field(default_factory=ExifInfo)
     noise_profile: list[tuple[float, float]] | None = None
+    baseline_exposure: float = 0.0
+    noise_reduction_applied: float | None = None
+    description: str | None = None
+    original_name: str | None = None
 
 
-def _rational(value: float, signed: bool = False, denominator: int = 10000) -> tuple[int, int]:
-    f = Fraction(value).limit_denominator(1_000_000 if not signed else denominator)
+def _rational(value: float, signed: bool = False) -> tuple[int, int]:
+    f = Fraction(value).limit_denominator(10_000 if signed else 1_000_000)
     return f.numerator, f.denominator
 
 
-def write_cfa_dng(path: str | Path, mosaic: np.ndarray, meta: DngMetadata) -> Path:
-    """Write a (H, W) uint16 Bayer mosaic as a CFA DNG, atomically."""
-    if meta.pattern not in PATTERNS:
+def _rationals(values: np.ndarray | Sequence[float], signed: bool = False) -> tuple[int, ...]:
+    return sum((_rational(float(v), signed) for v in np.asarray(values, dtype=np.float64).flatten()), ())
+
+
+def _ascii(text: str) -> str:
+    """TIFF ASCII is 7-bit; a camera or lens name from another encoding must not break the file."""
+    return text.encode("ascii", "replace").decode("ascii")
+
+
+def _exif_entries(exif: ExifInfo) -> list[tuple[int, str, int, object]]:
+    """The EXIF IFD's entries (code, type, count, value) for what ``exif`` knows."""
+    entries: list[tuple[int, str, int, object]] = [(36864, "X", 4, b"0231")]  # ExifVersion
+    if exif.exposure_time:
+        entries.append((33434, "2I", 1, _rational(exif.exposure_time)))
+    if exif.f_number:
+        entries.append((33437, "2I", 1, _rational(exif.f_number)))
+    if exif.iso:
+        entries.append((34855, "H", 1, int(min(round(exif.iso), 65535))))  # ISOSpeedRatings
+        if exif.iso > 65535:  # EXIF 2.3: SensitivityType 2 says RecommendedExposureIndex holds it
+            entries += [(34864, "H", 1, 2), (34866, "I", 1, int(round(exif.iso)))]
+    if exif.datetime:
+        entries.append((36867, "s", 0, _ascii(exif.datetime)))  # DateTimeOriginal
+    if exif.exposure_bias is not None:
+        entries.append((37380, "2i", 1, _rational(exif.exposure_bias, signed=True)))
+    if exif.focal_length:
+        entries.append((37386, "2I", 1, _rational(exif.focal_length)))
+    if exif.lens:
+        entries.append((42036, "s", 0, _ascii(exif.lens)))  # LensModel
+    return sorted(entries)
+
+
+def _encode_ifd(entries: list[tuple[int, str, int, object]], offset: int, order: str) -> bytes:
+    """One TIFF IFD at file ``offset``: entries, a zero next-IFD pointer, then the values that do
+    not fit in an entry's four bytes (each on a word boundary)."""
+    head = struct.calcsize(f"{order}H") + 12 * len(entries) + 4
+    table, data = [struct.pack(f"{order}H", len(entries))], b""
+    for code, kind, count, value in entries:
+        type_code, fmt = _TYPES[kind]
+        if kind == "s":
+            payload = str(value).encode("ascii") + b"\0"
+            count = len(payload)
+        elif kind == "X":
+            payload = bytes(value)  # type: ignore[arg-type]
+        else:
+            values = value if isinstance(value, tuple) else (value,)
+            payload = struct.pack(f"{order}{len(values)}{fmt[-1]}", *values)
+        if len(payload) <= 4:
+            table.append(struct.pack(f"{order}HHI", code, type_code, count) + payload.ljust(4, b"\0"))
+        else:
+            table.append(struct.pack(f"{order}HHII", code, type_code, count, offset + head + len(data)))
+            data += payload + b"\0" * (len(payload) & 1)
+    return b"".join(table) + struct.pack(f"{order}I", 0) + data
+
+
+def _append_exif_ifd(path: Path, entries: list[tuple[int, str, int, object]]) -> None:
+    """Append an EXIF IFD to a classic TIFF and turn IFD0's placeholder entry into the ExifIFD
+    pointer (a LONG) to it."""
+    with open(path, "r+b") as f:
+        order = {b"II": "<", b"MM": ">"}[f.read(2)]
+        _, ifd0 = struct.unpack(f"{order}HI", f.read(6))
+        f.seek(ifd0)
+        (count,) = struct.unpack(f"{order}H", f.read(2))
+        for i in range(count):
+            code, _, _ = struct.unpack(f"{order}HHI", f.read(8))
+            if code == _PLACEHOLDER:
+                entry_at = ifd0 + 2 + 12 * i
+                break
+            f.read(4)
+        else:
+            raise ValueError(f"{path}: no placeholder entry for the EXIF IFD")
+        end = f.seek(0, 2)
+        start = end + (end & 1)
+        f.write(b"\0" * (start - end) + _encode_ifd(entries, start, order))
+        f.seek(entry_at)
+        f.write(struct.pack(f"{order}HHII", _EXIF_IFD, _TYPES["I"][0], 1, start))
+
+
+def write_dng(path: str | Path, pixels: np.ndarray, meta: DngMetadata) -> Path:
+    """Write a DNG atomically: a (H, W) uint16 Bayer mosaic as a CFA raw, or an (H, W, 3) uint16
+    camera-RGB image (demosaiced, not white-balanced) as a LinearRaw one."""
+    if pixels.dtype != np.uint16 or not (pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[2] == 3)):
+        raise ValueError("a DNG needs a (H, W) or (H, W, 3) uint16 array")
+    linear = pixels.ndim == 3
+    if not linear and meta.pattern not in PATTERNS:
         raise ValueError(f"unsupported Bayer pattern {meta.pattern!r}")
-    if mosaic.ndim != 2 or mosaic.dtype != np.uint16:
-        raise ValueError("a CFA DNG needs a (H, W) uint16 mosaic")
-    black = np.broadcast_to(np.asarray(meta.black, dtype=np.float64), (2, 2))
-    tags: list[tuple[int, str, int, object, bool]] = [
-        (271, "s", 0, meta.make, True),
-        (272, "s", 0, meta.model, True),
+    if not meta.calibrations:
+        raise ValueError("a colour DNG needs at least one colour calibration (ColorMatrix1)")
+    exif = meta.exif
+    make, model = exif.make, exif.model
+    if not (make or model) and meta.unique_camera_model and " " in meta.unique_camera_model:
+        make, model = meta.unique_camera_model.split(" ", 1)  # as LibRaw reads a DNG without them
+    unique = meta.unique_camera_model or " ".join(v for v in (make, model) if v) or "unknown camera"
+    tags: list[tuple[int, str, int, object, bool]] = [(code, "s", 0, _ascii(value), True)
+                                                      for code, value in ((271, make), (272, model)) if value]
+    tags += [
         (274, "H", 1, meta.orientation, True),
         (50706, "B", 4, (1, 4, 0, 0), True),  # DNGVersion
         (50707, "B", 4, (1, 1, 0, 0), True),  # DNGBackwardVersion
-        (50708, "s", 0, f"{meta.make} {meta.model}", True),  # UniqueCameraModel
-        (33421, "H", 2, (2, 2), True),  # CFARepeatPatternDim
-        (33422, "B", 4, tuple(_CFA_CODES[c] for c in meta.pattern), True),  # CFAPattern
-        (50710, "B", 3, (0, 1, 2), True),  # CFAPlaneColor
-        (50711, "H", 1, 1, True),  # CFALayout: rectangular
-        (50713, "H", 2, (2, 2), True),  # BlackLevelRepeatDim
-        (50714, "2I", 4, sum((_rational(float(v)) for v in black.flatten()), ()), True),  # BlackLevel
-        (50717, "I", 1, int(meta.white), True),  # WhiteLevel
+        (50708, "s", 0, _ascii(unique), True),  # UniqueCameraModel
+        (50730, "2i", 1, _rational(meta.baseline_exposure, signed=True), True),  # BaselineExposure
     ]
-    if meta.xyz_to_cam is not None:
-        values = sum((_rational(float(v), signed=True) for v in np.asarray(meta.xyz_to_cam).flatten()), ())
-        tags += [(50721, "2i", 9, values, True), (50778, "H", 1, D65, True)]  # ColorMatrix1, illuminant
+    if linear:
+        tags += [(50713, "H", 2, (1, 1), True), (50714, "2I", 3, _rationals(np.zeros(3)), True),
+                 (50717, "I", 3, (int(meta.white),) * 3, True)]
+    else:
+        black = np.broadcast_to(np.asarray(meta.black, dtype=np.float64), (2, 2))
+        tags += [
+            (33421, "H", 2, (2, 2), True),  # CFARepeatPatternDim
+            (33422, "B", 4, tuple(_CFA_CODES[c] for c in meta.pattern), True),  # CFAPattern
+            (50710, "B", 3, (0, 1, 2), True),  # CFAPlaneColor
+            (50711, "H", 1, 1, True),  # CFALayout: rectangular
+            (50713, "H", 2, (2, 2), True),  # BlackLevelRepeatDim
+            (50714, "2I", 4, _rationals(black), True),  # BlackLevel, row by row from the top-left cell
+            (50717, "I", 1, int(meta.white), True),  # WhiteLevel
+        ]
+    for i, calibration in enumerate(meta.calibrations[:2]):
+        tags += [(50721 + i, "2i", 9, _rationals(calibration.colour_matrix, signed=True), True),
+                 (50778 + i, "H", 1, int(calibration.illuminant), True)]
+        if calibration.forward_matrix is not None:
+            tags.append((50964 + i, "2i", 9, _rationals(calibration.forward_matrix, signed=True), True))
     if meta.as_shot_neutral is not None:
-        tags.append((50728, "2I", 3, sum((_rational(float(v)) for v in meta.as_shot_neutral), ()), True))
-    if meta.exposure_time:
-        tags.append((33434, "2I", 1, _rational(meta.exposure_time), True))
-    if meta.f_number:
-        tags.append((33437, "2I", 1, _rational(meta.f_number), True))
-    if meta.iso:
-        tags.append((34855, "H", 1, int(min(meta.iso, 65535)), True))
+        tags.append((50728, "2I", 3, _rationals(meta.as_shot_neutral), True))
+    if meta.noise_reduction_applied is not None:
+        tags.append((50935, "2I", 1, _rational(meta.noise_reduction_applied), True))
     if meta.noise_profile:
         values = tuple(float(v) for pair in meta.noise_profile for v in pair)
-        tags.append((51041, "d", len(values), values, True))  # NoiseProfile
-    return atomic_write(path, lambda tmp: tifffile.imwrite(
-        tmp, mosaic, photometric=32803, software="exposed", extratags=tags, metadata=None))
+        tags.append((51041, "d", len(values), values, True))
+    if meta.description:
+        tags.append((270, "s", 0, _ascii(meta.description), True))
+    if meta.original_name:
+        tags.append((50827, "s", 0, _ascii(meta.original_name), True))  # OriginalRawFileName
+    if exif.datetime:
+        tags.append((306, "s", 0, _ascii(exif.datetime), True))  # DateTime
+    tags.append((_PLACEHOLDER, "I", 1, 0, True))  # becomes the ExifIFD pointer once the EXIF IFD is appended
+
+    def write(tmp: Path) -> None:
+        tifffile.imwrite(tmp, pixels, photometric=34892 if linear else 32803, planarconfig="contig",
+                         software=SOFTWARE, extratags=tags, metadata=None, byteorder="<", bigtiff=False)
+        _append_exif_ifd(tmp, _exif_entries(exif))
+
+    return atomic_write(path, write)

@@ -14,6 +14,9 @@ from typing import Any
 import logging
 
 import exifread
+import numpy as np
+
+from exposed.color import Calibration
 
 # exifread logs "File format not recognized." and the like at warning or error level for files
 # it cannot parse; exposed reports unreadable files itself, once, in its own words.
@@ -40,6 +43,7 @@ class ExifInfo:
     make: str | None = None
     model: str | None = None
     lens: str | None = None
+    focal_length: float | None = None
     datetime: str | None = None
     orientation: int | None = None
 
@@ -127,7 +131,8 @@ def read_exif(path: str | Path, tags: dict[str, Any] | None = None, libraw: Any 
     return ExifInfo(
         exposure_time=exposure_time or None, f_number=f_number or None, iso=iso, iso_source=iso_source,
         exposure_bias=_number(tags, 0x9204), brightness=_number(tags, 0x9203), make=_text(tags, 0x010F),
-        model=_text(tags, 0x0110), lens=_text(tags, 0xA434), datetime=when,
+        model=_text(tags, 0x0110), lens=_text(tags, 0xA434), focal_length=_number(tags, 0x920A) or None,
+        datetime=when,
         orientation=int(orientation) if orientation else None)
 
 
@@ -144,3 +149,24 @@ def noise_profile(tags: dict[str, Any]) -> list[tuple[float, float]] | None:
     if len(values) < 2 or len(values) % 2:
         return None
     return [(values[i], values[i + 1]) for i in range(0, len(values), 2)]
+
+
+def dng_calibrations(tags: dict[str, Any]) -> tuple[Calibration, ...]:
+    """A DNG's own colour calibrations (ColorMatrix1/2 with their illuminants and forward
+    matrices); empty for other raws and for DNGs of cameras with other than three colours."""
+    found = []
+    for i in range(2):
+        matrix = _by_code(tags, 0xC621 + i)
+        values = _numbers(matrix) if matrix is not None else []
+        if len(values) != 9:
+            continue
+        forward = _by_code(tags, 0xC714 + i)
+        forward_values = _numbers(forward) if forward is not None else []
+        found.append(Calibration(int(_number(tags, 0xC65A + i) or 0), np.reshape(values, (3, 3)),
+                                 np.reshape(forward_values, (3, 3)) if len(forward_values) == 9 else None))
+    return tuple(found)
+
+
+def unique_camera_model(tags: dict[str, Any]) -> str | None:
+    """DNG UniqueCameraModel: how raw editors find their profiles for the camera."""
+    return _text(tags, 0xC614)

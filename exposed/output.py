@@ -16,20 +16,31 @@ from typing import IO, Callable
 
 import numpy as np
 
+from exposed import __version__
 from exposed.exif import ExifInfo
 
 FORMATS = ("jpg", "png", "tiff")
-SOFTWARE = "exposed"
+SOFTWARE = f"exposed {__version__}"
+
+
+# The process's umask, read once while nothing else runs (reading it means setting it).
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """Call ``write(temporary_path)`` and move the result to ``path``; remove the temporary on failure."""
+    """Call ``write(temporary_path)`` and move the result to ``path``; remove the temporary on failure.
+
+    The result gets the permissions of a file created the ordinary way (0666 less the umask), not
+    the owner-only ones of a temporary file.
+    """
     path = Path(path)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         write(tmp)
+        tmp.chmod(0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

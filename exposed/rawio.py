@@ -16,8 +16,8 @@ from typing import Iterator
 import numpy as np
 import rawpy
 
-from exposed.color import SRGB_TO_XYZ
-from exposed.exif import ExifInfo, noise_profile, read_exif, read_tags
+from exposed.color import D65, SRGB_TO_XYZ, Calibration, calibration_from_srgb
+from exposed.exif import ExifInfo, dng_calibrations, noise_profile, read_exif, read_tags, unique_camera_model
 
 # Real raw files hold several bits per photosite even losslessly compressed; far less than this
 # means a metadata-only stub or a file cut short that LibRaw filled with nothing.
@@ -46,6 +46,8 @@ class RawImage:
     cam_to_srgb: (3, 3) camera RGB to linear sRGB for white-balanced data (rows sum to 1).
     xyz_to_cam: (3, 3) the file's colour matrix when it has one. orientation: LibRaw's flip code
     (0 none, 3 rotate 180, 5 rotate 90 counter-clockwise, 6 rotate 90 clockwise).
+    calibrations: the camera's colour calibrations for a DNG written from it: a DNG's own pair,
+    else one D65 matrix (LibRaw's, or derived from cam_to_srgb).
     """
 
     path: Path
@@ -62,6 +64,8 @@ class RawImage:
     orientation: int
     exif: ExifInfo
     noise_profile: list[tuple[float, float]] | None
+    calibrations: tuple[Calibration, ...] = ()
+    unique_camera_model: str | None = None
 
     @property
     def scale(self) -> float:
@@ -141,8 +145,12 @@ def read_raw(path: str | Path) -> RawImage:
         raise NotRawError("no image data (a metadata-only or truncated file)")
     if daylight is not None and wb_source == "none":
         wb, wb_source = daylight, "daylight"
+    calibrations = dng_calibrations(tags) or (
+        (Calibration(D65, xyz_to_cam),) if xyz_to_cam is not None
+        else (calibration_from_srgb(cam_to_srgb, daylight if daylight is not None else wb),))
     return RawImage(path, mosaic, pattern, black, white, wb, wb_source, daylight, cam_to_srgb, colour_source,
-                    xyz_to_cam, orientation, read_exif(path, tags, libraw_other), noise_profile(tags))
+                    xyz_to_cam, orientation, read_exif(path, tags, libraw_other), noise_profile(tags),
+                    calibrations, unique_camera_model(tags))
 
 
 def _bayer_pattern(raw: rawpy.RawPy, path: Path, exif: ExifInfo) -> str:

@@ -21,15 +21,17 @@ def synthetic_dng(path: Path, pattern: str = "RGGB", height: int = 64, width: in
                   black=512.0, white: int = 16383, seed: int = 0, **meta) -> Path:
     """A dark, noisy CFA DNG of a smooth colourful scene, written with exposed's own DNG writer.
 
-    ``meta`` goes to :class:`exposed.dng.DngMetadata` (exposure_time, iso, f_number, orientation...).
+    ``meta`` goes to :class:`exposed.dng.DngMetadata` (orientation, noise_profile...) or to its
+    :class:`exposed.exif.ExifInfo` (exposure_time, iso, f_number...).
     """
     import numpy as np
     import torch
 
     from exposed.bayer import mosaic
     from exposed.cameras import CAMERAS
-    from exposed.color import CAMERA_XYZ, rgb_to_camera
-    from exposed.dng import DngMetadata, write_cfa_dng
+    from exposed.color import CAMERA_XYZ, D65, Calibration, rgb_to_camera
+    from exposed.dng import DngMetadata, write_dng
+    from exposed.exif import ExifInfo
     from exposed.noise import synthesize_dark
     from exposed.unprocess import CameraColour, unprocess
 
@@ -50,9 +52,12 @@ def synthetic_dng(path: Path, pattern: str = "RGGB", height: int = 64, width: in
                                black=float(black_cell.mean()), white=white)
     dark = synthesize_dark(clean, torch.tensor([ratio]), noise, g)[0, 0].numpy()
     values = np.clip(np.round(dark * scale + np.tile(black_cell, (height // 2, width // 2))), 0, white)
-    defaults = dict(pattern=pattern, black=black_cell, white=white, xyz_to_cam=xyz.numpy(),
-                    as_shot_neutral=(1 / gains[0]).numpy(), make="Sony", model="ILCE-7SM2")
-    write_cfa_dng(path, values.astype(np.uint16), DngMetadata(**{**defaults, **meta}))
+    shot = {k: meta.pop(k) for k in list(meta)
+            if k in ExifInfo.__dataclass_fields__ and k not in DngMetadata.__dataclass_fields__}
+    defaults = dict(pattern=pattern, black=black_cell, white=white, calibrations=(Calibration(D65, xyz.numpy()),),
+                    as_shot_neutral=(1 / gains[0]).numpy(),
+                    exif=ExifInfo(**{"make": "Sony", "model": "ILCE-7SM2", **shot}))
+    write_dng(path, values.astype(np.uint16), DngMetadata(**{**defaults, **meta}))
     return path
 
 

@@ -1,7 +1,6 @@
 import math
 
 import numpy as np
-import pytest
 import torch
 
 from exposed.color import CAMERA_XYZ, linear_to_srgb, rgb_to_camera, srgb_to_linear
