@@ -93,6 +93,8 @@ def plan_outputs(found: list[tuple[str, Path | None]], output: str | None, fmt: 
         if len(found) != 1:
             raise ValueError(f"-o {output} names one file but there are {len(found)} inputs; "
                              "give a folder (a new one ends with /)")
+        if found[0][0] != STDIN and out_path.resolve() == Path(found[0][0]).resolve():
+            raise ValueError(f"-o {output} is the input itself; inputs are never overwritten")
         return [Job(found[0][0], str(out_path))]
 
     def target(source: str, root: Path | None, name: str) -> Path:

@@ -158,7 +158,8 @@ def export(checkpoint: Path, output: Path, fp32: bool, steps: int | None) -> Non
     err.print(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB)")
 
 
-_SUFFIX_FORMATS = {".jpg": "jpg", ".jpeg": "jpg", ".png": "png", ".tif": "tiff", ".tiff": "tiff"}
+_SUFFIX_FORMATS = {".jpg": "jpg", ".jpeg": "jpg", ".png": "png", ".tif": "tiff", ".tiff": "tiff", ".dng": "dng"}
+DNG_SUFFIX = "-exposed"  # a DNG's default name must not be its raw input's
 
 
 def _format_of(output: str | None) -> str | None:
@@ -176,10 +177,13 @@ def _device_option(function):  # type: ignore[no-untyped-def]
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--output", help="Output folder, file (one input), or - for standard output.")
 @click.option("-r", "--recursive", is_flag=True, help="Descend into folders and mirror their subfolders.")
-@click.option("-f", "--format", "fmt", type=click.Choice(["jpg", "png", "tiff"]),
-              help="Output format (default: from -o FILE's extension, else jpg).")
-@click.option("--bits", type=click.Choice(["8", "16"]), help="Bits per channel (default: 8; 16 for tiff).")
-@click.option("--suffix", default="", help="Added to each output's name, e.g. -exposed.")
+@click.option("-f", "--format", "fmt", type=click.Choice(["jpg", "png", "tiff", "dng"]),
+              help="Output format (default: from -o FILE's extension, else jpg). dng: a raw for Lightroom, "
+                   "darktable or RawTherapee, brightened and denoised.")
+@click.option("--dng", type=click.Choice(["cfa", "linear"]), default="cfa", show_default=True,
+              help="DNG layout: the camera's Bayer mosaic, or demosaiced camera RGB (LinearRaw).")
+@click.option("--bits", type=click.Choice(["8", "16"]), help="Bits per channel (default: 8; 16 for tiff and dng).")
+@click.option("--suffix", help=f"Added to each output's name (default: none; {DNG_SUFFIX} for dng).")
 @click.option("--overwrite", is_flag=True, help="Replace outputs that exist (default: skip them).")
 @click.option("--mode", type=click.Choice(["diffusion", "feedforward", "amplify"]), default="diffusion",
               show_default=True, help="diffusion: the exposure process; feedforward: one pass; amplify: brighten only.")
@@ -199,14 +203,14 @@ def _device_option(function):  # type: ignore[no-untyped-def]
 @click.option("--target-f-number", type=click.FloatRange(min=0, min_open=True), help="With --target-exposure: a different aperture.")
 @click.option("--noise-profile", help="Noise 'S,O' in normalised units (variance = S * x + O), as DNG NoiseProfile.")
 @click.option("--wb", default="camera", show_default=True, help="camera, daylight, none, or R,G,B multipliers.")
-@click.option("--tone", is_flag=True, help="Apply a gentle contrast curve.")
+@click.option("--tone", is_flag=True, help="Apply a gentle contrast curve (to images; a DNG is left to the editor).")
 @click.option("--isp", type=click.Choice(["exposed", "libraw"]), default="exposed", show_default=True,
-              help="Render with exposed's pipeline or LibRaw's.")
+              help="Render images with exposed's pipeline or LibRaw's.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True, help="Files processed at once.")
 @click.option("-n", "--dry-run", is_flag=True, help="Show what would be done to each file; write nothing.")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors.")
 @click.option("-v", "--verbose", is_flag=True, help="Say why: ratio reasoning, noise source, timing.")
-def enhance(inputs: tuple[str, ...], output: str | None, recursive: bool, fmt: str, bits: str | None, suffix: str,
+def enhance(inputs: tuple[str, ...], output: str | None, recursive: bool, fmt: str, bits: str | None, suffix: str | None,
             overwrite: bool, jobs: int, dry_run: bool, quiet: bool, verbose: bool, **options: object) -> None:
     """Brighten and denoise dark raw photos (files, folders, globs, or - for standard input)."""
     from exposed.run import run_batch
@@ -222,9 +226,13 @@ def enhance(inputs: tuple[str, ...], output: str | None, recursive: bool, fmt: s
     if 0 < options["tile"] < 64:  # type: ignore[operator]
         raise click.UsageError("--tile must be 0 (no tiling) or at least 64")
     options["tile"] = options["tile"] or None
-    n_bits = int(bits) if bits else (16 if fmt == "tiff" else 8)
+    n_bits = int(bits) if bits else (16 if fmt in ("tiff", "dng") else 8)
     if fmt == "jpg" and n_bits == 16:
         raise click.UsageError("JPEG holds 8 bits per channel; use --format png or tiff for 16")
+    if fmt == "dng" and n_bits != 16:
+        raise click.UsageError("a DNG holds 16 bits per sample")
+    if suffix is None:
+        suffix = DNG_SUFFIX if fmt == "dng" else ""
     try:
         code = run_batch(list(inputs), output, recursive, fmt, n_bits, suffix, overwrite, jobs, dry_run, quiet,
                          verbose, options, err)

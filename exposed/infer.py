@@ -84,6 +84,11 @@ def predict(model: ExposureModel, amplified: Tensor, std: Tensor, tile: int | No
     return out / weight
 
 
+def default_steps(model: ExposureModel) -> int:
+    """The exposure steps T a model runs when none are asked for: its own, one pass for the twin."""
+    return 0 if model.config.kind == "feedforward" else model.config.steps
+
+
 @torch.no_grad()
 def denoise(model: ExposureModel, dark: Tensor, ratio: Tensor, sensor: SensorScale, steps: int | None = None,
             generator: torch.Generator | None = None, precision: Precision = "fp32", tile: int | None = None,
@@ -95,7 +100,7 @@ def denoise(model: ExposureModel, dark: Tensor, ratio: Tensor, sensor: SensorSca
     after each network pass (progress for long frames). Returns (B, 4, H, W) in [0, 1].
     """
     if steps is None:
-        steps = 0 if model.config.kind == "feedforward" else model.config.steps
+        steps = default_steps(model)
     with autocast(dark.device, precision):
         for done, estimate in enumerate(run_process(model, dark, ratio, sensor, steps, generator,
                                                     forward=lambda state, std: predict(model, state, std, tile,

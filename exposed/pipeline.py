@@ -4,6 +4,11 @@
     enhancer = exposed.Enhancer(exposed.Settings(mode="diffusion", steps=2))
     image, plan = enhancer.enhance("night.ARW")   # (H, W, 3) uint8 sRGB, and what was decided
 
+    from exposed.dng import write_dng                  # or, for a raw editor, a DNG:
+    from exposed.rawio import read_raw
+    plan = enhancer.plan(read_raw("night.ARW"))
+    write_dng("night-exposed.dng", *enhancer.dng(plan, enhancer.enhance_mosaic(plan)))
+
 The steps: read the mosaic (:mod:`exposed.rawio`), decide the exposure ratio
 (:mod:`exposed.exposure`) and the noise level (:mod:`exposed.noise_estimate`), brighten and denoise
 the packed raw with the exposure process (:mod:`exposed.infer`), then render it with exposed's ISP
@@ -22,9 +27,10 @@ import torch
 
 from exposed.bayer import pack, unpack
 from exposed.checkpoint import default_model_path, load_model
+from exposed.dng import TIFF_ORIENTATION, DngMetadata
 from exposed.exposure import RatioChoice, choose_ratio
-from exposed.infer import Precision, bf16_is_fast, denoise, pick_device
-from exposed.isp import render
+from exposed.infer import Precision, bf16_is_fast, default_steps, denoise, pick_device
+from exposed.isp import demosaic, render
 from exposed.noise_estimate import NoiseLevel, noise_level
 from exposed.process import ExposureModel
 from exposed.rawio import RawImage, default_crop, read_raw
@@ -33,6 +39,7 @@ MODES = ("diffusion", "feedforward", "amplify")
 STRIP = 256  # rows of the frame rendered at a time
 DEFAULT_MODELS = {"diffusion": "exposure-diffusion-unet16.pt", "feedforward": "feedforward-unet16.pt"}
 WHITE_BALANCES = ("camera", "daylight", "none")
+DNG_LAYOUTS = ("cfa", "linear")
 
 
 @dataclass(frozen=True)
@@ -56,6 +63,7 @@ class Settings:
     tone: bool = False
     isp: str = "exposed"  # or "libraw"
     bits: int = 8
+    dng: str = "cfa"  # DNG output: the Bayer mosaic ("cfa") or demosaiced camera RGB ("linear")
 
 
 @dataclass
@@ -87,6 +95,8 @@ class Enhancer:
     def __init__(self, settings: Settings = Settings()):
         if settings.mode not in MODES:
             raise ValueError(f"unknown mode {settings.mode!r}; expected one of {', '.join(MODES)}")
+        if settings.dng not in DNG_LAYOUTS:
+            raise ValueError(f"unknown DNG layout {settings.dng!r}; expected cfa or linear")
         if settings.wb not in WHITE_BALANCES:
             parse_wb(settings.wb)
         self.settings = settings
@@ -164,6 +174,37 @@ class Enhancer:
             scaled = image[0, :, top - lo: top - lo + min(STRIP, h - top)].permute(1, 2, 0).mul(peak).round_()
             out[top:top + STRIP] = scaled.to(dtype).cpu()
         return upright(out.numpy(), raw.orientation)
+
+    def dng(self, plan: Plan, mosaic: torch.Tensor) -> tuple[np.ndarray, DngMetadata]:
+        """The enhanced frame as a DNG's 16-bit pixels and tags, for :func:`exposed.dng.write_dng`.
+
+        A raw editor must see the camera's raw, only brighter and cleaner: the source's Bayer order,
+        colour calibrations, white balance (AsShotNeutral = 1 / multipliers, so ``--wb`` carries
+        over), orientation and EXIF. The brightening is in the data, so BaselineExposure stays 0 and
+        the editor shows what exposed's own rendering shows; black is 0 and white 65535, finer steps
+        than the camera's own for the denoised values. The frame is the source's default crop, so
+        no ActiveArea or DefaultCrop is needed and the pattern belongs to the written corner.
+        """
+        raw, s = plan.raw, self.settings
+        if s.dng == "linear":  # camera RGB, not white-balanced, as LinearRaw DNGs hold it
+            data = demosaic(mosaic.clamp(0.0, 1.0), raw.pattern)[0].permute(1, 2, 0)
+        else:
+            data = mosaic[0, 0]
+        pixels = data.float().clamp(0.0, 1.0).mul(65535.0).round().to(torch.int32).cpu().numpy().astype(np.uint16)
+        if s.mode == "amplify":
+            what = f"brightened x{plan.ratio.ratio:.4g} ({plan.ratio.source}), not denoised"
+        else:
+            model = self.model
+            assert model is not None
+            steps = s.steps if s.steps is not None else default_steps(model)
+            what = f"brightened x{plan.ratio.ratio:.4g} ({plan.ratio.source}) and denoised ({s.mode}, T={steps})"
+        meta = DngMetadata(
+            pattern=raw.pattern, black=np.zeros((2, 2)), white=65535, calibrations=raw.calibrations,
+            as_shot_neutral=1.0 / plan.wb, unique_camera_model=raw.unique_camera_model,
+            orientation=TIFF_ORIENTATION.get(raw.orientation, 1), exif=raw.exif, baseline_exposure=0.0,
+            noise_reduction_applied=0.0 if s.mode == "amplify" else 1.0,
+            description=f"exposed: {what}", original_name=raw.path.name)
+        return pixels, meta
 
     def enhance(self, path: str | Path) -> tuple[np.ndarray, Plan]:
         plan = self.plan(read_raw(path))

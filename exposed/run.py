@@ -9,7 +9,6 @@ people goes to standard error.
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import sys
@@ -27,6 +26,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from exposed.batch import STDIN, Job, expand_inputs, plan_outputs
+from exposed.dng import write_dng
 from exposed.pipeline import Enhancer, Plan, Settings
 from exposed.output import image_bytes, save_image
 from exposed.rawio import STDERR_LOCK, RawError, read_raw
@@ -54,7 +54,8 @@ def _describe(plan: Plan) -> str:
 def run_batch(inputs: list[str], output: str | None, recursive: bool, fmt: str, bits: int, suffix: str,
               overwrite: bool, jobs: int, dry_run: bool, quiet: bool, verbose: bool, options: dict[str, Any],
               console: Console) -> int:
-    """Enhance every input; returns the exit status. ValueError means a usage error."""
+    """Enhance every input; returns the exit status. ValueError means a usage error. ``fmt`` is an
+    image format of :mod:`exposed.output` or ``dng`` (a raw for editors; ``options['dng']`` its layout)."""
     def say(message: str) -> None:
         with STDERR_LOCK:
             console.print(message)
@@ -97,22 +98,33 @@ def run_batch(inputs: list[str], output: str | None, recursive: bool, fmt: str, 
                 report(job, plan)
                 return None
             if progress is None or plan.noise is None:
-                image = enhancer.render(plan, enhancer.enhance_mosaic(plan))
+                mosaic = enhancer.enhance_mosaic(plan)
             else:
                 passes = progress.add_task(f"  {Path(job.source).name}", total=None)
                 try:
-                    image = enhancer.render(plan, enhancer.enhance_mosaic(
-                        plan, lambda done, total: progress.update(passes, completed=done, total=total)))
+                    mosaic = enhancer.enhance_mosaic(
+                        plan, lambda done, total: progress.update(passes, completed=done, total=total))
                 finally:
                     progress.remove_task(passes)
+            if fmt == "dng":
+                pixels, meta = enhancer.dng(plan, mosaic)
+            else:
+                image = enhancer.render(plan, mosaic)
             if stop is not None and stop.is_set():
                 return None
             if job.output == STDIN:
-                sys.stdout.buffer.write(image_bytes(image, fmt, plan.raw.exif))
+                if fmt == "dng":  # the DNG writer works on a file; stream its bytes from a temporary one
+                    data = write_dng(tmp / "stdout.dng", pixels, meta).read_bytes()
+                else:
+                    data = image_bytes(image, fmt, plan.raw.exif)
+                sys.stdout.buffer.write(data)
                 sys.stdout.buffer.flush()
             else:
                 Path(job.output).parent.mkdir(parents=True, exist_ok=True)  # type: ignore[arg-type]
-                save_image(job.output, image, fmt, plan.raw.exif)  # type: ignore[arg-type]
+                if fmt == "dng":
+                    write_dng(job.output, pixels, meta)  # type: ignore[arg-type]
+                else:
+                    save_image(job.output, image, fmt, plan.raw.exif)  # type: ignore[arg-type]
             report(job, plan, time.perf_counter() - start)
             return None
         except RawError as error:
