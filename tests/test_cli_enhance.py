@@ -135,7 +135,10 @@ def test_ctrl_c_leaves_no_partial_file_and_exits_130(tmp_path, model, jobs):
     out.mkdir()
     proc = subprocess.Popen([sys.executable, "-m", "exposed", "enhance", *map(str, shots), "-o", f"{out}/",
                              "--model", str(model), "--steps", "300", "--jobs", jobs],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            # a shell's background job starts with SIGINT ignored, and Python then
+                            # installs no Ctrl-C handler: give the child a terminal's default
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     first = proc.stderr.readline()  # the first picture is done; the next one is being computed
     proc.send_signal(signal.SIGINT)
     _, rest = proc.communicate(timeout=600)
