@@ -1,0 +1,235 @@
+"""GP mode: low-light sRGB enhancement by a Gaussian process fitted on k-means centres (Loh, after
+Loh, Liang and Chan 2019), in torch, vectorised, on any device.
+
+For one photo: a reference enhancement (:mod:`exposed.reference`, a small CNN run on a thumbnail)
+gives pairs of dark and enhanced p x q patches; k-means++ and Lloyd's iterations reduce them to k
+centres; a GP with a squared-exponential kernel, fitted on the centres, maps every dark patch of
+the full-resolution photo to its enhanced centre pixel. The GP learns this photo's own mapping
+from k points, so the CNN only has to be right on average and only on the thumbnail.
+
+Where this differs from the paper, and why:
+- colour: the paper's RGB model pools the three channels' patches into one GP, so a dark value maps
+  to the same bright value whatever its channel: the colour skew of its failure cases. The default
+  ``colour="joint"`` regresses RGB patches to RGB pixels (one kernel on the whole colour patch,
+  three outputs), which keeps each channel's own mapping. ``colour="pooled"`` is the paper's model,
+  kept for comparison (benchmarks/gp.py, tests/test_gp.py).
+- mean: the GP's prior mean is the centres' mean output, not zero, so a patch unlike every centre
+  is brought to the photo's average enhancement rather than to black.
+- hyperparameters: length scale and noise by maximum marginal likelihood over a grid (the signal
+  variance in closed form), not hand-set.
+
+Shapes: images (1, 3, H, W) in [0, 1]; data (N, d); outputs (N, m).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+Colour = Literal["joint", "pooled"]
+
+
+def squared_distances(a: Tensor, b: Tensor) -> Tensor:
+    """|a_i - b_j|^2 for (N, d) and (M, d): (N, M), never negative."""
+    return (a.square().sum(1, keepdim=True) - 2 * a @ b.T + b.square().sum(1)).clamp_min_(0.0)
+
+
+def kmeans_plus_plus(x: Tensor, k: int, generator: torch.Generator | None = None) -> Tensor:
+    """Arthur and Vassilvitskii's seeding: each next centre drawn with probability proportional to
+    its squared distance from the nearest centre so far. x: (N, d); returns (k, d)."""
+    n = x.shape[0]
+    first = int(torch.randint(n, (1,), generator=generator, device=generator.device if generator else "cpu"))
+    centres = [x[first]]
+    nearest = squared_distances(x, x[first:first + 1])[:, 0]
+    for _ in range(1, k):
+        total = nearest.sum()
+        if total <= 0:  # fewer distinct points than k: repeat one (Lloyd keeps it empty-safe)
+            pick = int(torch.randint(n, (1,), generator=generator, device=generator.device if generator else "cpu"))
+        else:
+            pick = int(torch.multinomial(nearest / total, 1, generator=generator))
+        centres.append(x[pick])
+        nearest = torch.minimum(nearest, squared_distances(x, x[pick:pick + 1])[:, 0])
+    return torch.stack(centres)
+
+
+@dataclass
+class KMeans:
+    centres: Tensor  # (k, d)
+    labels: Tensor  # (N,)
+    inertia: float  # sum of squared distances to the assigned centres
+    iterations: int
+
+
+def kmeans(x: Tensor, k: int, generator: torch.Generator | None = None, init: Tensor | None = None,
+           max_iterations: int = 100, tol: float = 1e-4) -> KMeans:
+    """Lloyd's algorithm from k-means++ seeds (or ``init``), until no point changes cluster or the
+    centres move less than ``tol`` times the data's mean variance (summed squared shifts, as
+    scikit-learn's rule). An empty cluster keeps its centre. x: (N, d)."""
+    centres = (kmeans_plus_plus(x, k, generator) if init is None else init).clone()
+    labels = torch.full((x.shape[0],), -1, dtype=torch.long, device=x.device)
+    small_shift = tol * float(x.var(0).mean()) if x.shape[0] > 1 else 0.0
+    for iteration in range(1, max_iterations + 1):
+        new = squared_distances(x, centres).argmin(1)
+        if torch.equal(new, labels):
+            break
+        labels = new
+        counts = torch.bincount(labels, minlength=k).to(x.dtype)
+        sums = torch.zeros_like(centres).index_add_(0, labels, x)
+        filled = counts > 0
+        moved = sums[filled] / counts[filled, None]
+        shift = float((moved - centres[filled]).square().sum())
+        centres[filled] = moved
+        if shift <= small_shift:
+            labels = squared_distances(x, centres).argmin(1)
+            break
+    inertia = float(squared_distances(x, centres).gather(1, labels[:, None]).sum())
+    return KMeans(centres, labels, inertia, iteration)
+
+
+def se_kernel(a: Tensor, b: Tensor, length: float | Tensor, variance: float | Tensor = 1.0) -> Tensor:
+    """Squared-exponential covariance variance * exp(-|a - b|^2 / (2 length^2)): (N, M)."""
+    return variance * torch.exp(-0.5 * squared_distances(a, b) / length**2)
+
+
+@dataclass
+class GaussianProcess:
+    """A fitted GP regression: predictive mean = mean + k(x, inputs) @ alpha."""
+
+    inputs: Tensor  # (k, d)
+    alpha: Tensor  # (k, m): (K + noise I)^-1 (y - mean)
+    mean: Tensor  # (m,)
+    length: float
+    variance: float
+    noise: float
+    log_likelihood: float
+
+    def predict(self, x: Tensor, chunk: int = 1 << 18) -> Tensor:
+        """Predictive means for (N, d) inputs, in chunks so memory stays bounded: (N, m)."""
+        out = torch.empty(x.shape[0], self.alpha.shape[1], dtype=self.alpha.dtype, device=x.device)
+        for start in range(0, x.shape[0], chunk):
+            part = x[start:start + chunk].to(self.alpha.dtype)
+            out[start:start + chunk] = self.mean + se_kernel(part, self.inputs, self.length, self.variance) @ self.alpha
+        return out
+
+
+def log_marginal_likelihood(x: Tensor, y: Tensor, length: float, variance: float, noise: float) -> float:
+    """log p(y | x) of a zero-mean GP, summed over the m outputs of (k, m) targets (as scikit-learn)."""
+    k, m = y.shape
+    kernel = se_kernel(x, x, length, variance) + noise * torch.eye(k, dtype=x.dtype, device=x.device)
+    chol = torch.linalg.cholesky(kernel)
+    alpha = torch.cholesky_solve(y, chol)
+    return float(-0.5 * (y * alpha).sum() - m * torch.log(torch.diagonal(chol)).sum() - 0.5 * m * k * math.log(2 * math.pi))
+
+
+def fit_gp(x: Tensor, y: Tensor, length_factors: Tensor | None = None, noise_ratios: Tensor | None = None) -> GaussianProcess:
+    """Fit a GP to (k, d) inputs and (k, m) outputs (after subtracting their mean), choosing the
+    length scale and noise by maximum marginal likelihood.
+
+    Length scales are ``length_factors`` times the median distance between inputs; the noise is a
+    ratio of the signal variance, and for each pair the signal variance that maximises the
+    likelihood is closed-form (y' K^-1 y / (k m) with K the unit-variance kernel), so the whole grid
+    is one batched Cholesky factorisation.
+    """
+    x, y = x.double(), y.double()
+    k, m = y.shape
+    mean = y.mean(0)
+    centred = y - mean
+    if length_factors is None:
+        length_factors = torch.logspace(-1.5, 1.5, 13, dtype=torch.float64)
+    if noise_ratios is None:
+        noise_ratios = torch.logspace(-6, -1, 6, dtype=torch.float64)
+    d2 = squared_distances(x, x)
+    positive = d2[d2 > 0]
+    median = float(positive.median().sqrt()) if positive.numel() else 1.0
+    lengths = (length_factors.to(x) * median).repeat_interleave(len(noise_ratios))
+    ratios = noise_ratios.to(x).repeat(len(length_factors))
+    unit = torch.exp(-0.5 * d2 / lengths[:, None, None] ** 2) + ratios[:, None, None] * torch.eye(k, dtype=x.dtype, device=x.device)
+    chol, info = torch.linalg.cholesky_ex(unit)
+    alpha = torch.cholesky_solve(centred.expand(len(lengths), k, m), chol)
+    variance = ((centred * alpha).sum((1, 2)) / (k * m)).clamp_min(1e-300)
+    log_det = 2 * torch.log(torch.diagonal(chol, dim1=1, dim2=2)).sum(1)
+    log_likelihood = -0.5 * m * (k * torch.log(variance) + log_det) - 0.5 * m * k * (1 + math.log(2 * math.pi))
+    log_likelihood[info != 0] = -math.inf
+    best = int(log_likelihood.argmax())
+    return GaussianProcess(x, alpha[best] / variance[best], mean, float(lengths[best]), float(variance[best]),
+                           float(ratios[best] * variance[best]), float(log_likelihood[best]))
+
+
+def thumbnail(image: Tensor, max_pixels: int) -> Tensor:
+    """(B, C, H, W) shrunk by area averaging to at most ``max_pixels`` pixels (unchanged if smaller)."""
+    h, w = image.shape[-2:]
+    if h * w <= max_pixels:
+        return image
+    scale = math.sqrt(max_pixels / (h * w))
+    return F.interpolate(image, size=(max(1, int(h * scale)), max(1, int(w * scale))), mode="area")
+
+
+def patch_vectors(image: Tensor, size: int, pad: bool = True) -> Tensor:
+    """Each pixel's size x size neighbourhood, channels first: (B, C, H, W) to (B * H' * W', C * size^2),
+    row by row. With ``pad`` the borders are reflected (H' = H); without, only whole neighbourhoods
+    count (H' = H - size + 1)."""
+    if pad and size > 1:
+        image = F.pad(image, (size // 2,) * 4, mode="reflect")
+    b, c = image.shape[:2]
+    return F.unfold(image, size).transpose(1, 2).reshape(-1, c * size * size)
+
+
+def _by_channel(image: Tensor, colour: Colour) -> Tensor:
+    """The paper's pooled model treats each colour channel as an image of its own."""
+    return image.reshape(-1, 1, *image.shape[-2:]) if colour == "pooled" else image
+
+
+def fit(dark: Tensor, reference: Tensor, k: int = 40, patch: int = 3, colour: Colour = "joint",
+        samples: int = 10000, generator: torch.Generator | None = None) -> GaussianProcess:
+    """The GP of one photo: ``dark`` and its ``reference`` enhancement, (1, 3, h, w) of one size
+    (a thumbnail's), give a pair for every pixel: the dark p x q patch and the reference patch, joined
+    as the paper does. Up to ``samples`` random pairs are clustered into k centres; the GP maps a
+    centre's dark part to its reference centre pixel (three outputs, or one per channel if pooled)."""
+    dark_patches = patch_vectors(_by_channel(dark, colour), patch)
+    reference_patches = patch_vectors(_by_channel(reference, colour), patch)
+    if dark_patches.shape[0] > samples:
+        pick = torch.randperm(dark_patches.shape[0], generator=generator, device=generator.device if generator else "cpu")
+        dark_patches, reference_patches = dark_patches[pick[:samples]], reference_patches[pick[:samples]]
+    joined = torch.cat([dark_patches, reference_patches], 1)
+    centres = kmeans(joined, min(k, joined.shape[0]), generator).centres
+    d = dark_patches.shape[1]
+    channels = d // (patch * patch)
+    middle = (patch * patch) // 2
+    target = centres[:, d:].reshape(-1, channels, patch * patch)[:, :, middle]
+    return fit_gp(centres[:, :d], target)
+
+
+def predict(gp: GaussianProcess, dark: Tensor, patch: int = 3, colour: Colour = "joint", rows: int = 64) -> Tensor:
+    """Apply a fitted GP to every pixel of ``dark`` (1, 3, H, W), any size, a strip of ``rows`` rows
+    at a time so memory stays bounded: (1, 3, H, W) in [0, 1]."""
+    inputs, alpha, mean = gp.inputs.to(dark.dtype), gp.alpha.to(dark.dtype), gp.mean.to(dark.dtype)
+    fitted = GaussianProcess(inputs, alpha, mean, gp.length, gp.variance, gp.noise, gp.log_likelihood)
+    h, w = dark.shape[-2:]
+    r = patch // 2
+    padded = F.pad(dark, (r,) * 4, mode="reflect") if r else dark
+    out = torch.empty_like(dark)
+    for top in range(0, h, rows):
+        strip = padded[..., top:min(top + rows, h) + 2 * r, :]
+        values = fitted.predict(patch_vectors(_by_channel(strip, colour), patch, pad=False))
+        n = strip.shape[-2] - 2 * r
+        if colour == "pooled":
+            out[..., top:top + n, :] = values.reshape(3, n, w)[None]
+        else:
+            out[..., top:top + n, :] = values.reshape(n, w, 3).permute(2, 0, 1)[None]
+    return out.clamp_(0.0, 1.0)
+
+
+def enhance_image(dark: Tensor, reference: Callable[[Tensor], Tensor], k: int = 40, patch: int = 3,
+                  colour: Colour = "joint", reference_pixels: int = 256 * 256, samples: int = 10000,
+                  generator: torch.Generator | None = None) -> Tensor:
+    """GP mode for one photo (1, 3, H, W) in [0, 1]: ``reference`` (the CNN) enhances a thumbnail of
+    at most ``reference_pixels`` pixels, the GP is fitted there and predicts every pixel of ``dark``."""
+    small = thumbnail(dark, reference_pixels)
+    with torch.no_grad():
+        target = reference(small).clamp(0.0, 1.0).to(small.dtype)
+    return predict(fit(small, target, k, patch, colour, samples, generator), dark, patch, colour)
