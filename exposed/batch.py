@@ -38,8 +38,10 @@ def _is_glob(text: str) -> bool:
     return any(ch in text for ch in "*?[")
 
 
-def expand_inputs(inputs: list[str], recursive: bool) -> tuple[list[tuple[str, Path | None]], list[Problem]]:
-    """(file, the folder argument it was found under or None) pairs, and inputs that gave nothing."""
+def expand_inputs(inputs: list[str], recursive: bool, suffixes: frozenset[str] = RAW_SUFFIXES,
+                  ) -> tuple[list[tuple[str, Path | None]], list[Problem]]:
+    """(file, the folder argument it was found under or None) pairs, and inputs that gave nothing.
+    Folders give their files with one of ``suffixes``."""
     found: list[tuple[str, Path | None]] = []
     problems: list[Problem] = []
     for text in inputs:
@@ -49,9 +51,10 @@ def expand_inputs(inputs: list[str], recursive: bool) -> tuple[list[tuple[str, P
         path = Path(text)
         if path.is_dir():
             pattern = "**/*" if recursive else "*"
-            files = sorted(p for p in path.glob(pattern) if p.is_file() and p.suffix.lower() in RAW_SUFFIXES)
+            files = sorted(p for p in path.glob(pattern) if p.is_file() and p.suffix.lower() in suffixes)
             if not files:
-                problems.append(Problem(text, "folder holds no raw files" + ("" if recursive else " (try -r)")))
+                what = "raw files" if suffixes == RAW_SUFFIXES else "raw files or photos"
+                problems.append(Problem(text, f"folder holds no {what}" + ("" if recursive else " (try -r)")))
             found += [(str(p), path) for p in files]
         elif path.exists():
             found.append((text, None))

@@ -86,6 +86,25 @@ def train(config_path: Path | None, **settings: object) -> None:
         raise click.ClickException(str(error)) from None
 
 
+@main.command("train-reference")
+@click.option("--images", default="../shared/data/images/train", show_default=True, help="Folder of clean photographs.")
+@click.option("--val-images", default="../shared/data/images/val", show_default=True)
+@click.option("--out", default="runs/reference", show_default=True, help="Run folder; resumes from OUT/last.pt.")
+@click.option("--iterations", type=click.IntRange(min=1), default=4000, show_default=True)
+@click.option("--width", type=click.IntRange(min=4), default=8, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def train_reference(images: str, val_images: str, out: str, iterations: int, width: int, seed: int) -> None:
+    """Train the GP mode's reference CNN on darkened photographs; writes OUT/reference.pt."""
+    from exposed.reference import ReferenceConfig, train_reference as run
+
+    config = ReferenceConfig(images=images, val_images=val_images, out=out, iterations=iterations, width=width,
+                             seed=seed)
+    try:
+        err.print(f"wrote {run(config, log=err.print)}")
+    except (ValueError, FileNotFoundError) as error:
+        raise click.ClickException(str(error)) from None
+
+
 def _ratios(ctx: click.Context, param: click.Parameter, value: str) -> tuple[float, ...]:
     try:
         ratios = tuple(float(v) for v in value.split(","))
@@ -183,10 +202,15 @@ def _device_option(function):  # type: ignore[no-untyped-def]
 @click.option("--dng", type=click.Choice(["cfa", "linear"]), default="cfa", show_default=True,
               help="DNG layout: the camera's Bayer mosaic, or demosaiced camera RGB (LinearRaw).")
 @click.option("--bits", type=click.Choice(["8", "16"]), help="Bits per channel (default: 8; 16 for tiff and dng).")
-@click.option("--suffix", help=f"Added to each output's name (default: none; {DNG_SUFFIX} for dng).")
+@click.option("--suffix", help=f"Added to each output's name (default: none; {DNG_SUFFIX} for dng and GP mode).")
 @click.option("--overwrite", is_flag=True, help="Replace outputs that exist (default: skip them).")
-@click.option("--mode", type=click.Choice(["diffusion", "feedforward", "amplify"]), default="diffusion",
-              show_default=True, help="diffusion: the exposure process; feedforward: one pass; amplify: brighten only.")
+@click.option("--mode", type=click.Choice(["diffusion", "feedforward", "amplify", "gp"]), default="diffusion",
+              show_default=True, help="diffusion: the exposure process; feedforward: one pass; amplify: brighten "
+                                      "only; gp: the lightweight Gaussian-process mode for JPEG, PNG and TIFF photos.")
+@click.option("--gp-k", type=click.IntRange(min=2), default=30, show_default=True,
+              help="GP mode: k-means centres the Gaussian process is fitted on.")
+@click.option("--gp-patch", type=click.IntRange(min=1), default=1, show_default=True,
+              help="GP mode: patch side in pixels (odd; 1 pairs single pixels, which measured best).")
 @click.option("--steps", type=click.IntRange(min=0), help="Exposure steps T (default: the model's own).")
 @click.option("--model", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="A model file to use instead of the shipped one.")
 @_device_option
@@ -231,8 +255,16 @@ def enhance(inputs: tuple[str, ...], output: str | None, recursive: bool, fmt: s
         raise click.UsageError("JPEG holds 8 bits per channel; use --format png or tiff for 16")
     if fmt == "dng" and n_bits != 16:
         raise click.UsageError("a DNG holds 16 bits per sample")
+    if options["mode"] == "gp":
+        if fmt == "dng":
+            raise click.UsageError("GP mode makes sRGB pictures; use --format jpg, png or tiff")
+        if any(options[k] is not None for k in ("ratio", "ev", "target_exposure")):
+            raise click.UsageError("GP mode sets its own brightness; --ratio, --ev and --target-exposure "
+                                   "are for raw modes")
+        if options["gp_patch"] % 2 == 0:  # type: ignore[operator]
+            raise click.UsageError("--gp-patch must be odd, so each patch has a centre pixel")
     if suffix is None:
-        suffix = DNG_SUFFIX if fmt == "dng" else ""
+        suffix = DNG_SUFFIX if fmt == "dng" or options["mode"] == "gp" else ""
     try:
         code = run_batch(list(inputs), output, recursive, fmt, n_bits, suffix, overwrite, jobs, dry_run, quiet,
                          verbose, options, err)

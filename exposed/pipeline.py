@@ -28,16 +28,21 @@ import torch
 from exposed.bayer import pack, unpack
 from exposed.checkpoint import default_model_path, load_model
 from exposed.dng import TIFF_ORIENTATION, DngMetadata
+from exposed.exif import ExifInfo
 from exposed.exposure import RatioChoice, choose_ratio
+from exposed.gp import enhance_image
 from exposed.infer import Precision, bf16_is_fast, default_steps, denoise, pick_device
 from exposed.isp import demosaic, render
 from exposed.noise_estimate import NoiseLevel, noise_level
+from exposed.photo import PHOTO_SUFFIXES, read_photo
 from exposed.process import ExposureModel
 from exposed.rawio import RawImage, default_crop, read_raw
+from exposed.reference import ReferenceNet, load_reference
 
-MODES = ("diffusion", "feedforward", "amplify")
+MODES = ("diffusion", "feedforward", "amplify", "gp")
 STRIP = 256  # rows of the frame rendered at a time
-DEFAULT_MODELS = {"diffusion": "exposure-diffusion-unet16.pt", "feedforward": "feedforward-unet16.pt"}
+DEFAULT_MODELS = {"diffusion": "exposure-diffusion-unet16.pt", "feedforward": "feedforward-unet16.pt",
+                  "gp": "gp-reference-unet8.pt"}
 WHITE_BALANCES = ("camera", "daylight", "none")
 DNG_LAYOUTS = ("cfa", "linear")
 
@@ -64,6 +69,8 @@ class Settings:
     isp: str = "exposed"  # or "libraw"
     bits: int = 8
     dng: str = "cfa"  # DNG output: the Bayer mosaic ("cfa") or demosaiced camera RGB ("linear")
+    gp_k: int = 30  # GP mode: k-means centres the Gaussian process is fitted on
+    gp_patch: int = 1  # GP mode: p = q, the patch side (1: pixel pairs, the best measured)
 
 
 @dataclass
@@ -104,11 +111,12 @@ class Enhancer:
         self.precision: Precision = (("bf16" if bf16_is_fast(self.device) else "fp32") if settings.precision == "auto"
                                      else settings.precision)  # type: ignore[assignment]
         self._model: ExposureModel | None = None
+        self._reference: ReferenceNet | None = None
 
     @property
     def model(self) -> ExposureModel | None:
-        """The network for the mode (None for amplify), loaded on first use."""
-        if self.settings.mode == "amplify":
+        """The network for the mode (None for amplify and GP), loaded on first use."""
+        if self.settings.mode in ("amplify", "gp"):
             return None
         if self._model is None:
             path = self.settings.model or default_model_path(DEFAULT_MODELS[self.settings.mode])
@@ -134,7 +142,7 @@ class Enhancer:
                              target_exposure=s.target_exposure, target_iso=s.target_iso,
                              target_f_number=s.target_f_number)
         noise = None
-        if s.mode != "amplify":
+        if s.mode not in ("amplify", "gp"):
             noise = noise_level(packed, s.noise_profile, raw.noise_profile, raw.exif.iso)
         return Plan(raw, mosaic, ratio, noise, np.asarray(wb, dtype=np.float64), wb_source)
 
@@ -154,16 +162,17 @@ class Enhancer:
                       generator, self.precision, self.settings.tile, on_step=on_step)
         return unpack(out, raw.pattern)
 
-    def render(self, plan: Plan, mosaic: torch.Tensor) -> np.ndarray:
+    def render(self, plan: Plan, mosaic: torch.Tensor, bits: int | None = None) -> np.ndarray:
         """Display-ready (H, W, 3) uint8 or uint16, upright.
 
         exposed's pipeline runs in strips of ``STRIP`` rows (plus two rows of context on each side for
         demosaicing), so the floating-point working set stays small however large the frame.
         """
         raw = plan.raw
+        bits = bits or self.settings.bits
         if self.settings.isp == "libraw":
-            return _render_libraw(plan, mosaic, self.settings.bits)
-        peak, dtype = (65535, torch.uint16) if self.settings.bits == 16 else (255, torch.uint8)
+            return _render_libraw(plan, mosaic, bits)
+        peak, dtype = (65535, torch.uint16) if bits == 16 else (255, torch.uint8)
         h, w = mosaic.shape[-2:]
         out = torch.empty((h, w, 3), dtype=dtype)
         wb = torch.from_numpy(plan.wb)[None].float().to(mosaic.device)
@@ -205,6 +214,30 @@ class Enhancer:
             noise_reduction_applied=0.0 if s.mode == "amplify" else 1.0,
             description=f"exposed: {what}", original_name=raw.path.name)
         return pixels, meta
+
+    @property
+    def reference(self) -> ReferenceNet:
+        """GP mode's reference CNN, loaded on first use."""
+        if self._reference is None:
+            path = self.settings.model or default_model_path(DEFAULT_MODELS["gp"])
+            self._reference = load_reference(path, self.device)
+        return self._reference
+
+    def enhance_photo(self, path: str | Path) -> tuple[np.ndarray, ExifInfo]:
+        """GP mode: a JPEG, PNG or TIFF photo, or a raw developed as shot (x1, not denoised), enhanced
+        by the Gaussian process of :mod:`exposed.gp`; (H, W, 3) uint8 or uint16, upright, and its EXIF."""
+        s = self.settings
+        path = Path(path)
+        if path.suffix.lower() in PHOTO_SUFFIXES:
+            dark, exif = read_photo(path)
+        else:
+            plan = self.plan(read_raw(path))
+            developed = self.render(plan, plan.mosaic, bits=16).astype(np.float32) / np.float32(65535)
+            dark, exif = torch.from_numpy(developed).permute(2, 0, 1)[None], plan.raw.exif
+        generator = torch.Generator(device=self.device).manual_seed(s.seed)
+        out = enhance_image(dark.to(self.device), self.reference, s.gp_k, s.gp_patch, generator=generator)
+        peak, dtype = (65535.0, np.uint16) if s.bits == 16 else (255.0, np.uint8)
+        return (out[0].permute(1, 2, 0).cpu().numpy() * peak).round().astype(dtype), exif
 
     def enhance(self, path: str | Path) -> tuple[np.ndarray, Plan]:
         plan = self.plan(read_raw(path))

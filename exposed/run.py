@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 import tempfile
 import threading
@@ -25,19 +24,26 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from exposed.batch import STDIN, Job, expand_inputs, plan_outputs
+from exposed.batch import RAW_SUFFIXES, STDIN, Job, expand_inputs, plan_outputs
 from exposed.dng import write_dng
 from exposed.pipeline import Enhancer, Plan, Settings
 from exposed.output import image_bytes, save_image
+from exposed.photo import PHOTO_SUFFIXES
 from exposed.rawio import STDERR_LOCK, RawError, read_raw
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 
 
+# Standard input arrives without a name; JPEG and PNG say what they are in their first bytes (TIFF's
+# header is also every TIFF-based raw's, so anything else is taken for a raw).
+_MAGIC = {b"\xff\xd8\xff": ".jpg", b"\x89PNG": ".png"}
+
+
 def _stdin_to_file(folder: Path) -> Path:
-    path = folder / "stdin.raw"
-    with open(path, "wb") as f:
-        shutil.copyfileobj(sys.stdin.buffer, f)
+    data = sys.stdin.buffer.read()
+    suffix = next((ext for magic, ext in _MAGIC.items() if data.startswith(magic)), ".raw")
+    path = folder / f"stdin{suffix}"
+    path.write_bytes(data)
     return path
 
 
@@ -60,7 +66,8 @@ def run_batch(inputs: list[str], output: str | None, recursive: bool, fmt: str, 
         with STDERR_LOCK:
             console.print(message)
 
-    found, problems = expand_inputs(inputs, recursive)
+    suffixes = RAW_SUFFIXES | PHOTO_SUFFIXES if options.get("mode") == "gp" else RAW_SUFFIXES
+    found, problems = expand_inputs(inputs, recursive, suffixes)
     planned = plan_outputs(found, output, fmt, suffix) if found else []
     settings = Settings(**options, bits=bits)  # type: ignore[arg-type]
     enhancer = Enhancer(settings)
@@ -85,12 +92,37 @@ def run_batch(inputs: list[str], output: str | None, recursive: bool, fmt: str, 
         if verbose:
             say(f"    ratio: {plan.ratio.reason}; white balance: {plan.wb_source}")
 
+    gp_mode = settings.mode == "gp"
+
+    def gp_one(job: Job, source: Path, start: float, stop: threading.Event | None) -> None:
+        """GP mode for one file: a photo or a raw developed as shot (errors propagate to ``one``)."""
+        if dry_run:
+            if not quiet:
+                say(f"{escape(job.source)} -> {escape(str(job.output))}: GP, k = {settings.gp_k}, "
+                    f"{settings.gp_patch} x {settings.gp_patch} patches")
+            return None
+        image, exif = enhancer.enhance_photo(source)
+        if stop is not None and stop.is_set():
+            return None
+        if job.output == STDIN:
+            sys.stdout.buffer.write(image_bytes(image, fmt, exif))
+            sys.stdout.buffer.flush()
+        else:
+            Path(job.output).parent.mkdir(parents=True, exist_ok=True)  # type: ignore[arg-type]
+            save_image(job.output, image, fmt, exif)  # type: ignore[arg-type]
+        if not quiet:
+            timing = f" in {time.perf_counter() - start:.1f} s" if verbose else ""
+            say(f"{escape(job.source)} -> {escape(str(job.output))}: GP, k = {settings.gp_k}{timing}")
+        return None
+
     def one(job: Job, tmp: Path, stop: threading.Event | None = None, progress: Progress | None = None) -> str | None:
         """Process one file; returns an error reason or None. Nothing is written once ``stop`` is set;
         ``progress`` gets a bar of the file's network passes."""
         start = time.perf_counter()
         try:
             source = _stdin_to_file(tmp) if job.source == STDIN else Path(job.source)
+            if gp_mode:
+                return gp_one(job, source, start, stop)
             plan = enhancer.plan(read_raw(source))
             if plan.ratio.warning and not quiet:
                 say(f"[yellow]warning[/]: {escape(job.source)}: {plan.ratio.warning}")
@@ -128,6 +160,8 @@ def run_batch(inputs: list[str], output: str | None, recursive: bool, fmt: str, 
             report(job, plan, time.perf_counter() - start)
             return None
         except RawError as error:
+            if not gp_mode and Path(job.source).suffix.lower() in PHOTO_SUFFIXES:
+                return f"{error} (an sRGB photo: use --mode gp)"
             return str(error)
         except PermissionError as error:
             return f"cannot write {error.filename or job.output}: permission denied"

@@ -75,6 +75,16 @@ def tiny_model(path: Path, kind: str = "diffusion") -> Path:
     return path
 
 
+def tiny_reference(path: Path) -> Path:
+    """A small, untrained GP-mode reference network in the shipped format."""
+    import torch
+
+    from exposed.reference import ReferenceNet, save_reference
+
+    torch.manual_seed(0)
+    return save_reference(path, ReferenceNet(width=4), {"note": "untrained, for tests"})
+
+
 def broken_files(folder: Path) -> list[Path]:
     """A raw cut short, an empty raw and a JPEG renamed .ARW, beside a good 256 x 256 DNG (good.dng)."""
     import imageio.v3 as iio
