@@ -19,13 +19,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from exposed.batch import RAW_SUFFIXES, STDIN, Job, expand_inputs, plan_outputs
-from exposed.dng import write_dng
+from exposed.dng import DngMetadata, write_dng
+from exposed.exif import ExifInfo
 from exposed.pipeline import Enhancer, Plan, Settings
 from exposed.output import image_bytes, save_image
 from exposed.photo import PHOTO_SUFFIXES
@@ -94,7 +96,22 @@ def run_batch(inputs: list[str], output: str | None, recursive: bool, fmt: str, 
 
     gp_mode = settings.mode == "gp"
 
-    def gp_one(job: Job, source: Path, start: float, stop: threading.Event | None) -> None:
+    def deliver(job: Job, tmp: Path, exif: ExifInfo, image: np.ndarray | None = None,
+                dng: tuple[np.ndarray, DngMetadata] | None = None) -> None:
+        """Send one result, a picture or DNG pixels and tags, to standard output or to its file."""
+        if job.output == STDIN:
+            # the DNG writer works on a file; its bytes are streamed from a temporary one
+            data = write_dng(tmp / "stdout.dng", *dng).read_bytes() if dng else image_bytes(image, fmt, exif)
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+            return
+        Path(job.output).parent.mkdir(parents=True, exist_ok=True)  # type: ignore[arg-type]
+        if dng:
+            write_dng(job.output, *dng)  # type: ignore[arg-type]
+        else:
+            save_image(job.output, image, fmt, exif)  # type: ignore[arg-type]
+
+    def gp_one(job: Job, source: Path, tmp: Path, start: float, stop: threading.Event | None) -> None:
         """GP mode for one file: a photo or a raw developed as shot (errors propagate to ``one``)."""
         if dry_run:
             if not quiet:
@@ -104,12 +121,7 @@ def run_batch(inputs: list[str], output: str | None, recursive: bool, fmt: str, 
         image, exif = enhancer.enhance_photo(source)
         if stop is not None and stop.is_set():
             return None
-        if job.output == STDIN:
-            sys.stdout.buffer.write(image_bytes(image, fmt, exif))
-            sys.stdout.buffer.flush()
-        else:
-            Path(job.output).parent.mkdir(parents=True, exist_ok=True)  # type: ignore[arg-type]
-            save_image(job.output, image, fmt, exif)  # type: ignore[arg-type]
+        deliver(job, tmp, exif, image)
         if not quiet:
             timing = f" in {time.perf_counter() - start:.1f} s" if verbose else ""
             say(f"{escape(job.source)} -> {escape(str(job.output))}: GP, k = {settings.gp_k}{timing}")
@@ -122,7 +134,7 @@ def run_batch(inputs: list[str], output: str | None, recursive: bool, fmt: str, 
         try:
             source = _stdin_to_file(tmp) if job.source == STDIN else Path(job.source)
             if gp_mode:
-                return gp_one(job, source, start, stop)
+                return gp_one(job, source, tmp, start, stop)
             plan = enhancer.plan(read_raw(source))
             if plan.ratio.warning and not quiet:
                 say(f"[yellow]warning[/]: {escape(job.source)}: {plan.ratio.warning}")
@@ -138,25 +150,11 @@ def run_batch(inputs: list[str], output: str | None, recursive: bool, fmt: str, 
                         plan, lambda done, total: progress.update(passes, completed=done, total=total))
                 finally:
                     progress.remove_task(passes)
-            if fmt == "dng":
-                pixels, meta = enhancer.dng(plan, mosaic)
-            else:
-                image = enhancer.render(plan, mosaic)
+            dng = enhancer.dng(plan, mosaic) if fmt == "dng" else None
+            image = None if dng else enhancer.render(plan, mosaic)
             if stop is not None and stop.is_set():
                 return None
-            if job.output == STDIN:
-                if fmt == "dng":  # the DNG writer works on a file; stream its bytes from a temporary one
-                    data = write_dng(tmp / "stdout.dng", pixels, meta).read_bytes()
-                else:
-                    data = image_bytes(image, fmt, plan.raw.exif)
-                sys.stdout.buffer.write(data)
-                sys.stdout.buffer.flush()
-            else:
-                Path(job.output).parent.mkdir(parents=True, exist_ok=True)  # type: ignore[arg-type]
-                if fmt == "dng":
-                    write_dng(job.output, pixels, meta)  # type: ignore[arg-type]
-                else:
-                    save_image(job.output, image, fmt, plan.raw.exif)  # type: ignore[arg-type]
+            deliver(job, tmp, plan.raw.exif, image, dng)
             report(job, plan, time.perf_counter() - start)
             return None
         except RawError as error:
