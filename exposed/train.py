@@ -215,8 +215,8 @@ def train(config: TrainConfig) -> Path:
         nonlocal best
         model.eval()
         g = torch.Generator(device=device).manual_seed(0)
-        scores = evaluate(lambda dark, ratio, sensor: denoise(model, dark, ratio, sensor,
-                                                                config.steps, g, precision),  # type: ignore[arg-type]
+        # The model's own default: T exposure steps, or one pass for the twin (never the twin iterated).
+        scores = evaluate(lambda dark, ratio, sensor: denoise(model, dark, ratio, sensor, None, g, precision),  # type: ignore[arg-type]
                           val_set, device)  # type: ignore[arg-type]
         model.train()
         mean_psnr = sum(s["psnr"] for s in scores.values()) / len(scores)

@@ -11,6 +11,8 @@ import pytest
 import torch
 
 from exposed.checkpoint import load_checkpoint, load_model
+from exposed.evaluate import evaluate, make_eval_set
+from exposed.infer import default_steps, denoise
 from exposed.train import TrainConfig, learning_rate, load_config, train
 
 TINY = ["--arch", "unet", "--width", "4", "--patch", "64", "--batch", "2", "--val-count", "2", "--log-every", "1",
@@ -66,6 +68,13 @@ def test_training_lowers_the_loss_and_checkpoints_load_without_code(tmp_path, im
     assert any("val" in r for r in log)
     model = load_model(tmp_path / "run" / "best.pt")
     assert model.config.kind == kind and not model.training
+    # Validation scores the model as it is used: T steps for diffusion, one pass for the twin.
+    best = load_checkpoint(tmp_path / "run" / "best.pt")["train"]
+    val_set = make_eval_set(images, (100.0, 300.0), config.camera, config.noise_model, seed=1234, limit=2, crop=256)
+    g = torch.Generator().manual_seed(0)
+    scores = evaluate(lambda dark, ratio, sensor: denoise(model, dark, ratio, sensor, default_steps(model), g,
+                                                          best["precision"]), val_set)
+    assert scores["x100"]["psnr"] == pytest.approx(best["val"]["x100"]["psnr"], abs=1e-4)
 
 
 def test_the_twin_trains_in_one_pass_and_diffusion_in_t_plus_one():
