@@ -43,21 +43,31 @@ def squared_distances(a: Tensor, b: Tensor) -> Tensor:
 
 
 def kmeans_plus_plus(x: Tensor, k: int, generator: torch.Generator | None = None) -> Tensor:
-    """Arthur and Vassilvitskii's seeding: each next centre drawn with probability proportional to
-    its squared distance from the nearest centre so far. x: (N, d); returns (k, d)."""
+    """Greedy k-means++ seeding (Arthur and Vassilvitskii; the variant scikit-learn uses): each next
+    centre is the best, by the potential it leaves, of 2 + log k candidates drawn with probability
+    proportional to their squared distance from the nearest centre so far. x: (N, d); returns (k, d).
+
+    Plain k-means++ (one candidate) often puts two seeds in one cluster and none in another; the
+    greedy draw rarely does (tests/test_gp.py). The seeding is sequential, so each step is a few
+    tensor operations with no trip to the host: candidates are inverse-CDF lookups of uniforms drawn
+    up front (a point at distance 0 is never drawn, unless every point is, when fewer than k are
+    distinct).
+    """
     n = x.shape[0]
-    first = int(torch.randint(n, (1,), generator=generator, device=generator.device if generator else "cpu"))
-    centres = [x[first]]
-    nearest = squared_distances(x, x[first:first + 1])[:, 0]
-    for _ in range(1, k):
-        total = nearest.sum()
-        if total <= 0:  # fewer distinct points than k: repeat one (Lloyd keeps it empty-safe)
-            pick = int(torch.randint(n, (1,), generator=generator, device=generator.device if generator else "cpu"))
-        else:
-            pick = int(torch.multinomial(nearest / total, 1, generator=generator))
-        centres.append(x[pick])
-        nearest = torch.minimum(nearest, squared_distances(x, x[pick:pick + 1])[:, 0])
-    return torch.stack(centres)
+    trials = 2 + int(math.log(k))
+    draws = torch.rand(k, trials, generator=generator, device=generator.device if generator else "cpu")
+    draws = draws.to(x.device, x.dtype)
+    picks = torch.empty(k, dtype=torch.long, device=x.device)
+    picks[:1] = (draws[0, :1] * n).long().clamp_max(n - 1)
+    nearest = (x - x[picks[:1]]).square().sum(1)
+    for i in range(1, k):
+        cumulative = nearest.cumsum(0)
+        candidates = torch.searchsorted(cumulative, draws[i] * cumulative[-1:], right=True).clamp_max(n - 1)
+        after = torch.minimum(nearest, squared_distances(x[candidates], x))  # (trials, N)
+        best = after.sum(1).argmin()
+        picks[i:i + 1] = candidates[best]
+        nearest = after[best]
+    return x[picks]
 
 
 @dataclass
@@ -137,8 +147,10 @@ def fit_gp(x: Tensor, y: Tensor, length_factors: Tensor | None = None,
 
     Length scales are ``length_factors`` times the median distance between inputs; the noise is a
     ratio of the signal variance, and for each pair the signal variance that maximises the
-    likelihood is closed-form (y' K^-1 y / (k m) with K the unit-variance kernel), so the whole grid
-    is one batched Cholesky factorisation.
+    likelihood is closed-form (y' K^-1 y / (k m) with K the unit-variance kernel). One eigendecomposition
+    per length scale, K = Q diag(lambda) Q', serves every noise ratio r at once: (K + r I)^-1 is
+    Q diag(1 / (lambda + r)) Q' and its log-determinant sum(log(lambda + r)). That is 1.5 times faster
+    than a Cholesky factorisation per grid point at k = 100 to 200 (benchmarks/gp.py).
     """
     x, y = x.double(), y.double()
     k, m = y.shape
@@ -151,19 +163,22 @@ def fit_gp(x: Tensor, y: Tensor, length_factors: Tensor | None = None,
     d2 = squared_distances(x, x)
     positive = d2[d2 > 0]
     median = float(positive.median().sqrt()) if positive.numel() else 1.0
-    lengths = (length_factors.to(x) * median).repeat_interleave(len(noise_ratios))
-    ratios = noise_ratios.to(x).repeat(len(length_factors))
-    eye = torch.eye(k, dtype=x.dtype, device=x.device)
-    unit = torch.exp(-0.5 * d2 / lengths[:, None, None] ** 2) + ratios[:, None, None] * eye
-    chol, info = torch.linalg.cholesky_ex(unit)
-    alpha = torch.cholesky_solve(centred.expand(len(lengths), k, m), chol)
-    variance = ((centred * alpha).sum((1, 2)) / (k * m)).clamp_min(1e-300)
-    log_det = 2 * torch.log(torch.diagonal(chol, dim1=1, dim2=2)).sum(1)
+    lengths = length_factors.to(x) * median
+    ratios = noise_ratios.to(x)
+    eigenvalues, vectors = torch.linalg.eigh(torch.exp(-0.5 * d2 / lengths[:, None, None] ** 2))  # (L, k), (L, k, k)
+    projected = vectors.transpose(1, 2) @ centred  # (L, k, m)
+    shifted = eigenvalues[:, None, :] + ratios[None, :, None]  # (L, R, k): the eigenvalues of K + r I
+    quadratic = (projected.square().sum(2)[:, None, :] / shifted).sum(2)  # (L, R): y' (K + r I)^-1 y
+    variance = (quadratic / (k * m)).clamp_min(1e-300)
+    log_det = torch.log(shifted.clamp_min(1e-300)).sum(2)
     log_likelihood = -0.5 * m * (k * torch.log(variance) + log_det) - 0.5 * m * k * (1 + math.log(2 * math.pi))
-    log_likelihood[info != 0] = -math.inf
+    # Not positive definite in float64 (where a Cholesky factorisation would fail): never chosen.
+    log_likelihood[shifted.amin(2) <= 1e-12 * shifted.amax(2)] = -math.inf
     best = int(log_likelihood.argmax())
-    return GaussianProcess(x, alpha[best] / variance[best], mean, float(lengths[best]), float(variance[best]),
-                           float(ratios[best] * variance[best]), float(log_likelihood[best]))
+    li, ri = divmod(best, len(ratios))
+    alpha = vectors[li] @ (projected[li] / shifted[li, ri][:, None])
+    return GaussianProcess(x, alpha / variance[li, ri], mean, float(lengths[li]), float(variance[li, ri]),
+                           float(ratios[ri] * variance[li, ri]), float(log_likelihood[li, ri]))
 
 
 def thumbnail(image: Tensor, max_pixels: int) -> Tensor:
