@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from exposed import gp
 from exposed.checkpoint import default_model_path
 from exposed.data import find_images, read_rgb8
 from exposed.reference import darken, load_reference
+from speed import cpu_name  # benchmarks/, the script's own folder
 
 ROOT = Path(__file__).resolve().parents[1]
 GAMMAS = (2.0, 3.0, 4.0)
@@ -109,7 +109,7 @@ def main() -> None:
         _, seconds_12mp[k] = timed(lambda: gp.enhance_image(big, reference, k=k,
                                                             generator=torch.Generator().manual_seed(0)), 2)
 
-    cpu = platform.processor() or platform.machine()
+    cpu = cpu_name()
     table = Table(title=f"GP mode on gamma-darkened {args.images.name} ({len(cleans)} images x gamma {GAMMAS}), "
                         f"{torch.get_num_threads()} threads")
     for column in ("method", "PSNR (dB)", "s / image 256x256", "s / 12 MP", "paper: PSNR, s at 256x256"):
