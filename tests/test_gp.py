@@ -120,7 +120,7 @@ def test_joint_colour_keeps_each_channels_mapping_where_the_papers_pooled_model_
         model = gp.fit(dark, bright, k=40, colour=colour, generator=torch.Generator().manual_seed(0))
         out = gp.predict(model, dark, colour=colour)
         errors[colour] = (out.mean((2, 3)) / out.mean() - bright.mean((2, 3)) / bright.mean()).abs().max().item()
-    assert errors["joint"] < 0.01 and errors["pooled"] > 10 * errors["joint"], errors  # measured 0.0007, 0.074
+    assert errors["joint"] < 0.01 and errors["pooled"] > 10 * errors["joint"], errors  # measured 0.0012, 0.25
 
 
 def test_more_centres_fit_the_reference_better():
