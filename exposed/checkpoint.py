@@ -52,13 +52,16 @@ def load_model(path: str | Path | None = None, device: torch.device | str = "cpu
     return model_from_checkpoint(load_checkpoint(path)).to(device)
 
 
-def export_model(checkpoint: dict[str, Any], half: bool = True, steps: int | None = None) -> dict[str, Any]:
+def export_model(checkpoint: dict[str, Any], half: bool = True, steps: int | None = None,
+                 ratio_per_step: float | None = None) -> dict[str, Any]:
     """What ships: weights (in float16 unless ``half`` is False: half the size, and float16 keeps
     every trained weight to about 3 significant digits), the model's config and a training summary;
-    no optimizer state. ``steps`` sets the default number of exposure steps at inference (chosen
-    on validation data; training used the config's own)."""
+    no optimizer state. ``steps`` (the most exposure steps at inference) and ``ratio_per_step``
+    (the ratio one step covers) set the default T, chosen on validation data (training used the
+    config's own T)."""
     weights = {k: v.half() if half and v.is_floating_point() else v for k, v in checkpoint["model"].items()}
     train = checkpoint.get("train", {})
     summary = {k: train[k] for k in ("config", "iteration", "val", "wall_seconds", "precision") if k in train}
-    config = dict(checkpoint["model_config"], **({"steps": steps} if steps is not None else {}))
+    config = dict(checkpoint["model_config"], **({"steps": steps} if steps is not None else {}),
+                  **({"ratio_per_step": ratio_per_step} if ratio_per_step is not None else {}))
     return {"model": weights, "model_config": config, "train": summary}

@@ -169,11 +169,15 @@ def evaluate(folder: Path, models: tuple[Path, ...], ratios: tuple[float, ...], 
 @click.argument("output", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--fp32", is_flag=True, help="Keep float32 weights (default: float16, half the size).")
 @click.option("--steps", type=click.IntRange(min=0), help="Default exposure steps T at inference (default: as trained).")
-def export(checkpoint: Path, output: Path, fp32: bool, steps: int | None) -> None:
+@click.option("--ratio-per-step", type=click.FloatRange(min=0), default=None,
+              help="Exposure ratio one default step covers, T = min(steps, ratio // this); 0: always --steps. "
+                   "Choose it with benchmarks/steps.py.")
+def export(checkpoint: Path, output: Path, fp32: bool, steps: int | None, ratio_per_step: float | None) -> None:
     """Turn a training checkpoint into a model file to ship or share (no optimizer state)."""
     from exposed.checkpoint import export_model, load_checkpoint, save_checkpoint
 
-    save_checkpoint(output, export_model(load_checkpoint(checkpoint), half=not fp32, steps=steps))
+    save_checkpoint(output, export_model(load_checkpoint(checkpoint), half=not fp32, steps=steps,
+                                         ratio_per_step=ratio_per_step))
     err.print(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB)")
 
 

@@ -84,9 +84,17 @@ def predict(model: ExposureModel, amplified: Tensor, std: Tensor, tile: int | No
     return out / weight
 
 
-def default_steps(model: ExposureModel) -> int:
-    """The exposure steps T a model runs when none are asked for: its own, one pass for the twin."""
-    return 0 if model.config.kind == "feedforward" else model.config.steps
+def default_steps(model: ExposureModel, ratio: float | None = None) -> int:
+    """The exposure steps T a model runs at ``ratio`` when none are asked for: one pass for the
+    twin; for ExposureDiffusion its own T, or fewer for small ratios if the model says how much
+    exposure a step should cover. The process re-exposes F's own estimate, which pays off where
+    the dark frame is very noisy and costs detail where it is not (benchmarks/steps.py)."""
+    config = model.config
+    if config.kind == "feedforward":
+        return 0
+    if config.ratio_per_step > 0 and ratio is not None:
+        return min(config.steps, int(ratio // config.ratio_per_step))
+    return config.steps
 
 
 @torch.no_grad()
@@ -96,11 +104,11 @@ def denoise(model: ExposureModel, dark: Tensor, ratio: Tensor, sensor: SensorSca
     """Brighten and denoise a dark packed raw: the estimate after T exposure steps (T + 1 passes of F).
 
     dark: (B, 4, H, W) normalised (black 0, white 1), not amplified. ratio: (B,). steps defaults to
-    the model's own, and to one pass for the feed-forward twin. ``on_step(done, total)`` is called
+    the model's own for the batch's largest ratio (:func:`default_steps`). ``on_step(done, total)`` is called
     after each network pass (progress for long frames). Returns (B, 4, H, W) in [0, 1].
     """
     if steps is None:
-        steps = default_steps(model)
+        steps = default_steps(model, float(ratio.max()))
     with autocast(dark.device, precision):
         for done, estimate in enumerate(run_process(model, dark, ratio, sensor, steps, generator,
                                                     forward=lambda state, std: predict(model, state, std, tile,

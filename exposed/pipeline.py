@@ -205,7 +205,7 @@ class Enhancer:
         else:
             model = self.model
             assert model is not None
-            steps = s.steps if s.steps is not None else default_steps(model)
+            steps = s.steps if s.steps is not None else default_steps(model, plan.ratio.ratio)
             what = f"brightened x{plan.ratio.ratio:.4g} ({plan.ratio.source}) and denoised ({s.mode}, T={steps})"
         meta = DngMetadata(
             pattern=raw.pattern, black=np.zeros((2, 2)), white=65535, calibrations=raw.calibrations,

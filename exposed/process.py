@@ -35,7 +35,11 @@ class ModelConfig:
     arch: str = "unet"
     width: int = 16
     kind: Kind = "diffusion"
-    steps: int = 2  # the default number of exposure steps T at inference
+    steps: int = 2  # the default number of exposure steps T at inference (the most, with ratio_per_step)
+    # Exposure ratio one inference step should cover: T = min(steps, ratio // ratio_per_step), so a
+    # frame only a few times too dark gets one pass. 0: always ``steps``. Chosen on validation at
+    # export (benchmarks/steps.py); training ignores it.
+    ratio_per_step: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -169,7 +169,7 @@ def train(config: TrainConfig) -> Path:
     last_path, best_path = out / "last.pt", out / "best.pt"
     if last_path.exists():
         state = load_checkpoint(last_path, device)
-        if state["model_config"] != config.model_config().to_dict():
+        if ModelConfig(**state["model_config"]) != config.model_config():
             raise ValueError(f"{last_path} holds a different model ({state['model_config']}); use another --out")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])

@@ -55,10 +55,19 @@ def test_export_command(tmp_path):
     from exposed.cli import main
 
     save_checkpoint(tmp_path / "last.pt", _state())
-    out = CliRunner().invoke(main, ["export", str(tmp_path / "last.pt"), str(tmp_path / "small.pt"), "--steps", "1"])
+    out = CliRunner().invoke(main, ["export", str(tmp_path / "last.pt"), str(tmp_path / "small.pt"), "--steps", "3",
+                                    "--ratio-per-step", "100"])
     assert out.exit_code == 0, out.output
     assert (tmp_path / "small.pt").stat().st_size < (tmp_path / "last.pt").stat().st_size
-    assert load_model(tmp_path / "small.pt").config.steps == 1
+    config = load_model(tmp_path / "small.pt").config
+    assert (config.steps, config.ratio_per_step) == (3, 100.0)
+
+
+def test_a_model_file_from_before_ratio_per_step_loads_with_a_fixed_t(tmp_path):
+    state = _state()
+    state["model_config"].pop("ratio_per_step", None)
+    save_checkpoint(tmp_path / "old.pt", state)
+    assert load_model(tmp_path / "old.pt").config.ratio_per_step == 0.0
 
 
 @pytest.mark.parametrize("name,kind", [("exposure-diffusion-unet16.pt", "diffusion"), ("feedforward-unet16.pt", "feedforward")])

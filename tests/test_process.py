@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from exposed.infer import denoise, predict
+from exposed.infer import default_steps, denoise, predict
 from exposed.noise import NoiseParams
 from exposed.process import ExposureModel, ModelConfig, SensorScale, expose, exposure_schedule, noise_std, run_process
 
@@ -83,6 +83,20 @@ def test_feedforward_twin_makes_one_pass_unless_asked_for_steps():
     assert len(calls) == 1 + 4
     with torch.no_grad():
         assert len(list(run_process(_model(), dark, torch.tensor([100.0]), sensor, 5))) == 6
+
+
+@pytest.mark.parametrize("ratio,passes", [(3.5, 1), (99.9, 1), (100.0, 2), (250.0, 3), (300.0, 4), (1000.0, 4)])
+def test_default_steps_grow_with_the_ratio_up_to_the_models_own(ratio, passes):
+    """T = min(steps, ratio // ratio_per_step): one pass below one step's ratio, the model's T at most."""
+    from dataclasses import replace
+
+    model, calls = _model(), []
+    model.config = replace(model.config, steps=3, ratio_per_step=100.0)
+    model.register_forward_hook(lambda *args: calls.append(1))
+    sensor = SensorScale(torch.tensor([1e-4]), torch.tensor([1e-7]))
+    denoise(model, torch.rand(1, 4, 16, 16) * 0.01, torch.tensor([ratio]), sensor)
+    assert len(calls) == passes
+    assert default_steps(model, ratio) == passes - 1 and default_steps(_model(), ratio) == _model().config.steps
 
 
 def test_inference_is_deterministic_under_a_seed():

@@ -1,0 +1,89 @@
+"""How many exposure steps ExposureDiffusion should take at each ratio, chosen on validation crops.
+
+    python benchmarks/steps.py [--model runs/diffusion/best.pt] [--max-steps 3] [--count 12]
+
+The process re-exposes F's own estimate: where the dark frame is very noisy that refines it, where
+it is only a few times too dark it replaces real detail with the estimate's. This scores the model
+at T = 0 .. max-steps over ratios from x1 to x300 (centre 256 x 256 crops of the validation images,
+Sony A7S II P+G noise, the seed training validates with, no rescaling), then picks the rule
+T = min(steps, ratio // ratio_per_step) with the best mean PSNR over those ratios (ties: fewer
+passes). Ship it with ``exposed export --steps S --ratio-per-step R``. Writes
+benchmarks/results/steps.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from exposed.checkpoint import default_model_path, load_model
+from exposed.evaluate import evaluate, make_eval_set
+from exposed.infer import denoise
+
+ROOT = Path(__file__).resolve().parents[1]
+RATIOS = (1.0, 2.0, 4.0, 10.0, 30.0, 100.0, 150.0, 200.0, 250.0, 300.0)
+RATIO_PER_STEP = (25.0, 50.0, 75.0, 100.0, 125.0, 150.0, 200.0, 300.0, 0.0)  # 0: always the most steps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, default=default_model_path())
+    parser.add_argument("--val", type=Path, default=ROOT.parent / "shared" / "data" / "images" / "val" / "CBSD68")
+    parser.add_argument("--max-steps", type=int, default=3)
+    parser.add_argument("--count", type=int, default=12, help="validation images (centre crops)")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "steps.json")
+    args = parser.parse_args()
+    torch.set_grad_enabled(False)
+    model = load_model(args.model)
+    val = make_eval_set(args.val, RATIOS, "sony-a7s2", "pg", seed=1234, limit=args.count, crop=256)
+
+    def scores(method) -> dict[float, float]:  # type: ignore[no-untyped-def]
+        return {r: v["psnr"] for r, v in zip(RATIOS, evaluate(method, val).values())}
+
+    rows = {"amplified input": scores(lambda dark, ratio, sensor: dark * ratio)}
+    for t in range(args.max_steps + 1):
+        g = torch.Generator().manual_seed(0)
+        rows[f"T={t}"] = scores(lambda dark, ratio, sensor: denoise(model, dark, ratio, sensor, t, g, args.precision))
+
+    def rule(most: int, per_step: float, ratio: float) -> int:
+        return most if per_step == 0 else min(most, int(ratio // per_step))
+
+    choices = []
+    for most in range(1, args.max_steps + 1):
+        for per_step in RATIO_PER_STEP:
+            psnr = sum(rows[f"T={rule(most, per_step, r)}"][r] for r in RATIOS) / len(RATIOS)
+            passes = sum(rule(most, per_step, r) + 1 for r in RATIOS)
+            choices.append({"steps": most, "ratio_per_step": per_step, "mean_psnr": psnr, "passes": passes})
+    best = max(choices, key=lambda c: (round(c["mean_psnr"], 2), -c["passes"]))
+
+    table = Table(title=f"{args.model.name}: PSNR (dB) by ratio and exposure steps, {args.count} validation crops")
+    table.add_column("")
+    for r in RATIOS:
+        table.add_column(f"x{r:g}", justify="right")
+    for name, row in rows.items():
+        table.add_row(name, *(f"{row[r]:.2f}" for r in RATIOS))
+    chosen = [rule(best["steps"], best["ratio_per_step"], r) for r in RATIOS]
+    table.add_row("chosen T", *(str(t) for t in chosen))
+    console = Console(width=140)
+    console.print(table)
+    fixed = {f"T={t}": sum(rows[f"T={t}"][r] for r in RATIOS) / len(RATIOS) for t in range(args.max_steps + 1)}
+    console.print("mean over the ratios: " + ", ".join(f"fixed {k} {v:.2f} dB" for k, v in fixed.items()) +
+                  f"; chosen rule (steps {best['steps']}, ratio per step {best['ratio_per_step']:g}) "
+                  f"{best['mean_psnr']:.2f} dB")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"model": str(args.model), "validation": val.description, "precision": args.precision,
+                                    "ratios": RATIOS, "rows": {k: list(v.values()) for k, v in rows.items()},
+                                    "choices": choices, "best": best,
+                                    "export": f"exposed export CHECKPOINT OUT --steps {best['steps']} "
+                                              f"--ratio-per-step {best['ratio_per_step']:g}"}, indent=2) + "\n")
+    console.print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
