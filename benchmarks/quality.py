@@ -32,6 +32,7 @@ from exposed.checkpoint import default_model_path, load_model
 from exposed.evaluate import EvalSet, evaluate, make_eval_set
 from exposed.infer import denoise
 from exposed.process import SensorScale
+from speed import cpu_name  # benchmarks/, the script's own folder
 
 ROOT = Path(__file__).resolve().parents[1]
 VAL = ROOT.parent / "shared" / "data" / "images" / "val" / "CBSD68"
@@ -153,24 +154,28 @@ def main() -> None:
             table.add_row(name, *(f"{row['scores'][f'x{r:g}']['psnr']:.2f} / {row['scores'][f'x{r:g}']['ssim']:.3f}"
                                   for r in RATIOS), f"{row['parameters']:,}", f"{row['seconds_per_megapixel']:.2f}")
         console.print(table)
+        meta = {"diffusion": str(args.diffusion), "feedforward": str(args.feedforward), "classical": classical_name,
+                "torch_threads": torch.get_num_threads(), "cpu": cpu_name()}
+        write(args.out, results, meta, args.seed)
+        console.print(f"wrote {args.out} and its .md and _steps.png")
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"diffusion": str(args.diffusion), "feedforward": str(args.feedforward), "classical": classical_name,
-            "torch_threads": torch.get_num_threads()}
-    args.out.write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
-    markdown = args.out.with_suffix(".md")
+
+def write(out: Path, results: dict[str, dict[str, object]], meta: dict[str, object], seed: int) -> None:
+    """JSON, a Markdown table and the steps figure; rewritten after each noise model, so the first
+    table lands before the second is done."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
     lines = []
     for noise, result in results.items():
-        lines += [f"**{noise.upper()} noise** (Sony A7S II profile, seed {args.seed})", "",
+        lines += [f"**{noise.upper()} noise** (Sony A7S II profile, seed {seed})", "",
                   "| method | " + " | ".join(f"x{r:g}" for r in RATIOS) + " | parameters | s / MP |",
                   "|---" * (len(RATIOS) + 3) + "|"]
         for name, row in result["rows"].items():  # type: ignore[union-attr]
             cells = [f"{row['scores'][f'x{r:g}']['psnr']:.2f} / {row['scores'][f'x{r:g}']['ssim']:.3f}" for r in RATIOS]
             lines.append(f"| {name} | " + " | ".join(cells) + f" | {row['parameters']:,} | {row['seconds_per_megapixel']:.2f} |")
         lines += [""] + [f"- {line}" for line in result["bars"]["lines"]] + [""]  # type: ignore[index]
-    markdown.write_text("\n".join(lines))
-    plot_steps(results, args.out.with_name("quality_steps.png"))
-    console.print(f"wrote {args.out}, {markdown} and {args.out.with_name('quality_steps.png')}")
+    out.with_suffix(".md").write_text("\n".join(lines))
+    plot_steps(results, out.with_name(out.stem + "_steps.png"))
 
 
 def bars(rows: dict[str, dict], ed: str, classical: str, subset: int) -> dict[str, object]:
