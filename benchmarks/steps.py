@@ -23,7 +23,7 @@ from rich.table import Table
 
 from exposed.checkpoint import default_model_path, load_model
 from exposed.evaluate import evaluate, make_eval_set
-from exposed.infer import denoise
+from exposed.infer import denoise, steps_for_ratio
 
 ROOT = Path(__file__).resolve().parents[1]
 RATIOS = (1.0, 2.0, 4.0, 10.0, 30.0, 100.0, 150.0, 200.0, 250.0, 300.0)
@@ -51,14 +51,11 @@ def main() -> None:
         g = torch.Generator().manual_seed(0)
         rows[f"T={t}"] = scores(lambda dark, ratio, sensor: denoise(model, dark, ratio, sensor, t, g, args.precision))
 
-    def rule(most: int, per_step: float, ratio: float) -> int:
-        return most if per_step == 0 else min(most, int(ratio // per_step))
-
     choices = []
     for most in range(1, args.max_steps + 1):
         for per_step in RATIO_PER_STEP:
-            psnr = sum(rows[f"T={rule(most, per_step, r)}"][r] for r in RATIOS) / len(RATIOS)
-            passes = sum(rule(most, per_step, r) + 1 for r in RATIOS)
+            psnr = sum(rows[f"T={steps_for_ratio(most, per_step, r)}"][r] for r in RATIOS) / len(RATIOS)
+            passes = sum(steps_for_ratio(most, per_step, r) + 1 for r in RATIOS)
             choices.append({"steps": most, "ratio_per_step": per_step, "mean_psnr": psnr, "passes": passes})
     best = max(choices, key=lambda c: (round(c["mean_psnr"], 2), -c["passes"]))
 
@@ -68,7 +65,7 @@ def main() -> None:
         table.add_column(f"x{r:g}", justify="right")
     for name, row in rows.items():
         table.add_row(name, *(f"{row[r]:.2f}" for r in RATIOS))
-    chosen = [rule(best["steps"], best["ratio_per_step"], r) for r in RATIOS]
+    chosen = [steps_for_ratio(best["steps"], best["ratio_per_step"], r) for r in RATIOS]
     table.add_row("chosen T", *(str(t) for t in chosen))
     console = Console(width=140)
     console.print(table)

@@ -92,9 +92,12 @@ def default_steps(model: ExposureModel, ratio: float | None = None) -> int:
     config = model.config
     if config.kind == "feedforward":
         return 0
-    if config.ratio_per_step > 0 and ratio is not None:
-        return min(config.steps, int(ratio // config.ratio_per_step))
-    return config.steps
+    return config.steps if ratio is None else steps_for_ratio(config.steps, config.ratio_per_step, ratio)
+
+
+def steps_for_ratio(steps: int, ratio_per_step: float, ratio: float) -> int:
+    """T = min(steps, ratio // ratio_per_step); always ``steps`` when ratio_per_step is 0."""
+    return min(steps, int(ratio // ratio_per_step)) if ratio_per_step > 0 else steps
 
 
 @torch.no_grad()
