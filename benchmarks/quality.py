@@ -28,7 +28,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from exposed.checkpoint import default_model_path, load_model
+from exposed.checkpoint import default_model_path, load_checkpoint, load_model
 from exposed.evaluate import EvalSet, evaluate, make_eval_set
 from exposed.infer import denoise
 from exposed.process import SensorScale
@@ -101,6 +101,9 @@ def main() -> None:
     torch.set_grad_enabled(False)
 
     diffusion, twin = load_model(args.diffusion), load_model(args.feedforward)
+    # Which weights a results file measured: the iteration each model file records.
+    trained = {name: load_checkpoint(path).get("train", {}).get("iteration")
+               for name, path in (("diffusion", args.diffusion), ("feedforward", args.feedforward))}
     classical_name, classical = classical_denoiser(args.classical)
     params = {"diffusion": sum(p.numel() for p in diffusion.parameters()),
               "feedforward": sum(p.numel() for p in twin.parameters())}
@@ -155,7 +158,7 @@ def main() -> None:
                                   for r in RATIOS), f"{row['parameters']:,}", f"{row['seconds_per_megapixel']:.2f}")
         console.print(table)
         meta = {"diffusion": str(args.diffusion), "feedforward": str(args.feedforward), "classical": classical_name,
-                "torch_threads": torch.get_num_threads(), "cpu": cpu_name()}
+                "iterations_trained": trained, "torch_threads": torch.get_num_threads(), "cpu": cpu_name()}
         write(args.out, results, meta, args.seed)
         console.print(f"wrote {args.out} and its .md and _steps.png")
 
