@@ -28,7 +28,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from exposed.checkpoint import default_model_path, load_checkpoint, load_model
+from exposed.checkpoint import default_model_path, load_checkpoint, model_from_checkpoint
 from exposed.evaluate import EvalSet, evaluate, make_eval_set
 from exposed.infer import denoise
 from exposed.process import SensorScale
@@ -100,10 +100,10 @@ def main() -> None:
     console = Console()
     torch.set_grad_enabled(False)
 
-    diffusion, twin = load_model(args.diffusion), load_model(args.feedforward)
+    checkpoints = {"diffusion": load_checkpoint(args.diffusion), "feedforward": load_checkpoint(args.feedforward)}
+    diffusion, twin = (model_from_checkpoint(checkpoints[name]) for name in ("diffusion", "feedforward"))
     # Which weights a results file measured: the iteration each model file records.
-    trained = {name: load_checkpoint(path).get("train", {}).get("iteration")
-               for name, path in (("diffusion", args.diffusion), ("feedforward", args.feedforward))}
+    trained = {name: c.get("train", {}).get("iteration") for name, c in checkpoints.items()}
     classical_name, classical = classical_denoiser(args.classical)
     params = {"diffusion": sum(p.numel() for p in diffusion.parameters()),
               "feedforward": sum(p.numel() for p in twin.parameters())}
