@@ -105,6 +105,8 @@ def main() -> None:
     # Which weights a results file measured: the iteration each model file records.
     trained = {name: c.get("train", {}).get("iteration") for name, c in checkpoints.items()}
     classical_name, classical = classical_denoiser(args.classical)
+    meta = {"diffusion": str(args.diffusion), "feedforward": str(args.feedforward), "classical": classical_name,
+            "iterations_trained": trained, "torch_threads": torch.get_num_threads(), "cpu": cpu_name()}
     params = {"diffusion": sum(p.numel() for p in diffusion.parameters()),
               "feedforward": sum(p.numel() for p in twin.parameters())}
     config = diffusion.config
@@ -157,8 +159,6 @@ def main() -> None:
             table.add_row(name, *(f"{row['scores'][f'x{r:g}']['psnr']:.2f} / {row['scores'][f'x{r:g}']['ssim']:.3f}"
                                   for r in RATIOS), f"{row['parameters']:,}", f"{row['seconds_per_megapixel']:.2f}")
         console.print(table)
-        meta = {"diffusion": str(args.diffusion), "feedforward": str(args.feedforward), "classical": classical_name,
-                "iterations_trained": trained, "torch_threads": torch.get_num_threads(), "cpu": cpu_name()}
         write(args.out, results, meta, args.seed)
         console.print(f"wrote {args.out} and its .md and _steps.png")
 
