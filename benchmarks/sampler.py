@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 from torch.utils.data import DataLoader
 
-from exposed.data import ImageBank, SyntheticRaw, find_images, read_rgb8
+from exposed.data import ImageBank, SensorMix, SyntheticRaw, find_images, read_rgb8
 
 DEFAULT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "images" / "train"
 
@@ -70,11 +70,12 @@ def main() -> None:
     for patch, bank in banks.items():
         for noise in ("pg", "eld"):
             for workers in (0, 1, 2):
-                data = SyntheticRaw(bank, patch=patch, batch_size=args.batch, noise_model=noise)
+                data = SyntheticRaw(bank, patch=patch, batch_size=args.batch,
+                                    sensors=SensorMix(("virtual",), (noise,)))
                 rows.append({"patch": patch, "noise": noise, "workers": workers, "source": "in-memory bank",
                              "patches_per_s": rate(data, workers, args.seconds)})
     baseline = DecodeEveryPatch(find_images(args.folder))
-    data = SyntheticRaw(baseline, patch=256, batch_size=args.batch, noise_model="pg")
+    data = SyntheticRaw(baseline, patch=256, batch_size=args.batch, sensors=SensorMix(("virtual",)))
     rows.append({"patch": 256, "noise": "pg", "workers": 0, "source": "decode per patch (baseline)",
                  "patches_per_s": rate(data, 0, args.seconds)})
     base = rows[-1]["patches_per_s"]

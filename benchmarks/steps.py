@@ -1,4 +1,5 @@
-"""How many exposure steps ExposureDiffusion should take at each ratio, chosen on validation crops.
+"""How many exposure steps ExposureDiffusion should take at each ratio, and how much of the plain
+brightened frame to blend back, chosen on validation crops.
 
     python benchmarks/steps.py [--model runs/diffusion/best.pt] [--max-steps 3] [--count 12]
 
@@ -7,8 +8,11 @@ it is only a few times too dark it replaces real detail with the estimate's. Thi
 at T = 0 .. max-steps over ratios from x1 to x300 (centre 256 x 256 crops of the validation images,
 Sony A7S II P+G noise, the seed training validates with, no rescaling), then picks the rule
 T = min(steps, ratio // ratio_per_step) with the best mean PSNR over those ratios (ties: fewer
-passes). Ship it with ``exposed export --steps S --ratio-per-step R``. Writes
-benchmarks/results/steps.json.
+passes). For the feed-forward twin only T = 0 is scored. Then, at each ratio, the network's error
+variance tau2 for :func:`exposed.infer.fuse` is the one of a log grid that gives the best mean
+PSNR once blended with the brightened frame. Ship both with
+``exposed export --steps S --ratio-per-step R --fusion R1:T1,...``. Writes benchmarks/results/steps.json
+(or --out).
 """
 
 from __future__ import annotations
@@ -23,10 +27,13 @@ from rich.table import Table
 
 from exposed.checkpoint import default_model_path, load_model
 from exposed.evaluate import evaluate, make_eval_set
-from exposed.infer import denoise, steps_for_ratio
+from exposed.infer import denoise, fuse, steps_for_ratio
+from exposed.metrics import psnr
+from exposed.process import SensorScale
 
 ROOT = Path(__file__).resolve().parents[1]
-RATIOS = (1.0, 2.0, 4.0, 10.0, 30.0, 100.0, 150.0, 200.0, 250.0, 300.0)
+RATIOS = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 150.0, 200.0, 250.0, 300.0)
+TAU2_GRID = tuple(10 ** (e / 4) for e in range(-32, -3))  # 1e-8 .. 1e-1
 RATIO_PER_STEP = (25.0, 50.0, 75.0, 100.0, 125.0, 150.0, 200.0, 300.0, 0.0)  # 0: always the most steps
 
 
@@ -42,22 +49,43 @@ def main() -> None:
     torch.set_grad_enabled(False)
     model = load_model(args.model)
     val = make_eval_set(args.val, RATIOS, "sony-a7s2", "pg", seed=1234, limit=args.count, crop=256)
+    max_steps = 0 if model.config.kind == "feedforward" else args.max_steps
 
     def scores(method) -> dict[float, float]:  # type: ignore[no-untyped-def]
         return {r: v["psnr"] for r, v in zip(RATIOS, evaluate(method, val).values())}
 
     rows = {"amplified input": scores(lambda dark, ratio, sensor: dark * ratio)}
-    for t in range(args.max_steps + 1):
+    outputs: dict[int, list[torch.Tensor]] = {}
+    for t in range(max_steps + 1):
         g = torch.Generator().manual_seed(0)
-        rows[f"T={t}"] = scores(lambda dark, ratio, sensor: denoise(model, dark, ratio, sensor, t, g, args.precision))
+        outputs[t] = []
 
-    choices = []
-    for most in range(1, args.max_steps + 1):
+        def method(dark, ratio, sensor):  # type: ignore[no-untyped-def]
+            outputs[t].append(denoise(model, dark, ratio, sensor, t, g, args.precision, blend=False))
+            return outputs[t][-1]
+        rows[f"T={t}"] = scores(method)
+
+    choices = [{"steps": 0, "ratio_per_step": 0.0, "mean_psnr": sum(rows["T=0"].values()) / len(RATIOS),
+                "passes": len(RATIOS)}]
+    for most in range(1, max_steps + 1):
         for per_step in RATIO_PER_STEP:
-            psnr = sum(rows[f"T={steps_for_ratio(most, per_step, r)}"][r] for r in RATIOS) / len(RATIOS)
+            mean = sum(rows[f"T={steps_for_ratio(most, per_step, r)}"][r] for r in RATIOS) / len(RATIOS)
             passes = sum(steps_for_ratio(most, per_step, r) + 1 for r in RATIOS)
-            choices.append({"steps": most, "ratio_per_step": per_step, "mean_psnr": psnr, "passes": passes})
+            choices.append({"steps": most, "ratio_per_step": per_step, "mean_psnr": mean, "passes": passes})
     best = max(choices, key=lambda c: (round(c["mean_psnr"], 2), -c["passes"]))
+    chosen = [steps_for_ratio(best["steps"], best["ratio_per_step"], r) for r in RATIOS]
+
+    # The blend with the brightened frame, on the chosen steps' outputs: the best tau2 per ratio.
+    fused: dict[float, dict[float, list[float]]] = {r: {t: [] for t in TAU2_GRID} for r in RATIOS}
+    for i, item in enumerate(val.items):
+        estimate = outputs[chosen[RATIOS.index(item.ratio)]][i]
+        ratio = torch.tensor([item.ratio])
+        amplified = (item.dark * item.ratio).masked_fill(item.dark >= 1.0, 1.0)
+        for tau2 in TAU2_GRID:
+            out = fuse(estimate, amplified, torch.tensor([tau2]), ratio, SensorScale.from_noise(item.noise))
+            fused[item.ratio][tau2].append(psnr(out.clamp(0.0, 1.0), item.clean).item())
+    fusion = [(r, max(TAU2_GRID, key=lambda t: sum(fused[r][t]))) for r in RATIOS]
+    rows["chosen T, blended"] = {r: sum(fused[r][t]) / len(fused[r][t]) for r, t in fusion}
 
     table = Table(title=f"{args.model.name}: PSNR (dB) by ratio and exposure steps, {args.count} validation crops")
     table.add_column("")
@@ -65,20 +93,21 @@ def main() -> None:
         table.add_column(f"x{r:g}", justify="right")
     for name, row in rows.items():
         table.add_row(name, *(f"{row[r]:.2f}" for r in RATIOS))
-    chosen = [steps_for_ratio(best["steps"], best["ratio_per_step"], r) for r in RATIOS]
     table.add_row("chosen T", *(str(t) for t in chosen))
+    table.add_row("tau2", *(f"{t:.1e}" for _, t in fusion))
     console = Console(width=140)
     console.print(table)
-    fixed = {f"T={t}": sum(rows[f"T={t}"][r] for r in RATIOS) / len(RATIOS) for t in range(args.max_steps + 1)}
+    fixed = {f"T={t}": sum(rows[f"T={t}"][r] for r in RATIOS) / len(RATIOS) for t in range(max_steps + 1)}
     console.print("mean over the ratios: " + ", ".join(f"fixed {k} {v:.2f} dB" for k, v in fixed.items()) +
                   f"; chosen rule (steps {best['steps']}, ratio per step {best['ratio_per_step']:g}) "
                   f"{best['mean_psnr']:.2f} dB")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"model": str(args.model), "validation": val.description, "precision": args.precision,
                                     "ratios": RATIOS, "rows": {k: list(v.values()) for k, v in rows.items()},
-                                    "choices": choices, "best": best,
+                                    "choices": choices, "best": best, "fusion": fusion,
                                     "export": f"exposed export CHECKPOINT OUT --steps {best['steps']} "
-                                              f"--ratio-per-step {best['ratio_per_step']:g}"}, indent=2) + "\n")
+                                              f"--ratio-per-step {best['ratio_per_step']:g} --fusion "
+                                              + ",".join(f"{r:g}:{t:.3g}" for r, t in fusion)}, indent=2) + "\n")
     console.print(f"wrote {args.out}")
 
 

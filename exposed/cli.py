@@ -62,7 +62,7 @@ def _train_options(function):  # type: ignore[no-untyped-def]
     from exposed.train import TrainConfig
 
     for f in reversed(fields(TrainConfig)):
-        kind = {int: int, float: float, str: str}[type(f.default)]
+        kind = {int: int, float: float, str: str, bool: click.BOOL, tuple: str}[type(f.default)]
         function = click.option(f"--{f.name.replace('_', '-')}", f.name, type=kind, default=None,
                                 help=f"(default {f.default})")(function)
     return function
@@ -172,12 +172,24 @@ def evaluate(folder: Path, models: tuple[Path, ...], ratios: tuple[float, ...], 
 @click.option("--ratio-per-step", type=click.FloatRange(min=0), default=None,
               help="Exposure ratio one default step covers, T = min(steps, ratio // this); 0: always --steps. "
                    "Choose it with benchmarks/steps.py.")
-def export(checkpoint: Path, output: Path, fp32: bool, steps: int | None, ratio_per_step: float | None) -> None:
+@click.option("--fusion", help="RATIO:TAU2,... the network's error variance by ratio, for blending with the "
+                               "brightened frame; 'none' for no blending. Choose it with benchmarks/steps.py.")
+def export(checkpoint: Path, output: Path, fp32: bool, steps: int | None, ratio_per_step: float | None,
+           fusion: str | None) -> None:
     """Turn a training checkpoint into a model file to ship or share (no optimizer state)."""
     from exposed.checkpoint import export_model, load_checkpoint, save_checkpoint
 
+    table = None
+    if fusion is not None:
+        try:
+            table = [] if fusion == "none" else sorted((float(r), float(t)) for r, t in
+                                                       (pair.split(":") for pair in fusion.split(",")))
+        except ValueError:
+            raise click.BadParameter("expected RATIO:TAU2 pairs separated by commas", param_hint="--fusion") from None
+        if any(r <= 0 or t <= 0 for r, t in table):
+            raise click.BadParameter("ratios and variances must be positive", param_hint="--fusion")
     save_checkpoint(output, export_model(load_checkpoint(checkpoint), half=not fp32, steps=steps,
-                                         ratio_per_step=ratio_per_step))
+                                         ratio_per_step=ratio_per_step, fusion=table))
     err.print(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB)")
 
 

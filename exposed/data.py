@@ -22,6 +22,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from exposed.bayer import PATTERNS, mosaic, pack
 from exposed.cameras import noise_source
+from exposed.night import NightScenes
 from exposed.noise import NoiseModel, NoiseParams, synthesize_dark
 from exposed.unprocess import CameraColour, unprocess
 
@@ -119,22 +120,80 @@ class RatioRange:
         return torch.where(u[:, 1] < self.focus_weight, focused, log_uniform).float()
 
 
+CALIBRATED_BITS = 14  # the ELD calibrations are in 14-bit DN
+# The darkest frames worth learning from. At x300 and the A7S II's highest gain (K 6 DN per
+# electron at ISO 6400: the hardest case the benchmarks hold) white is about 9 electrons; noisier
+# cameras at that ratio leave a frame of pure noise whose L1 loss would dominate every batch. And
+# white must be at least 8 DN in the dark frame: an 8-bit camera is not shot 300 times too dark.
+MAX_GAIN_RATIO = 6.0 * 300.0  # K (14-bit DN per electron) times the ratio
+MIN_WHITE_DN = 8.0
+
+
+@dataclass(frozen=True)
+class SensorMix:
+    """Which sensors the dark frames come from.
+
+    cameras: calibrated camera names or ``virtual``, one drawn per sample. noise_models: one drawn per
+    batch (``pg``, ``eld``). bits: the frame's bit depth, drawn uniformly from these values (repeat
+    one to weight it); the same
+    photo-electrons give 2^(bits - 14) times the 14-bit calibration's DN, so gain and read noise
+    scale with it and at 8 bits the quantisation step is larger than the read noise, as on
+    machine-vision cameras. varied_black: a quarter of the frames have black 0 (the noise floor
+    clipped, as on many compact and industrial sensors), the rest a black between 1/64 and 1/16 of
+    the range; otherwise 512 at 14 bits. black_error: the true black differs from the stated one by
+    up to this many DN (uniform). quantise: frames are whole DN.
+    """
+
+    cameras: tuple[str, ...] = ("sony-a7s2",)
+    noise_models: tuple[NoiseModel, ...] = ("pg",)
+    bits: tuple[int, ...] = (CALIBRATED_BITS,)
+    varied_black: bool = False
+    black_error: float = 0.0
+    quantise: bool = False
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> tuple[NoiseParams, Tensor]:
+        """n frames' noise (one model for all) and their black errors in DN, (n,)."""
+        model = self.noise_models[int(torch.randint(0, len(self.noise_models), (1,), generator=generator))]
+        cameras = torch.randint(0, len(self.cameras), (n,), generator=generator).tolist()
+        bits = torch.tensor(self.bits, dtype=torch.float64)[torch.randint(0, len(self.bits), (n,), generator=generator)]
+        u = torch.rand(n, 3, generator=generator, dtype=torch.float64)
+        white = 2.0**bits - 1.0
+        if self.varied_black:
+            black = torch.where(u[:, 0] < 0.25, 0.0, (2.0**bits * (1 / 64 + (1 / 16 - 1 / 64) * u[:, 1])).round())
+        else:
+            black = 512.0 * 2.0 ** (bits - CALIBRATED_BITS)
+        noise = NoiseParams.cat([noise_source(self.cameras[c]).sample(1, model, generator) for c in cameras])
+        dn = (2.0 ** (bits - CALIBRATED_BITS)).float()
+        noise = NoiseParams(noise.K * dn, noise.read_sigma * dn, noise.row_sigma * dn, noise.tukey_lambda,
+                            black.float(), white.float(), model)
+        offset = self.black_error * (2 * u[:, 2] - 1)
+        return noise, (offset.round() if self.quantise else offset).float()
+
+    @staticmethod
+    def max_ratio(noise: NoiseParams) -> Tensor:
+        """(B,) the largest ratio each frame is darkened by: see MAX_GAIN_RATIO and MIN_WHITE_DN."""
+        k14 = noise.K * (2.0**CALIBRATED_BITS - 1) / noise.white
+        return torch.minimum(MAX_GAIN_RATIO / k14, noise.scale / MIN_WHITE_DN)
+
+
 @dataclass
 class TrainingBatch:
     """One batch of packed (B, 4, h, w) patches.
 
     noisy: the dark frame, normalised (black 0, white 1) but not yet multiplied by the ratio.
-    clean: the reference exposure in the same units. ratio: (B,). noise: the parameters used.
+    clean: the reference exposure in the same units. ratio: (B,). noise: the parameters used;
+    quantised: the dark frames are whole DN.
     """
 
     noisy: Tensor
     clean: Tensor
     ratio: Tensor
     noise: NoiseParams
+    quantised: bool = False
 
     def to(self, device: torch.device | str) -> TrainingBatch:
         return TrainingBatch(self.noisy.to(device), self.clean.to(device), self.ratio.to(device),
-                             self.noise.to(device))
+                             self.noise.to(device), self.quantised)
 
 
 class SyntheticRaw(IterableDataset):
@@ -144,30 +203,28 @@ class SyntheticRaw(IterableDataset):
     reproducible for a given seed and worker count and no two workers repeat each other.
     """
 
-    def __init__(self, bank: ImageBank, patch: int = 256, batch_size: int = 4, camera: str = "virtual",
-                 noise_model: NoiseModel = "pg", ratios: RatioRange = RatioRange(), seed: int = 0,
-                 black: float = 512.0, white: float = 16383.0):
+    def __init__(self, bank: ImageBank, patch: int = 256, batch_size: int = 4, sensors: SensorMix = SensorMix(),
+                 ratios: RatioRange = RatioRange(), night: NightScenes = NightScenes(share=0.0), seed: int = 0):
         if patch % 2:
             raise ValueError("patch size must be even (whole Bayer cells)")
         self.bank, self.patch, self.batch_size = bank, patch, batch_size
-        self.source = noise_source(camera)
-        self.noise_model, self.ratios, self.seed = noise_model, ratios, seed
-        self.black, self.white = black, white
+        self.sensors, self.ratios, self.night, self.seed = sensors, ratios, night, seed
 
     def make_batch(self, generator: torch.Generator | None = None) -> TrainingBatch:
         n = self.batch_size
         srgb = self.bank.crops(n, self.patch, generator)
         colour = CameraColour.random(n, generator)
         patterns = [PATTERNS[i] for i in torch.randint(0, 4, (n,), generator=generator).tolist()]
-        camera = unprocess(srgb, colour)
-        clean = torch.cat([mosaic(camera[i:i + 1], p) for i, p in enumerate(patterns)])
-        noise = self.source.sample(n, self.noise_model, generator, self.black, self.white)
-        ratio = self.ratios.sample(n, generator)
-        dark = synthesize_dark(clean, ratio, noise, generator)
+        scene = self.night.apply(unprocess(srgb, colour), generator)
+        light = torch.cat([mosaic(scene[i:i + 1], p) for i, p in enumerate(patterns)])
+        noise, offset = self.sensors.sample(n, generator)
+        ratio = torch.minimum(self.ratios.sample(n, generator), self.sensors.max_ratio(noise)).clamp_min(1.0)
+        dark = synthesize_dark(light, ratio, noise, generator, self.sensors.quantise, offset)
+        clean = light.clamp_max(1.0)  # the reference exposure clips at white too
         return TrainingBatch(
             noisy=torch.cat([pack(dark[i:i + 1], p) for i, p in enumerate(patterns)]),
             clean=torch.cat([pack(clean[i:i + 1], p) for i, p in enumerate(patterns)]),
-            ratio=ratio, noise=noise)
+            ratio=ratio, noise=noise, quantised=self.sensors.quantise)
 
     def __iter__(self) -> Iterator[TrainingBatch]:
         worker = get_worker_info()

@@ -14,7 +14,7 @@ from typing import Callable, Iterator, Literal
 import torch
 from torch import Tensor
 
-from exposed.process import ExposureModel, SensorScale, run_process
+from exposed.process import ExposureModel, SensorScale, noise_std, run_process
 
 Precision = Literal["fp32", "bf16"]
 
@@ -100,22 +100,65 @@ def steps_for_ratio(steps: int, ratio_per_step: float, ratio: float) -> int:
     return min(steps, int(ratio // ratio_per_step)) if ratio_per_step > 0 else steps
 
 
+def error_variance(fusion: tuple[tuple[float, float], ...], ratio: Tensor) -> Tensor:
+    """The network's error variance at each ratio (B,), interpolated log-linearly in the (ratio,
+    tau2) table of a model's ``fusion`` and held at its ends."""
+    table = torch.tensor(fusion, dtype=torch.float64).log()
+    x = ratio.double().cpu().log().clamp(table[0, 0], table[-1, 0])
+    out = torch.empty_like(x)
+    for i, value in enumerate(x.tolist()):  # a handful of images: no need to vectorise
+        upper = min(int(torch.searchsorted(table[:, 0], torch.tensor(value, dtype=torch.float64))), len(table) - 1)
+        lower = max(upper - 1, 0)
+        span = float(table[upper, 0] - table[lower, 0])
+        t = (value - float(table[lower, 0])) / span if span > 0 else 0.0
+        out[i] = table[lower, 1] + t * (table[upper, 1] - table[lower, 1])
+    return out.exp().float().to(ratio.device)
+
+
+def fuse(estimate: Tensor, amplified: Tensor, tau2: Tensor, ratio: Tensor, sensor: SensorScale) -> Tensor:
+    """Blend the network's estimate with the plain brightened frame, pixel by pixel, as two noisy
+    measurements of one value are combined (the linear minimum-variance rule):
+
+        out = estimate + w * (amplified - estimate),  w = tau2 / (tau2 + var_amplified)
+
+    var_amplified is the brightened frame's noise at the estimate's level (shot and read noise
+    times the ratio, known from the noise model); tau2 (B,) the network's error variance. Where
+    the frame is barely noisy (a photo a stop or two dark, a bright area) w is near 1 and the
+    photo's own detail is kept; where it is very noisy, w is near 0 and the estimate wins. This is
+    what keeps exposed from ever doing worse than plain brightening. (B, 4, H, W) in, the same out.
+    """
+    one = torch.ones_like(ratio)
+    var = noise_std(estimate.clamp(0.0, 1.0), one, ratio, sensor.to(estimate.device)) ** 2
+    tau2 = tau2.view(-1, 1, 1, 1)
+    return estimate + tau2 / (tau2 + var) * (amplified - estimate)
+
+
 @torch.no_grad()
 def denoise(model: ExposureModel, dark: Tensor, ratio: Tensor, sensor: SensorScale, steps: int | None = None,
             generator: torch.Generator | None = None, precision: Precision = "fp32", tile: int | None = None,
-            overlap: int = 32, on_step: Callable[[int, int], None] | None = None) -> Tensor:
+            overlap: int = 32, on_step: Callable[[int, int], None] | None = None,
+            saturated: Tensor | None = None, blend: bool = True) -> Tensor:
     """Brighten and denoise a dark packed raw: the estimate after T exposure steps (T + 1 passes of F).
 
     dark: (B, 4, H, W) normalised (black 0, white 1), not amplified. ratio: (B,). steps defaults to
     the model's own for the batch's largest ratio (:func:`default_steps`). ``on_step(done, total)`` is called
-    after each network pass (progress for long frames). Returns (B, 4, H, W) in [0, 1].
+    after each network pass (progress for long frames). saturated: photosites at the white level in
+    the dark frame, held at white (default ``dark >= 1``; see :func:`exposed.process.run_process`).
+    ``blend``: where the model has a fusion table, the result is blended with the plain brightened
+    frame (:func:`fuse`). Returns (B, 4, H, W) in [0, 1].
     """
     if steps is None:
         steps = default_steps(model, float(ratio.max()))
     with autocast(dark.device, precision):
         for done, estimate in enumerate(run_process(model, dark, ratio, sensor, steps, generator,
                                                     forward=lambda state, std: predict(model, state, std, tile,
-                                                                                       overlap)), start=1):
+                                                                                       overlap),
+                                                    saturated=saturated), start=1):
             if on_step is not None:
                 on_step(done, steps + 1)
+    if blend and model.config.fusion:
+        ratio = ratio.to(dark.device, torch.float32)
+        amplified = (dark.float() * ratio.view(-1, 1, 1, 1)).masked_fill(
+            dark >= 1.0 if saturated is None else saturated.to(dark.device), 1.0)
+        estimate = fuse(estimate, amplified, error_variance(model.config.fusion, ratio), ratio, sensor)
     return estimate.clamp(0.0, 1.0)

@@ -13,6 +13,24 @@ def psnr(estimate: Tensor, target: Tensor) -> Tensor:
     return -10.0 * torch.log10(mse.clamp_min(1e-20))
 
 
+def masked_psnr(estimate: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+    """PSNR over the pixels where ``mask`` (broadcastable bool) is set, per image: (B,); NaN where none is."""
+    weight = mask.expand_as(target).double()
+    mse = (((estimate.double() - target.double()) ** 2) * weight).flatten(1).sum(1) / weight.flatten(1).sum(1)
+    return -10.0 * torch.log10(mse.clamp_min(1e-20))
+
+
+def ring(mask: Tensor, inner: int, outer: int) -> Tensor:
+    """The pixels within ``outer`` pixels of a set pixel of ``mask`` (B, C, H, W) but further than
+    ``inner`` from all of them (square neighbourhoods), any channel counting: (B, 1, H, W) bool."""
+    any_channel = mask.any(dim=1, keepdim=True).float()
+
+    def dilate(r: int) -> Tensor:
+        return F.max_pool2d(any_channel, 2 * r + 1, stride=1, padding=r) > 0
+
+    return dilate(outer) & ~dilate(inner)
+
+
 def _gaussian_window(size: int = 11, sigma: float = 1.5) -> Tensor:
     x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
     g = torch.exp(-(x**2) / (2 * sigma**2))

@@ -133,10 +133,13 @@ def sample_tukey_lambda(shape: Sequence[int], lam: Tensor, generator: torch.Gene
     return tukey_lambda_quantile(u.clamp(1e-12, 1.0 - 1e-12), lam).float()
 
 
-def add_noise(signal_dn: Tensor, params: NoiseParams, generator: torch.Generator | None = None) -> Tensor:
+def add_noise(signal_dn: Tensor, params: NoiseParams, generator: torch.Generator | None = None,
+              round_dn: bool = False) -> Tensor:
     """A noisy raw frame, in DN above black, whose expected value is ``signal_dn``.
 
     signal_dn: (B, 1, H, W) Bayer mosaic in DN (rows along dim -2 are sensor rows).
+    ``round_dn`` rounds to whole DN, as a real converter does (the black level is a whole number), in
+    place of the ELD model's uniform quantisation noise: at 8 or 10 bits the steps themselves show.
     Returns the same shape, unclipped: clipping to the sensor's range is the caller's business.
     """
     if signal_dn.dim() != 4 or signal_dn.shape[0] != params.batch_size:
@@ -148,18 +151,25 @@ def add_noise(signal_dn: Tensor, params: NoiseParams, generator: torch.Generator
     photons = torch.poisson((signal_dn / K).clamp_min(0.0), generator=generator)
     noisy = photons * K
     if p.model == "pg":
-        return noisy + torch.randn(signal_dn.shape, generator=generator, device=signal_dn.device) * p.read_sigma.view(per_frame)
+        noisy = noisy + torch.randn(signal_dn.shape, generator=generator, device=signal_dn.device) * p.read_sigma.view(per_frame)
+        return noisy.round() if round_dn else noisy
     rows = torch.randn((b, 1, h, 1), generator=generator, device=signal_dn.device) * p.row_sigma.view(per_frame)
     read = sample_tukey_lambda(signal_dn.shape, p.tukey_lambda.view(per_frame), generator) * p.read_sigma.view(per_frame)
+    if round_dn:
+        return (noisy + rows + read).round()
     quant = torch.rand(signal_dn.shape, generator=generator, device=signal_dn.device) - 0.5
     return noisy + rows + read + quant
 
 
 def synthesize_dark(clean: Tensor, ratio: Tensor, params: NoiseParams,
-                    generator: torch.Generator | None = None) -> Tensor:
+                    generator: torch.Generator | None = None, round_dn: bool = False,
+                    offset_dn: Tensor | None = None) -> Tensor:
     """Simulate the short exposure of a clean raw: divide the light by ``ratio``, add sensor noise.
 
-    clean: (B, 1, H, W) mosaic normalised to [0, 1] (black at 0, white at 1): the reference exposure.
+    clean: (B, 1, H, W) mosaic normalised to black 0 and white 1: the reference exposure. Values
+    above 1 are light the reference could not hold (lamps): the dark frame clips them at white too.
+    ``round_dn``: whole DN, see :func:`add_noise`. offset_dn: (B,) a black level error, added before
+    clipping: the frame's true black lies this many DN above the black its metadata states.
     ratio: (B,) exposure ratios (reference / short exposure), any positive value.
     Returns the dark frame in the same normalised units, NOT multiplied back by the ratio, clipped to
     what a sensor can record: [-black, white - black] in DN. Values below black are kept, as a real
@@ -168,6 +178,8 @@ def synthesize_dark(clean: Tensor, ratio: Tensor, params: NoiseParams,
     p = params.to(clean.device)
     scale = p.scale.view(-1, 1, 1, 1)
     ratio = torch.as_tensor(ratio, dtype=clean.dtype, device=clean.device).reshape(-1, 1, 1, 1)
-    noisy_dn = add_noise(clean * scale / ratio, p, generator)
+    noisy_dn = add_noise(clean * scale / ratio, p, generator, round_dn)
+    if offset_dn is not None:
+        noisy_dn = noisy_dn + offset_dn.to(noisy_dn).view(-1, 1, 1, 1)
     low = -p.black.view(-1, 1, 1, 1) / scale
     return torch.maximum(noisy_dn / scale, low).clamp_max(1.0)

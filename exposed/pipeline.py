@@ -79,6 +79,7 @@ class Plan:
 
     raw: RawImage
     mosaic: torch.Tensor  # (1, 1, H, W) normalised, on the CPU
+    saturated: torch.Tensor  # (1, 1, H, W) bool: photosites at the white level, held white in every mode
     ratio: RatioChoice
     noise: NoiseLevel | None
     wb: np.ndarray
@@ -143,23 +144,27 @@ class Enhancer:
                              target_f_number=s.target_f_number)
         noise = None
         if s.mode not in ("amplify", "gp"):
-            noise = noise_level(packed, s.noise_profile, raw.noise_profile, raw.exif.iso)
-        return Plan(raw, mosaic, ratio, noise, np.asarray(wb, dtype=np.float64), wb_source)
+            noise = noise_level(packed, s.noise_profile, raw.noise_profile, raw.exif.iso, raw.scale,
+                                float(-raw.black.min() / raw.scale))
+        saturated = torch.from_numpy(raw.mosaic >= raw.white)[None, None]
+        return Plan(raw, mosaic, saturated, ratio, noise, np.asarray(wb, dtype=np.float64), wb_source)
 
     def enhance_mosaic(self, plan: Plan, on_step: Callable[[int, int], None] | None = None) -> torch.Tensor:
         """The brightened (and denoised) normalised mosaic, (1, 1, H, W) in [0, 1]; ``on_step(done,
         total)`` reports each network pass."""
         raw = plan.raw
         mosaic = plan.mosaic.to(self.device)
+        saturated = plan.saturated.to(self.device)
         ratio = torch.tensor([plan.ratio.ratio], device=self.device)
         if self.model is None:
-            return (mosaic * ratio).clamp(0.0, 1.0)
+            return (mosaic * ratio).clamp(0.0, 1.0).masked_fill(saturated, 1.0)
         assert plan.noise is not None
         # MPS has no Poisson sampler: its photons are drawn on the CPU (see exposed.process.expose).
         generator = torch.Generator(device="cpu" if self.device.type == "mps" else self.device)
         generator.manual_seed(self.settings.seed)
         out = denoise(self.model, pack(mosaic, raw.pattern), ratio, plan.noise.sensor(), self.settings.steps,
-                      generator, self.precision, self.settings.tile, on_step=on_step)
+                      generator, self.precision, self.settings.tile, on_step=on_step,
+                      saturated=pack(saturated, raw.pattern))
         return unpack(out, raw.pattern)
 
     def render(self, plan: Plan, mosaic: torch.Tensor, bits: int | None = None) -> np.ndarray:

@@ -40,6 +40,19 @@ class ModelConfig:
     # frame only a few times too dark gets one pass. 0: always ``steps``. Chosen on validation at
     # export (benchmarks/steps.py); training ignores it.
     ratio_per_step: float = 0.0
+    # The state is clamped to [state_low, state_high] before the network sees it (its noise channel
+    # is computed from the clamped state too). Noise at x100-x300 routinely reaches 2 or 3 times
+    # white and must stay visible; a lamp clipped in the dark frame is about ``ratio`` times white
+    # and must not: no network saw such values in training. Chosen by benchmarks/bounds.py.
+    state_low: float = -1.0
+    state_high: float = 4.0
+    # (ratio, tau2) pairs, ratios ascending: the variance of the network's own error at that ratio,
+    # by which the result is blended with the plain brightened frame (exposed.infer.fuse). Chosen
+    # on validation at export (benchmarks/steps.py); empty: no blending. Training ignores it.
+    fusion: tuple[tuple[float, float], ...] = ()
+
+    def __post_init__(self) -> None:  # JSON gives lists; keep the config hashable and comparable
+        object.__setattr__(self, "fusion", tuple((float(r), float(t)) for r, t in self.fusion))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -79,14 +92,18 @@ class SensorScale:
     """The noise figures the process needs, per image, in normalised units.
 
     gain: K / S, the normalised signal of one photo-electron. read_var: read variance / S^2.
+    Each is (B,), or (B, 4) for figures that differ between the CFA sites (packed order).
     """
 
     gain: Tensor
     read_var: Tensor
 
     @classmethod
-    def from_noise(cls, noise: NoiseParams) -> SensorScale:
-        return cls(noise.K / noise.scale, noise.read_variance() / noise.scale**2)
+    def from_noise(cls, noise: NoiseParams, quantised: bool = False) -> SensorScale:
+        """``quantised``: the frame was rounded to whole DN, which adds 1/12 DN^2 to P+G's read
+        variance (the ELD model counts its quantisation already)."""
+        rounding = 1.0 / 12.0 if quantised and noise.model == "pg" else 0.0
+        return cls(noise.K / noise.scale, (noise.read_variance() + rounding) / noise.scale**2)
 
     def to(self, device: torch.device | str) -> SensorScale:
         return SensorScale(self.gain.to(device), self.read_var.to(device))
@@ -96,10 +113,15 @@ def _per_image(x: Tensor) -> Tensor:
     return x.view(-1, 1, 1, 1)
 
 
+def _per_site(x: Tensor) -> Tensor:
+    """(B,) or (B, 4) sensor figures, one per image or one per packed channel, to broadcast."""
+    return x.view(x.shape[0], -1, 1, 1)
+
+
 def noise_std(amplified: Tensor, exposure: Tensor, ratio: Tensor, sensor: SensorScale) -> Tensor:
     """Standard deviation of shot plus read noise of a state, in amplified units. (B, 4, H, W)."""
     boost = _per_image(ratio / exposure)
-    var = _per_image(sensor.gain) * boost * amplified.clamp_min(0.0) + _per_image(sensor.read_var) * boost**2
+    var = _per_site(sensor.gain) * boost * amplified.clamp_min(0.0) + _per_site(sensor.read_var) * boost**2
     return var.sqrt()
 
 
@@ -128,7 +150,7 @@ def expose(amplified: Tensor, estimate: Tensor, exposure: Tensor, next_exposure:
     The added photons are Poisson with the mean that ``estimate`` implies; with ``straight_through``
     gradients pass through that mean (training), otherwise the step is a plain sample.
     """
-    gain = _per_image(sensor.gain)
+    gain = _per_site(sensor.gain)
     extra = _per_image((next_exposure - exposure) / ratio)
     mean = (extra * estimate.float().clamp_min(0.0) / gain)
     # Drawn where the generator lives: a CPU generator serves devices without a Poisson sampler (MPS).
@@ -142,21 +164,30 @@ def expose(amplified: Tensor, estimate: Tensor, exposure: Tensor, next_exposure:
 
 def run_process(model: ExposureModel, dark: Tensor, ratio: Tensor, sensor: SensorScale, steps: int,
                 generator: torch.Generator | None = None, training: bool = False,
-                forward: Callable[[Tensor, Tensor], Tensor] | None = None) -> Iterator[Tensor]:
+                forward: Callable[[Tensor, Tensor], Tensor] | None = None,
+                saturated: Tensor | None = None) -> Iterator[Tensor]:
     """Run the exposure process from a dark frame, yielding F's estimate at every step (T + 1 of them).
 
     dark: (B, 4, H, W) normalised, not amplified; the last estimate is the result. ``training`` draws
     random intermediate exposures and lets gradients through the photon draws; ``forward`` replaces
     the plain call of the model (tiled inference). Any model can be run through the process, the
     feed-forward twin included (that is the baseline curve of the paper's Fig. 6).
+
+    saturated: (B, 4, H, W) bool, the photosites that reached the white level in the dark frame
+    (default: ``dark >= 1``). Their light is unknown beyond "at least white", so every estimate holds
+    them at white: a clipped lamp stays a white lamp, whatever the network makes of it.
     """
     forward = forward or model
     ratio = ratio.to(dark.device, torch.float32)
     sensor = sensor.to(dark.device)
+    saturated = dark >= 1.0 if saturated is None else saturated.to(dark.device)
+    low, high = model.config.state_low, model.config.state_high
     exposures = exposure_schedule(ratio, steps, generator, random=training)
     state = dark.float() * _per_image(ratio)
     for t in range(steps + 1):
-        estimate = forward(state, noise_std(state, exposures[:, t], ratio, sensor)).float()
+        seen = state.clamp(low, high)
+        estimate = forward(seen, noise_std(seen, exposures[:, t], ratio, sensor)).float()
+        estimate = estimate.masked_fill(saturated, 1.0)
         yield estimate
         if t < steps:
             state = expose(state, estimate, exposures[:, t], exposures[:, t + 1], ratio, sensor, generator,

@@ -93,6 +93,8 @@ def run_batch(inputs: list[str], output: str | None, recursive: bool, fmt: str, 
         say(f"{escape(job.source)} -> {escape(str(job.output))}: {_describe(plan)}{timing}")
         if verbose:
             say(f"    ratio: {plan.ratio.reason}; white balance: {plan.wb_source}")
+            for note in plan.noise.notes if plan.noise is not None else ():
+                say(f"    noise: {note}")
 
     gp_mode = settings.mode == "gp"
 

@@ -26,10 +26,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
+from exposed.cameras import CAMERAS
 from exposed.checkpoint import load_checkpoint, save_checkpoint
-from exposed.data import ImageBank, RatioRange, SyntheticRaw, TrainingBatch
+from exposed.data import ImageBank, RatioRange, SensorMix, SyntheticRaw, TrainingBatch
 from exposed.evaluate import evaluate, make_eval_set
 from exposed.infer import autocast, bf16_is_fast, denoise, pick_device
+from exposed.night import NightScenes
 from exposed.process import ExposureModel, ModelConfig, SensorScale, run_process
 
 
@@ -45,10 +47,16 @@ class TrainConfig:
     # The data.
     images: str = "../shared/data/images/train"
     val_images: str = "../shared/data/images/val"
-    camera: str = "sony-a7s2"  # a calibrated camera or "virtual"
-    noise_model: str = "pg"
+    camera: str = "sony-a7s2"  # a calibrated camera, "virtual", a comma-separated list, or "all" (drawn per sample)
+    noise_model: str = "pg"  # "pg", "eld" or "pg,eld" (drawn per batch)
+    bits: tuple[int, ...] = (14,)  # the frames' bit depths, drawn uniformly (repeat one to weight it)
+    varied_black: bool = False  # black 0 (clipped floor) or 1/64-1/16 of the range, else 512 at 14 bits
+    black_error: float = 0.0  # DN: the true black is off the stated one by up to this
+    quantise: bool = False  # dark frames rounded to whole DN
+    night_share: float = 0.0  # samples made night scenes: brighter than white, with light sources
     ratio_low: float = 1.0
     ratio_high: float = 300.0
+    ratio_focus_weight: float = 0.75  # share of ratios drawn in x100-x300, the rest log-uniform over the range
     patch: int = 256  # raw pixels (the packed patch is half of it)
     batch: int = 8
     workers: int = 0
@@ -62,7 +70,10 @@ class TrainConfig:
     out: str = "runs/diffusion"
     log_every: int = 25
     val_every: int = 1000
-    val_count: int = 12  # validation images (centre 256 x 256 crops, x100 and x300)
+    val_count: int = 12  # validation images (centre 256 x 256 crops)
+    val_ratios: tuple[float, ...] = (100.0, 300.0)
+    val_camera: str = "sony-a7s2"
+    val_noise_model: str = "pg"
     checkpoint_minutes: float = 5.0
     precision: str = "auto"  # auto: bf16 where it is fast (AMX / AVX-512 bf16 CPUs, CUDA), else fp32
     device: str = "auto"
@@ -71,9 +82,17 @@ class TrainConfig:
     # continues at that model's iteration count, so the schedule and the number of optimizer steps
     # stay those of one run; only Adam's moment estimates start afresh, as after the warm-up.
     init: str = ""
+    # With ``init``: start this run's own count and schedule at 0 (a fine-tune on new data, whose
+    # warm-up and decay must span its own iterations) instead of continuing the model's.
+    fine_tune: bool = False
 
     def model_config(self) -> ModelConfig:
         return ModelConfig(self.arch, self.width, self.kind, self.steps)  # type: ignore[arg-type]
+
+    def sensors(self) -> SensorMix:
+        cameras = tuple(CAMERAS) + ("virtual",) if self.camera == "all" else tuple(self.camera.split(","))
+        return SensorMix(cameras, tuple(self.noise_model.split(",")), self.bits,  # type: ignore[arg-type]
+                         self.varied_black, self.black_error, self.quantise)
 
 
 def load_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig:
@@ -87,6 +106,10 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig
     unknown = sorted(set(values) - known)
     if unknown:
         raise ValueError(f"unknown training setting(s): {', '.join(unknown)}")
+    for key, kind in (("val_ratios", float), ("bits", int)):  # a TOML list, or "2,100,300" from the command line
+        if key in values:
+            items = values[key]
+            values[key] = tuple(kind(v) for v in (items.split(",") if isinstance(items, str) else items))
     return TrainConfig(**values)
 
 
@@ -116,7 +139,7 @@ class TrainingStep(nn.Module):
 
 
 def batch_loss(step: nn.Module, batch: TrainingBatch, generator: torch.Generator | None) -> Tensor:
-    sensor = SensorScale.from_noise(batch.noise)
+    sensor = SensorScale.from_noise(batch.noise, batch.quantised)
     return step(batch.noisy, batch.clean, batch.ratio, sensor.gain, sensor.read_var, generator)
 
 
@@ -183,23 +206,26 @@ def train(config: TrainConfig) -> Path:
                 or state["model_config"]["kind"] != config.kind:
             raise ValueError(f"{config.init} holds a different model ({state['model_config']})")
         model.load_state_dict({k: v.float() for k, v in state["model"].items()})
-        start = state.get("train", {}).get("iteration", 0)
-        wall = state.get("train", {}).get("wall_seconds", 0.0)
+        if not config.fine_tune:
+            start = state.get("train", {}).get("iteration", 0)
+            wall = state.get("train", {}).get("wall_seconds", 0.0)
         if rank == 0:
             console.log(f"started from {config.init} at iteration {start}")
-            log({"init": config.init, "iteration": start})
+            log({"init": config.init, "init_iteration": state.get("train", {}).get("iteration", 0),
+                 "fine_tune": config.fine_tune, "iteration": start})
 
     step: nn.Module = TrainingStep(model, config.steps)
     if world > 1:
         step = nn.parallel.DistributedDataParallel(step, device_ids=[local_rank] if device.type == "cuda" else None)
     bank = ImageBank.from_folder(config.images, config.patch)
-    data = SyntheticRaw(bank, config.patch, config.batch, config.camera, config.noise_model,  # type: ignore[arg-type]
-                        RatioRange(config.ratio_low, config.ratio_high), seed=config.seed * 10_000_019 + start)
+    ratios = RatioRange(config.ratio_low, config.ratio_high, focus_weight=config.ratio_focus_weight)
+    data = SyntheticRaw(bank, config.patch, config.batch, config.sensors(), ratios,
+                        NightScenes(share=config.night_share), seed=config.seed * 10_000_019 + start)
     batches = iter(DataLoader(data, batch_size=None, num_workers=config.workers))
     generator = torch.Generator(device=device).manual_seed(config.seed * 10_000_019 + start * 101 + rank)
     val_set = None
     if rank == 0 and config.val_count > 0 and Path(config.val_images).is_dir():
-        val_set = make_eval_set(config.val_images, (100.0, 300.0), config.camera, config.noise_model,  # type: ignore[arg-type]
+        val_set = make_eval_set(config.val_images, config.val_ratios, config.val_camera, config.val_noise_model,  # type: ignore[arg-type]
                                 seed=1234, limit=config.val_count, crop=256)
 
     def checkpoint(iteration: int) -> None:

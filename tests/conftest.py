@@ -18,8 +18,11 @@ def shared_file(*parts: str) -> Path:
 
 
 def synthetic_dng(path: Path, pattern: str = "RGGB", height: int = 64, width: int = 96, ratio: float = 50.0,
-                  black=512.0, white: int = 16383, seed: int = 0, **meta) -> Path:
+                  black=512.0, white: int = 16383, seed: int = 0, lamps: int = 0, **meta) -> Path:
     """A dark, noisy CFA DNG of a smooth colourful scene, written with exposed's own DNG writer.
+
+    ``lamps``: that many light sources of :func:`exposed.night.light_source`, peaking at three times
+    what the dark frame can hold, so their cores clip at the white level as street lamps do at night.
 
     ``meta`` goes to :class:`exposed.dng.DngMetadata` (orientation, noise_profile...) or to its
     :class:`exposed.exif.ExifInfo` (exposure_time, iso, f_number...).
@@ -42,7 +45,13 @@ def synthetic_dng(path: Path, pattern: str = "RGGB", height: int = 64, width: in
                          0.5 + 0.3 * torch.sin(6 * x + 3 * y)])[None].clamp(0, 1)
     xyz = CAMERA_XYZ["Sony ILCE-7S / 7S II"]
     gains = torch.tensor([[2.0, 1.0, 1.6]])
-    clean = mosaic(unprocess(scene, CameraColour(rgb_to_camera(xyz)[None].float(), gains)), pattern)
+    camera = unprocess(scene, CameraColour(rgb_to_camera(xyz)[None].float(), gains))
+    if lamps:
+        from exposed.night import light_source
+
+        lights = sum(light_source(height, width, 3.0 * ratio, g) for _ in range(lamps))
+        camera = camera + lights[None]
+    clean = mosaic(camera, pattern)
     black_cell = np.broadcast_to(np.asarray(black, dtype=np.float64), (2, 2))
     scale = white - black_cell.mean()
     from exposed.noise import NoiseParams

@@ -80,3 +80,19 @@ def test_shipped_models_load_offline_without_code(name, kind):
     assert "optimizer" not in state and path.stat().st_size < 20e6
     model = load_model(path)
     assert model.ratio_range == (1.0, 300.0)
+
+
+def test_export_stores_the_blend_table_sorted_and_none_clears_it(tmp_path):
+    from click.testing import CliRunner
+
+    from exposed.cli import main
+
+    save_checkpoint(tmp_path / "last.pt", _state())
+    out = CliRunner().invoke(main, ["export", str(tmp_path / "last.pt"), str(tmp_path / "m.pt"),
+                                    "--fusion", "100:5e-5,2:3e-4"])
+    assert out.exit_code == 0, out.output
+    assert load_model(tmp_path / "m.pt").config.fusion == ((2.0, 3e-4), (100.0, 5e-5))
+    out = CliRunner().invoke(main, ["export", str(tmp_path / "m.pt"), str(tmp_path / "n.pt"), "--fusion", "none"])
+    assert out.exit_code == 0 and load_model(tmp_path / "n.pt").config.fusion == ()
+    bad = CliRunner().invoke(main, ["export", str(tmp_path / "last.pt"), str(tmp_path / "x.pt"), "--fusion", "2,3"])
+    assert bad.exit_code == 2 and "RATIO:TAU2" in bad.output

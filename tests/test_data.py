@@ -3,7 +3,7 @@ import pytest
 import torch
 import imageio.v3 as iio
 
-from exposed.data import ImageBank, RatioRange, SyntheticRaw, find_images
+from exposed.data import ImageBank, RatioRange, SensorMix, SyntheticRaw, find_images
 from exposed.unprocess import CameraColour, unprocess
 
 
@@ -28,7 +28,8 @@ def test_bank_skips_images_smaller_than_a_patch(colour_folder):
 
 
 def test_batches_have_the_documented_shapes_and_ranges(colour_folder):
-    data = SyntheticRaw(ImageBank.from_folder(colour_folder, 64), patch=64, batch_size=6, noise_model="eld")
+    data = SyntheticRaw(ImageBank.from_folder(colour_folder, 64), patch=64, batch_size=6,
+                        sensors=SensorMix(noise_models=("eld",)))
     batch = data.make_batch(torch.Generator().manual_seed(0))
     assert batch.noisy.shape == batch.clean.shape == (6, 4, 32, 32)
     assert batch.ratio.shape == (6,) and batch.noise.batch_size == 6 and batch.noise.model == "eld"
@@ -57,7 +58,7 @@ def test_cfa_phase_survives_crops_flips_and_transposes(colour_folder):
 
 
 def test_noisy_input_is_an_unbiased_dark_version_of_the_clean_target(colour_folder):
-    data = SyntheticRaw(ImageBank.from_folder(colour_folder, 256), patch=128, batch_size=32, camera="sony-a7s2")
+    data = SyntheticRaw(ImageBank.from_folder(colour_folder, 256), patch=128, batch_size=32)
     batch = data.make_batch(torch.Generator().manual_seed(0))
     amplified = batch.noisy * batch.ratio[:, None, None, None]
     error = (amplified - batch.clean).mean(dim=(1, 2, 3)) / batch.clean.mean(dim=(1, 2, 3))

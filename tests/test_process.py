@@ -154,3 +154,47 @@ def test_photons_are_drawn_on_the_generators_device():
     b = expose(state, estimate, torch.tensor([1.0]), torch.tensor([2.0]), torch.tensor([2.0]), sensor,
                torch.Generator().manual_seed(3))
     assert torch.equal(a, b) and a.device == state.device
+
+
+def test_error_variance_is_log_linear_between_the_table_and_held_at_its_ends():
+    from exposed.infer import error_variance
+
+    table = ((2.0, 1e-4), (200.0, 1e-6))
+    got = error_variance(table, torch.tensor([1.0, 2.0, 20.0, 200.0, 1000.0]))
+    torch.testing.assert_close(got, torch.tensor([1e-4, 1e-4, 1e-5, 1e-6, 1e-6]), rtol=1e-5, atol=0)
+    assert error_variance(((50.0, 3e-5),), torch.tensor([1.0, 500.0])).tolist() == pytest.approx([3e-5, 3e-5])
+
+
+def test_fuse_is_the_minimum_variance_blend_of_two_independent_measurements():
+    """Against the textbook rule in float64, and in its two limits."""
+    from exposed.infer import fuse
+
+    g = torch.Generator().manual_seed(0)
+    estimate = torch.rand(2, 4, 8, 8, generator=g)
+    amplified = estimate + 0.01 * torch.randn(2, 4, 8, 8, generator=g)
+    ratio = torch.tensor([5.0, 200.0])
+    sensor = SensorScale(torch.tensor([2e-4, 2e-4]), torch.tensor([1e-7, 1e-7]))
+    tau2 = torch.tensor([1e-4, 1e-4])
+    var = (2e-4 * ratio.view(-1, 1, 1, 1) * estimate.double() + 1e-7 * ratio.view(-1, 1, 1, 1) ** 2)
+    expected = (estimate.double() * var + amplified.double() * 1e-4) / (var + 1e-4)
+    torch.testing.assert_close(fuse(estimate, amplified, tau2, ratio, sensor).double(), expected, rtol=1e-5, atol=1e-6)
+    quiet = SensorScale(torch.tensor([1e-12, 1e-12]), torch.tensor([0.0, 0.0]))
+    torch.testing.assert_close(fuse(estimate, amplified, tau2, ratio, quiet), amplified, rtol=0, atol=1e-6)
+    torch.testing.assert_close(fuse(estimate, amplified, torch.tensor([1e-12, 1e-12]), ratio, sensor), estimate,
+                               rtol=0, atol=1e-6)
+
+
+def test_a_blended_model_keeps_a_barely_noisy_frame_as_brightening_does():
+    """A frame two stops dark with little noise: whatever an (untrained) network says, the blend
+    gives back nearly the brightened frame; without the table, or with ``blend=False``, it does not."""
+    from dataclasses import replace
+
+    model = _model()
+    sensor = SensorScale(torch.tensor([1e-6]), torch.tensor([1e-9]))
+    dark = torch.rand(1, 4, 32, 32, generator=torch.Generator().manual_seed(0)) * 0.25
+    amplified = dark * 4
+    plain = denoise(model, dark, torch.tensor([4.0]), sensor, 0)
+    model.config = replace(model.config, fusion=((1.0, 1e-3), (300.0, 1e-5)))
+    blended = denoise(model, dark, torch.tensor([4.0]), sensor, 0)
+    assert (blended - amplified).abs().max() < 0.01 < (plain - amplified).abs().max()
+    assert torch.equal(denoise(model, dark, torch.tensor([4.0]), sensor, 0, blend=False), plain)

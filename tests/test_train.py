@@ -138,3 +138,29 @@ def test_a_run_can_start_from_a_shipped_model_and_continue_its_count(tmp_path, i
     assert state["train"]["iteration"] == 5  # 3 from the shipped model, 2 more here
     weights = load_checkpoint(shipped)["model"]
     assert all(torch.equal(state["model"][k], v.float()) for k, v in weights.items())  # lr 0: unchanged
+
+
+def test_night_photography_settings_reach_the_sampler(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('camera = "all"\nnoise_model = "pg,eld"\nbits = [8, 14, 14]\nvaried_black = true\n'
+                    'black_error = 2.0\nquantise = true\nnight_share = 0.5\nval_ratios = [5, 300]\n')
+    config = load_config(path)
+    mix = config.sensors()
+    assert mix.cameras[-1] == "virtual" and len(mix.cameras) == 6 and mix.noise_models == ("pg", "eld")
+    assert mix.bits == (8, 14, 14) and mix.varied_black and mix.quantise and mix.black_error == 2.0
+    assert config.val_ratios == (5.0, 300.0) and config.night_share == 0.5
+    assert load_config(None, bits="10,12").bits == (10, 12)
+
+
+def test_a_fine_tune_starts_its_own_count_and_schedule(tmp_path, images):
+    from exposed.checkpoint import export_model, save_checkpoint
+
+    common = dict(width=4, patch=64, batch=2, val_count=0, threads=1, warmup=2, images=str(images))
+    first = train(TrainConfig(**common, iters=3, out=str(tmp_path / "a")))
+    shipped = save_checkpoint(tmp_path / "shipped.pt", export_model(load_checkpoint(first)))
+    last = train(TrainConfig(**common, iters=2, out=str(tmp_path / "b"), init=str(shipped), fine_tune=True,
+                             night_share=1.0, camera="all", noise_model="eld", bits=(8, 12), quantise=True))
+    state = load_checkpoint(last)
+    assert state["train"]["iteration"] == 2
+    log = [json.loads(line) for line in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
+    assert {"init_iteration": 3, "fine_tune": True}.items() <= next(r for r in log if "init" in r).items()
