@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 from typing import Callable, Iterator, Literal
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -103,16 +104,9 @@ def steps_for_ratio(steps: int, ratio_per_step: float, ratio: float) -> int:
 def error_variance(fusion: tuple[tuple[float, float], ...], ratio: Tensor) -> Tensor:
     """The network's error variance at each ratio (B,), interpolated log-linearly in the (ratio,
     tau2) table of a model's ``fusion`` and held at its ends."""
-    table = torch.tensor(fusion, dtype=torch.float64).log()
-    x = ratio.double().cpu().log().clamp(table[0, 0], table[-1, 0])
-    out = torch.empty_like(x)
-    for i, value in enumerate(x.tolist()):  # a handful of images: no need to vectorise
-        upper = min(int(torch.searchsorted(table[:, 0], torch.tensor(value, dtype=torch.float64))), len(table) - 1)
-        lower = max(upper - 1, 0)
-        span = float(table[upper, 0] - table[lower, 0])
-        t = (value - float(table[lower, 0])) / span if span > 0 else 0.0
-        out[i] = table[lower, 1] + t * (table[upper, 1] - table[lower, 1])
-    return out.exp().float().to(ratio.device)
+    table = np.log(np.asarray(fusion, dtype=np.float64))
+    log_tau2 = np.interp(np.log(ratio.double().cpu().numpy()), table[:, 0], table[:, 1])
+    return torch.from_numpy(np.exp(log_tau2)).float().to(ratio.device)
 
 
 def fuse(estimate: Tensor, amplified: Tensor, tau2: Tensor, ratio: Tensor, sensor: SensorScale) -> Tensor:
