@@ -42,7 +42,7 @@ from rich.table import Table
 
 from exposed.checkpoint import default_model_path, load_checkpoint, model_from_checkpoint
 from exposed.evaluate import EvalSet, evaluate, make_eval_set, make_raw_set
-from exposed.infer import denoise
+from exposed.infer import brighten, denoise
 from exposed.night import NightScenes
 from exposed.process import SensorScale
 from speed import cpu_name  # benchmarks/, the script's own folder
@@ -102,7 +102,7 @@ def anscombe_method(denoiser):  # type: ignore[no-untyped-def]
 
 def amplify(dark: torch.Tensor, ratio: torch.Tensor, sensor: SensorScale) -> torch.Tensor:
     """Plain brightening, as ``--mode amplify`` does it."""
-    return (dark * ratio.view(-1, 1, 1, 1)).masked_fill(dark >= 1.0, 1.0)
+    return brighten(dark, ratio)
 
 
 def timed(method, seconds: list[float]):  # type: ignore[no-untyped-def]

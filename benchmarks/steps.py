@@ -27,7 +27,7 @@ from rich.table import Table
 
 from exposed.checkpoint import default_model_path, load_model
 from exposed.evaluate import evaluate, make_eval_set
-from exposed.infer import denoise, fuse, steps_for_ratio
+from exposed.infer import brighten, denoise, fuse, steps_for_ratio
 from exposed.metrics import psnr
 from exposed.process import SensorScale
 
@@ -80,7 +80,7 @@ def main() -> None:
     for i, item in enumerate(val.items):
         estimate = outputs[chosen[RATIOS.index(item.ratio)]][i]
         ratio = torch.tensor([item.ratio])
-        amplified = (item.dark * item.ratio).masked_fill(item.dark >= 1.0, 1.0)
+        amplified = brighten(item.dark, ratio)
         for tau2 in TAU2_GRID:
             out = fuse(estimate, amplified, torch.tensor([tau2]), ratio, SensorScale.from_noise(item.noise))
             fused[item.ratio][tau2].append(psnr(out.clamp(0.0, 1.0), item.clean).item())

@@ -109,6 +109,13 @@ def error_variance(fusion: tuple[tuple[float, float], ...], ratio: Tensor) -> Te
     return torch.from_numpy(np.exp(log_tau2)).float().to(ratio.device)
 
 
+def brighten(dark: Tensor, ratio: Tensor, saturated: Tensor | None = None) -> Tensor:
+    """Plain brightening, ``--mode amplify``'s: dark (B, C, H, W) times ratio (B,), unclipped, with
+    the photosites ``saturated`` in the dark frame (default ``dark >= 1``) at white."""
+    saturated = dark >= 1.0 if saturated is None else saturated.to(dark.device)
+    return (dark.float() * ratio.to(dark.device, torch.float32).view(-1, 1, 1, 1)).masked_fill(saturated, 1.0)
+
+
 def fuse(estimate: Tensor, amplified: Tensor, tau2: Tensor, ratio: Tensor, sensor: SensorScale) -> Tensor:
     """Blend the network's estimate with the plain brightened frame, pixel by pixel, as two noisy
     measurements of one value are combined (the linear minimum-variance rule):
@@ -152,7 +159,6 @@ def denoise(model: ExposureModel, dark: Tensor, ratio: Tensor, sensor: SensorSca
                 on_step(done, steps + 1)
     if blend and model.config.fusion:
         ratio = ratio.to(dark.device, torch.float32)
-        amplified = (dark.float() * ratio.view(-1, 1, 1, 1)).masked_fill(
-            dark >= 1.0 if saturated is None else saturated.to(dark.device), 1.0)
-        estimate = fuse(estimate, amplified, error_variance(model.config.fusion, ratio), ratio, sensor)
+        estimate = fuse(estimate, brighten(dark, ratio, saturated), error_variance(model.config.fusion, ratio),
+                        ratio, sensor)
     return estimate.clamp(0.0, 1.0)

@@ -31,7 +31,7 @@ from exposed.dng import TIFF_ORIENTATION, DngMetadata
 from exposed.exif import ExifInfo
 from exposed.exposure import RatioChoice, choose_ratio
 from exposed.gp import enhance_image
-from exposed.infer import Precision, bf16_is_fast, default_steps, denoise, pick_device
+from exposed.infer import Precision, bf16_is_fast, brighten, default_steps, denoise, pick_device
 from exposed.isp import demosaic, render
 from exposed.noise_estimate import NoiseLevel, noise_level
 from exposed.photo import PHOTO_SUFFIXES, read_photo
@@ -157,7 +157,7 @@ class Enhancer:
         saturated = plan.saturated.to(self.device)
         ratio = torch.tensor([plan.ratio.ratio], device=self.device)
         if self.model is None:
-            return (mosaic * ratio).clamp(0.0, 1.0).masked_fill(saturated, 1.0)
+            return brighten(mosaic, ratio, saturated).clamp(0.0, 1.0)
         assert plan.noise is not None
         # MPS has no Poisson sampler: its photons are drawn on the CPU (see exposed.process.expose).
         generator = torch.Generator(device="cpu" if self.device.type == "mps" else self.device)
