@@ -186,6 +186,10 @@ def main() -> None:
         return methods
 
     results: dict[str, dict[str, object]] = {}
+    if args.out.exists():  # rerunning some sets keeps the others, when they measured the same models
+        earlier = json.loads(args.out.read_text())
+        if all(earlier.get("meta", {}).get(k) == meta[k] for k in ("diffusion", "feedforward", "iterations_trained")):
+            results = earlier["results"]
     sets = args.sets.split(",")
     for noise in args.noise.split(",") if "paper" in sets else []:
         data = make_eval_set(args.val, PAPER_RATIOS, "sony-a7s2", noise, args.seed, args.limit)  # type: ignore[arg-type]
@@ -246,9 +250,9 @@ def main() -> None:
                   1.0 if r == 100 else 0.0, "plain brightening, around the lamps")
         results["night"] = {"title": "CBSD68 as night scenes with lamps, Sony A7S II P+G noise",
                             "description": data.description, "rows": rows, "bars": {"checks": checks, "lines": lines}}
+        report(console, results, "night", args.out, meta)
         night_crops(data, [(AMPLIFY, amplify), (TWIN, model_method(twin, 0)), ("default", model_method(diffusion, None))],
                     args.out.with_name(args.out.stem + "_night.png"))
-        report(console, results, "night", args.out, meta)
 
     if "eld2" in sets:
         data = make_eval_set(args.val, PAPER_RATIOS, SECOND_CAMERA, "eld", args.seed, args.limit)
@@ -328,11 +332,11 @@ def night_crops(data: EvalSet, methods: list[tuple[str, Method]], path: Path, co
         y, x = divmod(int(sat.flatten().argmax()), sat.shape[1])
         top = min(max(y - size // 2, 0), max(sat.shape[0] - size, 0))
         left = min(max(x - size // 2, 0), max(sat.shape[1] - size, 0))
-        window = (..., slice(top, top + size), slice(left, left + size))
+        def crop(packed: torch.Tensor) -> np.ndarray:
+            return _render(packed[0, :, top:top + size, left:left + size])
+
         ratio, sensor = torch.tensor([item.ratio]), SensorScale.from_noise(item.noise)
-        row = [_render(item.dark[0][window[1:]])]
-        row += [_render(m(item.dark, ratio, sensor).clamp(0, 1)[0][window[1:]]) for _, m in methods]
-        row.append(_render(item.clean[0][window[1:]]))
+        row = [crop(item.dark)] + [crop(m(item.dark, ratio, sensor).clamp(0, 1)) for _, m in methods] + [crop(item.clean)]
         tiles.append(np.concatenate([np.pad(t, ((2, 2), (2, 2), (0, 0))) for t in row], axis=1))
     if tiles:
         iio.imwrite(path, np.concatenate(tiles, axis=0))
