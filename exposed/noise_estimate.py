@@ -80,7 +80,6 @@ class SiteFit:
 
     gain: float | None
     read_var: float
-    bins: int
     gain_max: float | None = None  # where gain is None: the largest slope the levels allow
 
 
@@ -136,11 +135,11 @@ def estimate_site(channel: Tensor, step: float, floor: float, generator: torch.G
         coef = torch.linalg.solve(normal, X.T @ (W * y))
         error = torch.linalg.inv(normal)[0, 0].sqrt()
         if coef[0] > 2 * error:
-            return SiteFit(float(coef[0]), max(float(coef[1]), step**2 / 12.0), len(levels))
+            return SiteFit(float(coef[0]), max(float(coef[1]), step**2 / 12.0))
         gain_max = max(float(coef[0] + 2 * error), 0.0)
     # The slope is lost in the scatter (a narrow range of levels, read noise dominating): the
     # variance the picture shows, as if signal-independent.
-    return SiteFit(None, float((W * y).sum() / W.sum()), len(levels), gain_max)
+    return SiteFit(None, float((W * y).sum() / W.sum()), gain_max)
 
 
 def estimate_noise(packed: Tensor, scale: float = 65535.0, floor: float | None = None,
