@@ -21,7 +21,7 @@ from typing import Callable, Sequence
 import torch
 from torch import Tensor
 
-from exposed.bayer import mosaic, pack
+from exposed.bayer import mosaic, pack, unpack
 from exposed.cameras import noise_source
 from exposed.data import find_images, read_rgb8
 from exposed.metrics import masked_psnr, psnr, ring, ssim
@@ -113,7 +113,6 @@ def make_raw_set(paths: Sequence[str | Path], ratios: Sequence[float], camera: s
     The reference keeps the sensor's own noise, texture, optics and demosaicing-free detail: what a
     synthetic mosaic from an sRGB photograph does not have.
     """
-    from exposed.bayer import cell_offsets
     from exposed.rawio import read_raw
 
     generator = torch.Generator().manual_seed(seed)
@@ -124,10 +123,8 @@ def make_raw_set(paths: Sequence[str | Path], ratios: Sequence[float], camera: s
         light = _centre_crop(torch.from_numpy(raw.normalised())[None, None], crop, mosaic_phase=True)
         packed = pack(light, raw.pattern)  # canonical R, G1, G2, B whatever the sensor's order
         packed = packed * (level / torch.quantile(packed.flatten()[::7], percentile / 100).clamp_min(1e-6))
-        rggb = torch.empty_like(light)
-        for i, (r, c) in enumerate(cell_offsets("RGGB")):
-            rggb[:, 0, r::2, c::2] = packed[:, i]
-        items += _darken(Path(path).name, rggb.clamp(0.0, 1.0), ratios, source, noise_model, generator)
+        items += _darken(Path(path).name, unpack(packed, "RGGB").clamp(0.0, 1.0), ratios, source, noise_model,
+                         generator)
     return EvalSet(items, {"files": [str(p) for p in paths], "ratios": list(ratios), "camera": camera,
                            "noise_model": noise_model, "seed": seed, "crop": crop,
                            "reference": f"the file's mosaic, its {percentile:g}th percentile at {level:g} of white"})
