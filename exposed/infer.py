@@ -9,10 +9,12 @@ untiled results differ only by the network's view of tile borders.
 from __future__ import annotations
 
 import contextlib
+import math
 from typing import Callable, Iterator, Literal
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from exposed.process import ExposureModel, SensorScale, noise_std, run_process
@@ -116,21 +118,42 @@ def brighten(dark: Tensor, ratio: Tensor, saturated: Tensor | None = None) -> Te
     return (dark.float() * ratio.to(dark.device, torch.float32).view(-1, 1, 1, 1)).masked_fill(saturated, 1.0)
 
 
-def fuse(estimate: Tensor, amplified: Tensor, tau2: Tensor, ratio: Tensor, sensor: SensorScale) -> Tensor:
+FUSION_WINDOW = 5  # packed pixels: the neighbourhood (5 x 5 x 4 photosites) that gauges the estimate's local error
+FUSION_SIGNIFICANCE = 3.0  # standard errors by which that gauge must exceed the noise before it counts
+
+
+def fuse(estimate: Tensor, amplified: Tensor, tau2: Tensor, ratio: Tensor, sensor: SensorScale,
+         window: int = FUSION_WINDOW, significance: float = FUSION_SIGNIFICANCE) -> Tensor:
     """Blend the network's estimate with the plain brightened frame, pixel by pixel, as two noisy
     measurements of one value are combined (the linear minimum-variance rule):
 
-        out = estimate + w * (amplified - estimate),  w = tau2 / (tau2 + var_amplified)
+        out = estimate + w * (amplified - estimate),  w = tau2_local / (tau2_local + var_amplified)
 
     var_amplified is the brightened frame's noise at the estimate's level (shot and read noise
-    times the ratio, known from the noise model); tau2 (B,) the network's error variance. Where
-    the frame is barely noisy (a photo a stop or two dark, a bright area) w is near 1 and the
-    photo's own detail is kept; where it is very noisy, w is near 0 and the estimate wins. This is
-    what keeps exposed from ever doing worse than plain brightening. (B, 4, H, W) in, the same out.
+    times the ratio, known from the noise model). tau2 (B,) is the network's typical error variance
+    at the ratio; where the frame is barely noisy (a photo a stop or two dark, a bright area) w is
+    near 1 and the photo's own detail is kept, where it is very noisy w is near 0 and the estimate
+    wins. This is what keeps exposed from doing worse than plain brightening on average.
+
+    A network errs most in a few places (the steep falloff around a lamp, fine texture it smooths
+    away), and there a typical tau2 is far too small. So tau2_local adds the estimate's local error
+    where it shows: over a ``window`` x ``window`` neighbourhood, the mean of (amplified -
+    estimate)^2 is the noise variance plus the estimate's squared error; its excess over the
+    noise's mean variance, beyond ``significance`` standard errors of a sample variance, is taken
+    as error. In smooth, well-denoised areas the excess is noise and tau2_local stays tau2.
+    ``window=0`` uses tau2 alone. (B, 4, H, W) in, the same out.
     """
     one = torch.ones_like(ratio)
     var = noise_std(estimate.clamp(0.0, 1.0), one, ratio, sensor.to(estimate.device)) ** 2
     tau2 = tau2.view(-1, 1, 1, 1)
+    if window:
+        def local_mean(x: Tensor) -> Tensor:
+            return F.avg_pool2d(x.mean(1, keepdim=True), window, 1, window // 2, count_include_pad=False)
+
+        noise = local_mean(var)
+        excess = local_mean((amplified - estimate) ** 2) - noise
+        samples = window * window * estimate.shape[1]
+        tau2 = tau2 + F.relu(excess - significance * noise * math.sqrt(2.0 / samples))
     return estimate + tau2 / (tau2 + var) * (amplified - estimate)
 
 

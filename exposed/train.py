@@ -30,7 +30,7 @@ from exposed.cameras import CAMERAS
 from exposed.checkpoint import load_checkpoint, save_checkpoint
 from exposed.data import ImageBank, RatioRange, SensorMix, SyntheticRaw, TrainingBatch
 from exposed.evaluate import evaluate, make_eval_set
-from exposed.infer import autocast, bf16_is_fast, denoise, pick_device
+from exposed.infer import autocast, bf16_is_fast, brighten, denoise, pick_device
 from exposed.night import NightScenes
 from exposed.process import ExposureModel, ModelConfig, SensorScale, run_process
 
@@ -57,6 +57,9 @@ class TrainConfig:
     ratio_low: float = 1.0
     ratio_high: float = 300.0
     ratio_focus_weight: float = 0.75  # share of ratios drawn in x100-x300, the rest log-uniform over the range
+    # "l1": the plain L1 of every estimate. "relative": each sample's L1 over that of its plain
+    # brightened frame, so a frame one stop dark counts as much as one 300 times dark (see relative_l1).
+    loss: str = "l1"
     patch: int = 256  # raw pixels (the packed patch is half of it)
     batch: int = 8
     workers: int = 0
@@ -120,6 +123,23 @@ def learning_rate(config: TrainConfig, iteration: int) -> float:
     return config.lr_min + 0.5 * (config.lr - config.lr_min) * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 
+RELATIVE_FLOOR = 2e-3  # the brightened frame's L1 below which a sample weighs no more (about 50 dB)
+
+
+def relative_l1(estimate: Tensor, clean: Tensor, amplified: Tensor, floor: float = RELATIVE_FLOOR) -> Tensor:
+    """The batch's L1 with every sample weighted by 1 / (its plain brightened frame's L1).
+
+    estimate, clean, amplified: (B, C, H, W). The plain L1 is dominated by the noisiest samples (a
+    x300 frame's error is a hundred times a x2 frame's), so a network trained on it learns nothing
+    about frames a few stops dark and damages them; the bars are in dB over plain brightening at
+    every ratio, which this weighting follows. Weights are normalised to mean 1 over the batch so
+    the loss keeps the scale (and the learning rate its meaning) of the plain L1.
+    """
+    per_sample = (estimate - clean).abs().mean(dim=(1, 2, 3))
+    weight = 1.0 / (amplified.clamp(0.0, 1.0) - clean).abs().mean(dim=(1, 2, 3)).clamp_min(floor)
+    return (per_sample * weight / weight.mean()).mean()
+
+
 class TrainingStep(nn.Module):
     """The loss of one batch: unroll the exposure process T steps and sum the L1 of every estimate.
 
@@ -127,14 +147,19 @@ class TrainingStep(nn.Module):
     The feed-forward twin is trained as it is used: one pass, no process.
     """
 
-    def __init__(self, model: ExposureModel, steps: int):
+    def __init__(self, model: ExposureModel, steps: int, loss: str = "l1"):
         super().__init__()
-        self.model, self.steps = model, 0 if model.config.kind == "feedforward" else steps
+        if loss not in ("l1", "relative"):
+            raise ValueError(f"unknown loss {loss!r}: 'l1' or 'relative'")
+        self.model, self.steps, self.loss = model, 0 if model.config.kind == "feedforward" else steps, loss
 
     def forward(self, noisy: Tensor, clean: Tensor, ratio: Tensor, gain: Tensor, read_var: Tensor,
                 generator: torch.Generator | None) -> Tensor:
         estimates = run_process(self.model, noisy, ratio, SensorScale(gain, read_var), self.steps, generator,
                                 training=True)
+        if self.loss == "relative":
+            amplified = brighten(noisy, ratio).detach()
+            return torch.stack([relative_l1(e, clean, amplified) for e in estimates]).sum()
         return torch.stack([(e - clean).abs().mean() for e in estimates]).sum()
 
 
@@ -214,7 +239,7 @@ def train(config: TrainConfig) -> Path:
             log({"init": config.init, "init_iteration": state.get("train", {}).get("iteration", 0),
                  "fine_tune": config.fine_tune, "iteration": start})
 
-    step: nn.Module = TrainingStep(model, config.steps)
+    step: nn.Module = TrainingStep(model, config.steps, config.loss)
     if world > 1:
         step = nn.parallel.DistributedDataParallel(step, device_ids=[local_rank] if device.type == "cuda" else None)
     bank = ImageBank.from_folder(config.images, config.patch)

@@ -177,11 +177,40 @@ def test_fuse_is_the_minimum_variance_blend_of_two_independent_measurements():
     tau2 = torch.tensor([1e-4, 1e-4])
     var = (2e-4 * ratio.view(-1, 1, 1, 1) * estimate.double() + 1e-7 * ratio.view(-1, 1, 1, 1) ** 2)
     expected = (estimate.double() * var + amplified.double() * 1e-4) / (var + 1e-4)
-    torch.testing.assert_close(fuse(estimate, amplified, tau2, ratio, sensor).double(), expected, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(fuse(estimate, amplified, tau2, ratio, sensor, window=0).double(), expected,
+                               rtol=1e-5, atol=1e-6)
     quiet = SensorScale(torch.tensor([1e-12, 1e-12]), torch.tensor([0.0, 0.0]))
     torch.testing.assert_close(fuse(estimate, amplified, tau2, ratio, quiet), amplified, rtol=0, atol=1e-6)
-    torch.testing.assert_close(fuse(estimate, amplified, torch.tensor([1e-12, 1e-12]), ratio, sensor), estimate,
-                               rtol=0, atol=1e-6)
+    torch.testing.assert_close(fuse(estimate, amplified, torch.tensor([1e-12, 1e-12]), ratio, sensor, window=0),
+                               estimate, rtol=0, atol=1e-6)
+
+
+def test_fuse_leans_on_the_brightened_frame_where_the_estimate_is_locally_wrong():
+    """A sharp edge that the estimate blurs, in a frame whose noise the model knows: near the edge
+    the local gauge sees the blur and the blend beats both inputs; on the flat sides, where the
+    estimate is right, it leaks barely more noise than the plain rule."""
+    from exposed.infer import fuse
+
+    g = torch.Generator().manual_seed(1)
+    h = w = 64
+    truth = torch.full((1, 4, h, w), 0.1)
+    truth[..., w // 2:] = 0.8
+    blurred = torch.nn.functional.avg_pool2d(truth, (1, 9), 1, (0, 4), count_include_pad=False)
+    ratio, sensor = torch.tensor([20.0]), SensorScale(torch.tensor([1e-5]), torch.tensor([1e-8]))
+    var = 1e-5 * 20 * truth + 1e-8 * 400
+    amplified = truth + var.sqrt() * torch.randn(truth.shape, generator=g)
+    estimate = blurred + 0.002 * torch.randn(truth.shape, generator=g)  # blurred, and a little noisy
+    tau2 = torch.tensor([4e-6])  # the estimate's error where it is right
+    local, plain = fuse(estimate, amplified, tau2, ratio, sensor), fuse(estimate, amplified, tau2, ratio, sensor, window=0)
+
+    def mse(x, columns):
+        return ((x - truth)[..., columns] ** 2).mean().item()
+
+    edge, flat = slice(w // 2 - 4, w // 2 + 4), slice(0, w // 2 - 12)
+    assert mse(local, edge) < 0.05 * mse(plain, edge)  # the plain rule keeps most of the blur
+    assert mse(local, edge) < 1.05 * mse(amplified, edge)
+    assert mse(local, flat) < 1.2 * mse(plain, flat)
+    assert mse(plain, flat) < 0.5 * mse(amplified, flat)
 
 
 def test_a_blended_model_keeps_a_barely_noisy_frame_as_brightening_does():

@@ -164,3 +164,38 @@ def test_a_fine_tune_starts_its_own_count_and_schedule(tmp_path, images):
     assert state["train"]["iteration"] == 2
     log = [json.loads(line) for line in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
     assert {"init_iteration": 3, "fine_tune": True}.items() <= next(r for r in log if "init" in r).items()
+
+
+def test_relative_l1_weighs_each_sample_by_its_brightened_frames_error():
+    from exposed.train import relative_l1
+
+    g = torch.Generator().manual_seed(0)
+    clean = 0.25 + 0.5 * torch.rand(3, 4, 8, 8, generator=g, dtype=torch.float64)
+    scale = torch.tensor([0.003, 0.01, 0.03], dtype=torch.float64).view(3, 1, 1, 1)
+    noise = torch.randn(3, 4, 8, 8, generator=g, dtype=torch.float64) * scale
+    amplified, estimate = clean + noise, clean + 0.3 * noise.flip(-1)
+    # float64 reference: weights from the brightened frame clipped to black and white, floored, mean 1.
+    a, c, e = amplified.numpy(), clean.numpy(), estimate.numpy()
+    w = 1 / np.maximum(np.abs(np.clip(a, 0, 1) - c).mean(axis=(1, 2, 3)), 2e-3)
+    expected = np.mean(np.abs(e - c).mean(axis=(1, 2, 3)) * w / w.mean())
+    assert relative_l1(estimate, clean, amplified).item() == pytest.approx(expected, rel=1e-12)
+    # Every sample's estimate has 0.3 of its brightened frame's error, so each contributes the
+    # same to the loss, although their plain L1s differ tenfold.
+    alone = []
+    for b in range(3):
+        only = clean.clone()
+        only[b] = estimate[b]
+        alone.append(relative_l1(only, clean, amplified).item())
+    assert max(alone) == pytest.approx(min(alone), rel=1e-9)
+    plain = (estimate - clean).abs().mean(dim=(1, 2, 3))
+    assert plain[2] > 8 * plain[0]
+
+
+def test_training_with_the_relative_loss_runs(tmp_path, images):
+    out = tmp_path / "run"
+    subprocess.run([sys.executable, "-m", "exposed", "train", *TINY, "--images", str(images), "--val-images",
+                    str(images), "--out", str(out), "--loss", "relative", "--iters", "4"], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert log[0]["start"]["loss"] == "relative"
+    assert all(np.isfinite(r["loss"]) for r in log if "loss" in r)
