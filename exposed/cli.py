@@ -105,6 +105,27 @@ def train_reference(images: str, val_images: str, out: str, iterations: int, wid
         raise click.ClickException(str(error)) from None
 
 
+@main.command()
+@click.argument("output", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--images", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default="../shared/data/images/train", show_default=True, help="Folder of clean photographs.")
+@click.option("--max-mb", type=click.FloatRange(min=0.01), default=40.0, show_default=True,
+              help="Size limit of the pack (MB).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Which subset, when not all fit.")
+def pack(output: Path, images: Path, max_mb: float, seed: int) -> None:
+    """Write training images into one tar file (a seeded subset up to --max-mb) that `exposed train
+    --images OUTPUT` reads: a training set that travels with a working tree."""
+    from exposed.pack import write_pack
+
+    if output.suffix.lower() != ".tar":
+        raise click.BadParameter("a pack is a .tar file", param_hint="OUTPUT")
+    try:
+        names = write_pack(images, output, int(max_mb * 1e6), seed)
+    except (ValueError, FileNotFoundError) as error:
+        raise click.ClickException(str(error)) from None
+    err.print(f"wrote {output}: {len(names)} images, {output.stat().st_size / 1e6:.1f} MB")
+
+
 def _ratios(ctx: click.Context, param: click.Parameter, value: str) -> tuple[float, ...]:
     try:
         ratios = tuple(float(v) for v in value.split(","))

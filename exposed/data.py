@@ -40,13 +40,15 @@ def find_images(folder: str | Path) -> list[Path]:
     return paths
 
 
-def read_rgb8(path: str | Path) -> Tensor:
-    """An image as a (3, H, W) uint8 tensor: grey is repeated, alpha dropped, 16-bit scaled down."""
-    array = np.asarray(iio.imread(path))
+def read_rgb8(source: str | Path | bytes) -> Tensor:
+    """An image (a file, or its encoded bytes) as a (3, H, W) uint8 tensor: grey is repeated, alpha
+    dropped, 16-bit scaled down."""
+    array = np.asarray(iio.imread(source))
     if array.dtype == np.uint16:
         array = (array >> 8).astype(np.uint8)
     elif array.dtype != np.uint8:
-        raise ValueError(f"{path}: unsupported sample type {array.dtype}")
+        name = "image data" if isinstance(source, bytes) else source
+        raise ValueError(f"{name}: unsupported sample type {array.dtype}")
     if array.ndim == 2:
         array = np.repeat(array[:, :, None], 3, axis=2)
     return torch.from_numpy(np.ascontiguousarray(array[:, :, :3])).permute(2, 0, 1).contiguous()
@@ -55,9 +57,8 @@ def read_rgb8(path: str | Path) -> Tensor:
 class ImageBank:
     """Decoded training images in memory, with sampling weights proportional to their area."""
 
-    def __init__(self, paths: Sequence[str | Path], min_size: int, threads: int = 2):
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            images = list(pool.map(read_rgb8, paths))
+    def __init__(self, images: Sequence[Tensor], min_size: int):
+        """images: (3, H, W) uint8 each; those smaller than ``min_size`` are skipped (and counted)."""
         self.images = [im for im in images if min(im.shape[1:]) >= min_size]
         if not self.images:
             raise ValueError(f"no image is at least {min_size} pixels on its short side")
@@ -65,8 +66,31 @@ class ImageBank:
         self.weights = torch.tensor([im.shape[1] * im.shape[2] for im in self.images], dtype=torch.float64)
 
     @classmethod
+    def from_paths(cls, paths: Sequence[str | Path], min_size: int, threads: int = 2) -> ImageBank:
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            return cls(list(pool.map(read_rgb8, paths)), min_size)
+
+    @classmethod
     def from_folder(cls, folder: str | Path, min_size: int, threads: int = 2) -> ImageBank:
-        return cls(find_images(folder), min_size, threads)
+        return cls.from_paths(find_images(folder), min_size, threads)
+
+    @classmethod
+    def from_source(cls, source: str | Path, min_size: int) -> ImageBank:
+        """A folder of images, or a training pack (:mod:`exposed.pack`)."""
+        from exposed.pack import is_pack, read_pack
+
+        return cls(read_pack(source), min_size) if is_pack(source) else cls.from_folder(source, min_size)
+
+    def to(self, device: torch.device | str) -> ImageBank:
+        """The same bank with its images on ``device`` (a GPU's memory holds all 600 MB with ease),
+        so crops never cross the bus."""
+        bank = ImageBank([im.to(device) for im in self.images], 0)
+        bank.skipped = self.skipped
+        return bank
+
+    @property
+    def device(self) -> torch.device:
+        return self.images[0].device
 
     @property
     def megapixels(self) -> float:
@@ -197,10 +221,14 @@ class TrainingBatch:
 
 
 class SyntheticRaw(IterableDataset):
-    """An endless stream of synthetic training batches (use with ``DataLoader(batch_size=None)``).
+    """An endless stream of synthetic training batches (use with ``DataLoader(batch_size=None)``,
+    or iterate it directly when the bank is on a GPU).
 
-    Each worker, and each process under torchrun, draws from its own seeded generator, so a run is
-    reproducible for a given seed and worker count and no two workers repeat each other.
+    Each worker, and each process under torchrun, draws from its own seeded generators, so a run is
+    reproducible for a given seed, worker count and device, and no two workers repeat each other.
+    The batch is made where the bank's images are: a CPU generator draws the few numbers per sample
+    (which crop, camera, ratio, lamps), a generator on the bank's device the per-pixel noise, so on
+    a GPU nothing waits on the CPU but those numbers.
     """
 
     def __init__(self, bank: ImageBank, patch: int = 256, batch_size: int = 4, sensors: SensorMix = SensorMix(),
@@ -210,8 +238,13 @@ class SyntheticRaw(IterableDataset):
         self.bank, self.patch, self.batch_size = bank, patch, batch_size
         self.sensors, self.ratios, self.night, self.seed = sensors, ratios, night, seed
 
-    def make_batch(self, generator: torch.Generator | None = None) -> TrainingBatch:
+    def make_batch(self, generator: torch.Generator | None = None,
+                   pixels: torch.Generator | None = None) -> TrainingBatch:
+        """One batch on the bank's device. generator: a CPU generator for the per-sample draws;
+        pixels: one on the bank's device for the noise (default: ``generator``, on a CPU bank)."""
         n = self.batch_size
+        device = self.bank.device
+        pixels = generator if pixels is None else pixels
         srgb = self.bank.crops(n, self.patch, generator)
         colour = CameraColour.random(n, generator)
         patterns = [PATTERNS[i] for i in torch.randint(0, 4, (n,), generator=generator).tolist()]
@@ -219,7 +252,8 @@ class SyntheticRaw(IterableDataset):
         light = torch.cat([mosaic(scene[i:i + 1], p) for i, p in enumerate(patterns)])
         noise, offset = self.sensors.sample(n, generator)
         ratio = torch.minimum(self.ratios.sample(n, generator), self.sensors.max_ratio(noise)).clamp_min(1.0)
-        dark = synthesize_dark(light, ratio, noise, generator, self.sensors.quantise, offset)
+        noise, ratio, offset = noise.to(device), ratio.to(device), offset.to(device)
+        dark = synthesize_dark(light, ratio, noise, pixels, self.sensors.quantise, offset)
         clean = light.clamp_max(1.0)  # the reference exposure clips at white too
         return TrainingBatch(
             noisy=torch.cat([pack(dark[i:i + 1], p) for i, p in enumerate(patterns)]),
@@ -231,5 +265,8 @@ class SyntheticRaw(IterableDataset):
         rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
         stream = rank * 1000 + (worker.id if worker else 0)
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + stream)
+        pixels = None
+        if self.bank.device.type != "cpu":
+            pixels = torch.Generator(device=self.bank.device).manual_seed(self.seed * 1_000_003 + stream + 1)
         while True:
-            yield self.make_batch(generator)
+            yield self.make_batch(generator, pixels)

@@ -36,17 +36,18 @@ class NightScenes:
 
     def apply(self, camera: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """(B, 3, H, W) linear camera RGB in [0, 1] -> the same scenes, a ``share`` of them night
-        scenes with values above 1. The draws do not depend on the device."""
+        scenes with values above 1. ``generator`` is a CPU one: it draws only the scenes' few
+        parameters, so they do not depend on the device the images are on."""
         b, _, h, w = camera.shape
         chosen = torch.rand(b, generator=generator) < self.share
         out = camera.clone()
         for i in torch.nonzero(chosen).flatten().tolist():
             gain = _log_uniform(*self.exposure, generator)
             count = int(torch.randint(self.lights[0], self.lights[1] + 1, (1,), generator=generator))
-            light = torch.zeros(3, h, w)
+            light = torch.zeros(3, h, w, device=camera.device)
             for _ in range(count):
-                light += light_source(h, w, _log_uniform(*self.peak, generator), generator)
-            out[i] = camera[i] * gain + light.to(camera.device)
+                light += light_source(h, w, _log_uniform(*self.peak, generator), generator, camera.device)
+            out[i] = camera[i] * gain + light
         return out
 
 
@@ -55,7 +56,8 @@ def _log_uniform(low: float, high: float, generator: torch.Generator | None) -> 
     return math.exp(math.log(low) + (math.log(high) - math.log(low)) * u)
 
 
-def light_source(h: int, w: int, peak: float, generator: torch.Generator | None = None) -> Tensor:
+def light_source(h: int, w: int, peak: float, generator: torch.Generator | None = None,
+                 device: torch.device | str = "cpu") -> Tensor:
     """One light source of a random shape, colour and place: (3, H, W), ``peak`` times white at most.
 
     disc: a lamp seen directly (radius 0.7 to 10 pixels, anti-aliased edge); blob: a Gaussian spot
@@ -67,8 +69,8 @@ def light_source(h: int, w: int, peak: float, generator: torch.Generator | None 
     u = torch.rand(8, generator=generator, dtype=torch.float64).tolist()
     shape = SHAPES[int(torch.randint(0, len(SHAPES), (1,), generator=generator))]
     cy, cx = u[0] * h, u[1] * w
-    y = torch.arange(h, dtype=torch.float32)[:, None] + 0.5
-    x = torch.arange(w, dtype=torch.float32)[None, :] + 0.5
+    y = torch.arange(h, dtype=torch.float32, device=device)[:, None] + 0.5
+    x = torch.arange(w, dtype=torch.float32, device=device)[None, :] + 0.5
     if shape == "disc":
         radius = 0.7 + 9.3 * u[2] ** 2
         profile = (radius + 0.5 - torch.hypot(y - cy, x - cx)).clamp(0.0, 1.0)
@@ -85,6 +87,6 @@ def light_source(h: int, w: int, peak: float, generator: torch.Generator | None 
         scale = 5.0 + 35.0 * u[2]
         profile = torch.exp(-torch.hypot(y - cy, x - cx) / scale)
         peak = min(peak * (0.1 + 0.9 * u[3]), 3.0)
-    colour = torch.tensor([0.3 + 1.3 * u[5], 1.0, 0.1 + 0.9 * u[6]])
+    colour = torch.tensor([0.3 + 1.3 * u[5], 1.0, 0.1 + 0.9 * u[6]], device=device)
     colour = colour / colour.max()
     return colour[:, None, None] * (peak * profile)[None]

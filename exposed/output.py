@@ -12,12 +12,14 @@ import struct
 import tempfile
 import zlib
 from pathlib import Path
-from typing import IO, Callable
+from typing import IO, TYPE_CHECKING, Callable
 
 import numpy as np
 
 from exposed import __version__
-from exposed.exif import ExifInfo
+
+if TYPE_CHECKING:  # the training path (and a GPU machine without exifread) never needs it
+    from exposed.exif import ExifInfo
 
 FORMATS = ("jpg", "png", "tiff")
 SOFTWARE = f"exposed {__version__}"

@@ -9,6 +9,7 @@ CPUs, NCCL on GPUs) by reading the environment torchrun sets. The global batch i
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -45,7 +46,7 @@ class TrainConfig:
     kind: str = "diffusion"  # or "feedforward": the twin
     steps: int = 2  # T, exposure steps unrolled per sample
     # The data.
-    images: str = "../shared/data/images/train"
+    images: str = "../shared/data/images/train"  # a folder, or a training pack (exposed pack)
     val_images: str = "../shared/data/images/val"
     camera: str = "sony-a7s2"  # a calibrated camera, "virtual", a comma-separated list, or "all" (drawn per sample)
     noise_model: str = "pg"  # "pg", "eld" or "pg,eld" (drawn per batch)
@@ -63,8 +64,12 @@ class TrainConfig:
     patch: int = 256  # raw pixels (the packed patch is half of it)
     batch: int = 8
     workers: int = 0
-    # The optimisation: Adam, linear warm-up, then cosine decay to lr_min at the last iteration.
+    # The optimisation: AdamW (fused on CUDA), linear warm-up, then cosine decay to lr_min at the
+    # end of the run: the last iteration, or the end of ``minutes`` if that comes first.
     iters: int = 50_000
+    minutes: float = 0.0  # a wall-clock budget for the whole run, resumes included (0: none)
+    weight_decay: float = 0.0
+    ema: float = 0.0  # decay of an exponential moving average of the weights, which is then what is validated and saved
     lr: float = 2e-4
     lr_min: float = 1e-6
     warmup: int = 500
@@ -116,10 +121,14 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig
     return TrainConfig(**values)
 
 
-def learning_rate(config: TrainConfig, iteration: int) -> float:
+def learning_rate(config: TrainConfig, iteration: int, seconds: float = 0.0) -> float:
+    """Warm-up over ``warmup`` iterations, then cosine decay by the run's progress: the share of its
+    iterations done or, with a time budget, the share of its minutes spent, whichever is larger."""
     if iteration < config.warmup:
         return config.lr * (iteration + 1) / config.warmup
     progress = (iteration - config.warmup) / max(1, config.iters - config.warmup)
+    if config.minutes > 0:
+        progress = max(progress, seconds / (60.0 * config.minutes))
     return config.lr_min + 0.5 * (config.lr - config.lr_min) * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 
@@ -209,17 +218,19 @@ def train(config: TrainConfig) -> Path:
                 f.write(json.dumps(record) + "\n")
 
     torch.manual_seed(config.seed)
-    model = ExposureModel(config.model_config()).to(device)
-    if device.type == "cpu":
-        model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    model = ExposureModel(config.model_config()).to(device).to(memory_format=torch.channels_last)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
+                                  fused=device.type == "cuda")
     start, best, wall = 0, -math.inf, 0.0
+    saved: dict[str, Tensor] | None = None  # the averaged weights a run resumes with
     last_path, best_path = out / "last.pt", out / "best.pt"
     if last_path.exists():
         state = load_checkpoint(last_path, device)
         if ModelConfig(**state["model_config"]) != config.model_config():
             raise ValueError(f"{last_path} holds a different model ({state['model_config']}); use another --out")
-        model.load_state_dict(state["model"])
+        # With an average, "model" holds it (what ships) and "optimised" the weights the optimizer moves.
+        model.load_state_dict(state.get("optimised", state["model"]))
+        saved = state["model"] if "optimised" in state else None
         optimizer.load_state_dict(state["optimizer"])
         start, best, wall = state["train"]["iteration"], state["train"]["best_psnr"], state["train"]["wall_seconds"]
         if rank == 0:
@@ -238,36 +249,47 @@ def train(config: TrainConfig) -> Path:
             console.log(f"started from {config.init} at iteration {start}")
             log({"init": config.init, "init_iteration": state.get("train", {}).get("iteration", 0),
                  "fine_tune": config.fine_tune, "iteration": start})
+    average = None
+    if config.ema > 0:
+        average = copy.deepcopy(model).requires_grad_(False)
+        if saved is not None:
+            average.load_state_dict(saved)
+    used = average if average is not None else model  # the weights validated and saved as the model
 
     step: nn.Module = TrainingStep(model, config.steps, config.loss)
     if world > 1:
         step = nn.parallel.DistributedDataParallel(step, device_ids=[local_rank] if device.type == "cuda" else None)
-    bank = ImageBank.from_folder(config.images, config.patch)
+    bank = ImageBank.from_source(config.images, config.patch)
+    if device.type != "cpu":
+        bank = bank.to(device)  # batches are then made on the device, without workers
     ratios = RatioRange(config.ratio_low, config.ratio_high, focus_weight=config.ratio_focus_weight)
     data = SyntheticRaw(bank, config.patch, config.batch, config.sensors(), ratios,
                         NightScenes(share=config.night_share), seed=config.seed * 10_000_019 + start)
-    batches = iter(DataLoader(data, batch_size=None, num_workers=config.workers))
+    batches = iter(DataLoader(data, batch_size=None, num_workers=config.workers) if config.workers else data)
     generator = torch.Generator(device=device).manual_seed(config.seed * 10_000_019 + start * 101 + rank)
     val_set = None
     if rank == 0 and config.val_count > 0 and Path(config.val_images).is_dir():
         val_set = make_eval_set(config.val_images, config.val_ratios, config.val_camera, config.val_noise_model,  # type: ignore[arg-type]
                                 seed=1234, limit=config.val_count, crop=256)
 
+    def elapsed() -> float:
+        return wall + time.perf_counter() - session_start
+
     def checkpoint(iteration: int) -> None:
         if rank == 0:
             save_checkpoint(last_path, {
-                "model": model.state_dict(), "model_config": config.model_config().to_dict(),
+                "model": used.state_dict(), "model_config": config.model_config().to_dict(),
+                **({"optimised": model.state_dict()} if average is not None else {}),
                 "optimizer": optimizer.state_dict(),
                 "train": {"config": asdict(config), "iteration": iteration, "best_psnr": best,
-                          "wall_seconds": wall + time.perf_counter() - session_start, "precision": precision,
-                          "world_size": world}})
+                          "wall_seconds": elapsed(), "precision": precision, "world_size": world}})
 
     def validate(iteration: int) -> None:
         nonlocal best
-        model.eval()
+        used.eval()
         g = torch.Generator(device=device).manual_seed(0)
         # The model's own default: T exposure steps, or one pass for the twin (never the twin iterated).
-        scores = evaluate(lambda dark, ratio, sensor: denoise(model, dark, ratio, sensor, None, g, precision),  # type: ignore[arg-type]
+        scores = evaluate(lambda dark, ratio, sensor: denoise(used, dark, ratio, sensor, None, g, precision),  # type: ignore[arg-type]
                           val_set, device)  # type: ignore[arg-type]
         model.train()
         mean_psnr = sum(s["psnr"] for s in scores.values()) / len(scores)
@@ -276,17 +298,18 @@ def train(config: TrainConfig) -> Path:
                     ", ".join(f"{k} {v['psnr']:.2f} dB" for k, v in scores.items()))
         if mean_psnr > best:
             best = mean_psnr
-            save_checkpoint(best_path, {"model": model.state_dict(), "model_config": config.model_config().to_dict(),
+            save_checkpoint(best_path, {"model": used.state_dict(), "model_config": config.model_config().to_dict(),
                                         "train": {"config": asdict(config), "iteration": iteration,
                                                   "val": scores, "precision": precision,
-                                                  "wall_seconds": wall + time.perf_counter() - session_start}})
+                                                  "wall_seconds": elapsed()}})
 
     if rank == 0 and start == 0:
         log({"start": asdict(config), "precision": precision, "device": str(device), "world_size": world,
              "threads": torch.get_num_threads(), "images": len(bank), "megapixels": bank.megapixels})
     if rank == 0 and precision == "bf16":
-        check = precision_check(step, [data.make_batch(torch.Generator().manual_seed(i)).to(device) for i in range(3)],
-                                device)
+        check = precision_check(step, [data.make_batch(torch.Generator().manual_seed(i),
+                                                       torch.Generator(device=bank.device).manual_seed(i))
+                                       for i in range(3)], device)
         log({"iteration": start, "precision_check": check})
         console.log(f"bf16 against fp32 on 3 batches: loss {check['bf16_loss']:.5f} vs {check['fp32_loss']:.5f} "
                     f"(worst relative difference {check['max_relative_difference']:.2%})")
@@ -296,32 +319,42 @@ def train(config: TrainConfig) -> Path:
                TimeRemainingColumn()]
     with Progress(*columns, console=console, disable=rank != 0 or not sys.stderr.isatty()) as progress:
         task = progress.add_task(f"training {config.kind}", total=config.iters, completed=start, info="")
-        running, seen = 0.0, 0
-        for iteration in range(start, config.iters):
+        running, seen, done = 0.0, 0, start
+        while done < config.iters and not (config.minutes > 0 and elapsed() >= 60 * config.minutes):
+            iteration = done
             for group in optimizer.param_groups:
-                group["lr"] = learning_rate(config, iteration)
+                group["lr"] = learning_rate(config, iteration, elapsed())
             batch = next(batches).to(device)
             with autocast(device, precision):  # type: ignore[arg-type]
                 loss = batch_loss(step, batch, generator)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            running, seen = running + loss.item(), seen + 1
-            done = iteration + 1
-            if done % config.log_every == 0 or done == config.iters:
-                elapsed = wall + time.perf_counter() - session_start
-                log({"iteration": done, "loss": running / seen, "lr": learning_rate(config, iteration),
-                     "wall_seconds": elapsed})
+            if average is not None:
+                with torch.no_grad():
+                    torch._foreach_lerp_(list(average.parameters()), list(model.parameters()), 1.0 - config.ema)
+            running, seen, done = running + loss.item(), seen + 1, iteration + 1
+            # Ends here: the last iteration, or the time budget spent (every process decides alike).
+            final = done == config.iters or (config.minutes > 0 and elapsed() >= 60 * config.minutes)
+            if world > 1 and config.minutes > 0:
+                flag = torch.tensor([float(final)], device=device)
+                dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+                final = bool(flag.item())
+            if done % config.log_every == 0 or final:
+                log({"iteration": done, "loss": running / seen, "lr": learning_rate(config, iteration, elapsed()),
+                     "wall_seconds": elapsed()})
                 info = f"loss {running / seen:.4f}"
                 progress.update(task, completed=done, info=info)
                 if rank == 0 and not sys.stderr.isatty():
                     console.log(f"iteration {done}/{config.iters} {info}")
                 running, seen = 0.0, 0
-            if val_set is not None and (done % config.val_every == 0 or done == config.iters):
+            if val_set is not None and (done % config.val_every == 0 or final):
                 validate(done)
-            if done == config.iters or time.perf_counter() - last_checkpoint > 60 * config.checkpoint_minutes:
+            if final or time.perf_counter() - last_checkpoint > 60 * config.checkpoint_minutes:
                 checkpoint(done)
                 last_checkpoint = time.perf_counter()
+            if final:
+                break
     if world > 1:
         dist.barrier()
     return last_path

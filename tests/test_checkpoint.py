@@ -96,3 +96,14 @@ def test_export_stores_the_blend_table_sorted_and_none_clears_it(tmp_path):
     assert out.exit_code == 0 and load_model(tmp_path / "n.pt").config.fusion == ()
     bad = CliRunner().invoke(main, ["export", str(tmp_path / "last.pt"), str(tmp_path / "x.pt"), "--fusion", "2,3"])
     assert bad.exit_code == 2 and "RATIO:TAU2" in bad.output
+
+
+def test_a_width_32_model_exports_under_the_device_machines_16_mib_file_limit(tmp_path):
+    """The GPU-trained model must come back from the device machine in one file (16 MiB at most);
+    the export also drops the optimised copy a training checkpoint with an average carries."""
+    model = ExposureModel(ModelConfig("unet", 32, "diffusion"))
+    state = {"model": model.state_dict(), "optimised": model.state_dict(), "model_config": model.config.to_dict(),
+             "train": {"iteration": 1}}
+    path = save_checkpoint(tmp_path / "m.pt", export_model(state))
+    assert path.stat().st_size < 16 * 2**20
+    assert "optimised" not in load_checkpoint(path) and load_model(path).config.width == 32

@@ -3,7 +3,9 @@ import pytest
 import torch
 import imageio.v3 as iio
 
+from conftest import DEVICES
 from exposed.data import ImageBank, RatioRange, SensorMix, SyntheticRaw, find_images
+from exposed.night import NightScenes
 from exposed.unprocess import CameraColour, unprocess
 
 
@@ -82,3 +84,29 @@ def test_stream_is_reproducible_and_workers_differ(colour_folder):
     it = iter(loader)
     first, second = next(it), next(it)
     assert not torch.equal(first.noisy, second.noisy)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_a_bank_on_a_device_gives_the_cpu_samplers_batches_in_distribution(colour_folder, device):
+    """The same CPU seed gives the same scenes, cameras and ratios wherever the bank is; the noise,
+    drawn by the device's own generator, differs draw by draw but has the same mean and variance."""
+    bank = ImageBank.from_folder(colour_folder, 128)
+    settings = dict(patch=128, batch_size=16, sensors=SensorMix(("sony-a7s2", "nikon-d850"), ("eld",), (12, 14)),
+                    night=NightScenes(share=0.5))
+    ref = SyntheticRaw(bank, **settings).make_batch(torch.Generator().manual_seed(3))
+    got = SyntheticRaw(bank.to(device), **settings).make_batch(torch.Generator().manual_seed(3),
+                                                               torch.Generator(device=device).manual_seed(11))
+    assert got.noisy.device.type == device
+    got = got.to("cpu")
+    torch.testing.assert_close(got.clean, ref.clean)
+    assert torch.equal(got.ratio, ref.ratio) and torch.equal(got.noise.K, ref.noise.K)
+    assert not torch.equal(got.noisy, ref.noisy)
+    scale = ref.noise.scale.view(-1, 1, 1, 1)
+    for batch in (ref, got):  # residuals in DN where the scene is below white (no clipping)
+        batch.residual = ((batch.noisy - batch.clean / batch.ratio.view(-1, 1, 1, 1)) * scale)
+    keep = ref.clean < 0.95
+    for i in range(16):
+        a, b = ref.residual[i][keep[i]].double(), got.residual[i][keep[i]].double()
+        spread = a.std().item()
+        assert abs(a.mean().item() - b.mean().item()) < 0.1 * spread + 0.05
+        assert b.var().item() == pytest.approx(a.var().item(), rel=0.08)

@@ -3,6 +3,7 @@ import math
 import pytest
 import torch
 
+from conftest import DEVICES
 from exposed.infer import default_steps, denoise, predict
 from exposed.noise import NoiseParams
 from exposed.process import ExposureModel, ModelConfig, SensorScale, expose, exposure_schedule, noise_std, run_process
@@ -108,24 +109,31 @@ def test_inference_is_deterministic_under_a_seed():
     assert runs[0].min() >= 0 and runs[0].max() <= 1
 
 
+def _generator(device):
+    """Photon draws on the device where it has a Poisson sampler (MPS has none: the CPU's serves)."""
+    return torch.Generator(device="cpu" if device == "mps" else device).manual_seed(0)
+
+
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("precision,tolerance", [("fp32", 2e-3), ("bf16", 2e-2)])
-def test_tiled_and_whole_frame_inference_agree(precision, tolerance):
-    model = _model()
+def test_tiled_and_whole_frame_inference_agree(precision, tolerance, device):
+    model = _model().to(device)
     sensor = SensorScale(torch.tensor([1e-4]), torch.tensor([1e-6]))
-    dark = torch.rand(1, 4, 96, 136) * 0.004
-    whole = denoise(model, dark, torch.tensor([200.0]), sensor, 2, torch.Generator().manual_seed(0), precision)
-    tiled = denoise(model, dark, torch.tensor([200.0]), sensor, 2, torch.Generator().manual_seed(0), precision,
-                    tile=48, overlap=16)
+    dark = (torch.rand(1, 4, 96, 136) * 0.004).to(device)
+    whole = denoise(model, dark, torch.tensor([200.0]), sensor, 2, _generator(device), precision)
+    tiled = denoise(model, dark, torch.tensor([200.0]), sensor, 2, _generator(device), precision, tile=48, overlap=16)
+    assert whole.device.type == device
     assert (whole - tiled).abs().mean().item() < tolerance
     assert 10 * math.log10(1 / ((whole - tiled) ** 2).mean().item()) > 40
 
 
-def test_bf16_inference_is_close_to_fp32():
-    model = _model()
+@pytest.mark.parametrize("device", DEVICES)
+def test_bf16_inference_is_close_to_fp32(device):
+    model = _model().to(device)
     sensor = SensorScale(torch.tensor([1e-4]), torch.tensor([1e-6]))
-    dark = torch.rand(1, 4, 64, 64) * 0.004
-    fp32 = denoise(model, dark, torch.tensor([100.0]), sensor, 1, torch.Generator().manual_seed(0), "fp32")
-    bf16 = denoise(model, dark, torch.tensor([100.0]), sensor, 1, torch.Generator().manual_seed(0), "bf16")
+    dark = (torch.rand(1, 4, 64, 64) * 0.004).to(device)
+    fp32 = denoise(model, dark, torch.tensor([100.0]), sensor, 1, _generator(device), "fp32")
+    bf16 = denoise(model, dark, torch.tensor([100.0]), sensor, 1, _generator(device), "bf16")
     assert (fp32 - bf16).abs().mean().item() < 0.01
 
 

@@ -4,6 +4,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
@@ -51,6 +52,35 @@ def test_learning_rate_warms_up_then_decays_to_its_floor():
     assert learning_rate(c, 99) == pytest.approx(1e-3)
     assert learning_rate(c, 550) == pytest.approx((1e-3 + 1e-6) / 2, rel=1e-3)
     assert learning_rate(c, 999) == pytest.approx(1e-6, rel=1e-2)
+    # With a time budget the decay follows whichever is further along, iterations or minutes.
+    timed = TrainConfig(iters=1000, warmup=100, lr=1e-3, lr_min=1e-6, minutes=10)
+    assert learning_rate(timed, 550, seconds=0) == pytest.approx(learning_rate(c, 550))
+    assert learning_rate(timed, 200, seconds=300) == pytest.approx((1e-3 + 1e-6) / 2, rel=1e-3)
+    assert learning_rate(timed, 200, seconds=600) == pytest.approx(1e-6)
+
+
+def test_a_time_budget_ends_the_run_with_weights_and_an_average_that_resumes(tmp_path, images):
+    """--minutes stops a run with far more iterations than fit; the last checkpoint holds the
+    average of the weights as its model (what ships) and the optimised weights to resume from."""
+    from exposed.checkpoint import export_model
+
+    out = tmp_path / "run"
+    config = TrainConfig(width=4, patch=64, batch=2, val_count=2, log_every=1, threads=1, warmup=2, iters=10**6,
+                         minutes=0.05, ema=0.5, lr=2e-3, val_every=10**6, images=str(images),
+                         val_images=str(images), out=str(out))
+    state = load_checkpoint(train(config))
+    done = state["train"]["iteration"]
+    assert 0 < done < 10**6 and 3 <= state["train"]["wall_seconds"] < 60
+    assert set(state["model"]) == set(state["optimised"])
+    assert any(not torch.equal(state["model"][k], state["optimised"][k]) for k in state["model"])
+    assert load_checkpoint(out / "best.pt")["train"]["iteration"] == done  # validated at the end
+    exported = export_model(state)
+    assert all(torch.equal(exported["model"][k].float(), state["model"][k].half().float()) for k in state["model"])
+    # A longer budget resumes the same run: its average carries on from the saved one.
+    state2 = load_checkpoint(train(TrainConfig(**{**config.__dict__, "minutes": 0.1})))
+    assert state2["train"]["iteration"] > done
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert any(r.get("resumed") == done for r in log)
 
 
 @pytest.mark.parametrize("kind", ["diffusion", "feedforward"])
@@ -199,3 +229,23 @@ def test_training_with_the_relative_loss_runs(tmp_path, images):
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert log[0]["start"]["loss"] == "relative"
     assert all(np.isfinite(r["loss"]) for r in log if "loss" in r)
+
+
+def test_the_gpu_training_script_runs_end_to_end_on_the_cpu(tmp_path, images):
+    """benchmarks/gpu_train.sh at toy size: the same commands the one device call runs, so that call
+    cannot fail on a typo. Both models come back exported, at equal optimizer steps."""
+    from exposed.pack import write_pack
+
+    write_pack(images, tmp_path / "pack.tar")
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_train.sh"
+    env = {**os.environ, "OUT": str(tmp_path / "out"), "RUNS": str(tmp_path / "runs"), "MINUTES": "0.05",
+           "WIDTH": "4", "BATCH": "2", "PATCH": "64", "DEVICE": "cpu", "IMAGES": str(tmp_path / "pack.tar"),
+           "PYTHON": sys.executable}
+    result = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["diffusion"]["iterations"] == summary["feedforward"]["iterations"] > 0
+    for name, kind in (("exposure-diffusion-unet4-gpu", "diffusion"), ("feedforward-unet4-gpu", "feedforward")):
+        model = load_model(tmp_path / "out" / f"{name}.pt")
+        assert model.config.kind == kind and model.config.width == 4
+        assert (tmp_path / "out" / f"{name}.log.jsonl").stat().st_size > 0
