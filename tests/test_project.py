@@ -24,3 +24,26 @@ def test_ci_runs_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text()
     assert test_command in ci
     assert "torch==2.13.0" in ci
+
+
+def test_the_training_path_needs_neither_rawpy_nor_exifread():
+    """The GPU machine's Python has torch but not rawpy or exifread: training, packs, export and
+    the inference core must import without them (blocked here in a fresh interpreter)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('rawpy', 'exifread'):\n"
+        "            raise ImportError('blocked: ' + name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "import exposed.cli, exposed.train, exposed.pack, exposed.infer, exposed.evaluate, exposed.checkpoint\n"
+        "from click.testing import CliRunner\n"
+        "result = CliRunner().invoke(exposed.cli.main, ['train', '--help'])\n"
+        "assert result.exit_code == 0 and '--minutes' in result.output, result.output\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert run.returncode == 0, run.stderr
