@@ -48,7 +48,8 @@ def main() -> None:
         row = {}
         for name, data in sets.items():
             g = torch.Generator().manual_seed(0)
-            for ratio, s in evaluate(lambda d, r, sensor: denoise(model, d, r, sensor, None, g, blend=False), data).items():
+            scores = evaluate(lambda d, r, sensor: denoise(model, d, r, sensor, None, g, blend=False), data)
+            for ratio, s in scores.items():
                 row[f"{name} {ratio}"] = s["psnr"]
                 if "ring_psnr" in s and name == "night":
                     row[f"{name} {ratio} ring"] = s["ring_psnr"]

@@ -63,11 +63,13 @@ def main() -> None:
     console = Console()
     console.print(f"[bold]{args.dark.name}[/]: {raw.pattern}, black {raw.black.flatten().tolist()}, "
                   f"white {raw.white:g}, {dark.numel()} pixels")
-    console.print(f"fit: offset above black {fit.offset.flatten().tolist()}, Gaussian sigma {fit.gaussian_sigma:.3f} DN, "
+    console.print(f"fit: offset above black {fit.offset.flatten().tolist()}, "
+                  f"Gaussian sigma {fit.gaussian_sigma:.3f} DN, "
                   f"row sigma {fit.row_sigma:.3f} DN, Tukey lambda {fit.tukey_lambda:+.3f} scale {fit.tukey_scale:.3f} "
                   f"(PPCC {fit.ppcc:.5f}); measured std per cell position {[round(s, 3) for s in measured_std]}")
     if profile_report:
-        console.print(f"NoiseProfile: read sigma per plane {[round(s, 3) for s in profile_report['read_sigma_dn_per_plane']]} DN, "
+        per_plane = [round(s, 3) for s in profile_report['read_sigma_dn_per_plane']]
+        console.print(f"NoiseProfile: read sigma per plane {per_plane} DN, "
                       f"K per plane {[round(k, 3) for k in profile_report['K_dn_per_electron_per_plane']]} DN/e-")
     table = Table(title="Dark frame against noise models (lower KS, higher log-likelihood is better)")
     table.add_column("model")

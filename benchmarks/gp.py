@@ -30,6 +30,7 @@ from rich.table import Table
 from exposed import gp
 from exposed.checkpoint import default_model_path
 from exposed.data import find_images, read_rgb8
+from exposed.metrics import pooled_psnr
 from exposed.reference import darken, load_reference
 from speed import cpu_name  # benchmarks/, the script's own folder
 
@@ -38,10 +39,6 @@ GAMMAS = (2.0, 3.0, 4.0)
 KS = (10, 20, 30, 50, 100, 200)
 PAPER = {10: (16.27, 0.41), 20: (16.46, 0.45), 30: (16.61, 0.49), 40: (16.66, 0.54), 50: (16.66, 0.56),
          100: (16.67, 0.75), 200: (16.70, 1.74)}  # Table II, RGB model: PSNR dB, seconds at 256 x 256
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float(-10 * torch.log10(F.mse_loss(a.clamp(0, 1).double(), b.double()).clamp_min(1e-12)))
 
 
 def auto_gamma(dark: torch.Tensor, target: float = 0.45) -> torch.Tensor:
@@ -80,22 +77,22 @@ def main() -> None:
     for i, clean in enumerate(cleans):
         for gamma in GAMMAS:
             dark = darken(clean, torch.tensor([gamma]), torch.zeros(1), torch.zeros(1))
-            rows["dark input"].append(psnr(dark, clean))
-            rows["auto gamma (mean to 0.45)"].append(psnr(auto_gamma(dark), clean))
+            rows["dark input"].append(pooled_psnr(dark, clean))
+            rows["auto gamma (mean to 0.45)"].append(pooled_psnr(auto_gamma(dark), clean))
             with torch.no_grad():
-                rows["reference CNN alone"].append(psnr(reference(dark), clean))
+                rows["reference CNN alone"].append(pooled_psnr(reference(dark), clean))
             for k in KS:
                 out = gp.enhance_image(dark, reference, k=k, generator=torch.Generator().manual_seed(i))
-                rows[f"GP, k = {k}"].append(psnr(out, clean))
+                rows[f"GP, k = {k}"].append(pooled_psnr(out, clean))
             out = gp.enhance_image(dark, reference, k=30, patch=3, generator=torch.Generator().manual_seed(i))
-            rows["GP, k = 30, 3 x 3 patches"].append(psnr(out, clean))
+            rows["GP, k = 30, 3 x 3 patches"].append(pooled_psnr(out, clean))
             noisy = darken(clean, torch.tensor([gamma]), torch.tensor([1e-3]), torch.tensor([1e-5]),
                            torch.Generator().manual_seed(i))
             for patch, name in ((1, "GP, k = 30, noisy input"), (3, "GP, k = 30, 3 x 3 patches, noisy input")):
                 out = gp.enhance_image(noisy, reference, k=30, patch=patch, generator=torch.Generator().manual_seed(i))
-                rows[name].append(psnr(out, clean))
+                rows[name].append(pooled_psnr(out, clean))
             out = gp.enhance_image(dark, reference, k=30, colour="pooled", generator=torch.Generator().manual_seed(i))
-            rows["GP, k = 30, paper's pooled colour"].append(psnr(out, clean))
+            rows["GP, k = 30, paper's pooled colour"].append(pooled_psnr(out, clean))
 
     # Speed: whole GP mode on 256 x 256 crops and on a 12 MP frame (a photo upscaled to 4240 x 2832).
     crop = darken(cleans[0][..., :256, :256], torch.tensor([3.0]), torch.zeros(1), torch.zeros(1))

@@ -22,7 +22,9 @@ Sets (each a table, with its bars checked; no output is ever rescaled with the g
 - real: two real sensors' mosaics (../shared/data/raw: Blackmagic Pocket 4K, Canon EOS 550D) as
   the reference, darkened with the A7S II's P+G noise from x2 to x300.
 
-Writes benchmarks/results/quality.json, quality.md and the figures.
+Writes benchmarks/results/quality.json, quality.md and the figures. The classical denoiser's rows
+measure no model, so a rerun takes them from the results file when it scored the same set (same
+images, ratios, seed, camera and noise) with the same denoiser; ``--fresh`` computes them again.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -114,11 +116,16 @@ def timed(method, seconds: list[float]):  # type: ignore[no-untyped-def]
     return run
 
 
-def score(methods: list[tuple[str, EvalSet, Method, int]], label: str) -> dict[str, dict]:
-    """Every method on its set: scores per ratio, parameters and seconds per raw megapixel."""
+def score(methods: list[tuple[str, EvalSet, Method, int]], label: str,
+          known: dict[str, dict] | None = None) -> dict[str, dict]:
+    """Every method on its set: scores per ratio, parameters and seconds per raw megapixel; rows in
+    ``known`` (measured before on the same set) are taken as they are."""
     rows = {}
     with Progress(console=Console(stderr=True), transient=True) as progress:
         for name, data, method, n_params in methods:
+            if known and name in known:
+                rows[name] = known[name]
+                continue
             task = progress.add_task(f"{label}: {name}", total=len(data.items))
             seconds: list[float] = []
             scores = evaluate(timed(method, seconds), data, progress=lambda: progress.advance(task))
@@ -134,7 +141,8 @@ def psnr_of(rows: dict[str, dict], name: str, ratio: float, key: str = "psnr") -
 def check(lines: list[str], checks: dict[str, bool], name: str, gain: float, need: float, what: str) -> None:
     holds = gain >= need
     checks[name] = holds
-    lines.append(f"{name}: the default {gain:+.2f} dB against {what} (bar {need:+.2f}): {'holds' if holds else 'missed'}")
+    lines.append(f"{name}: the default {gain:+.2f} dB against {what} (bar {need:+.2f}): "
+                 f"{'holds' if holds else 'missed'}")
 
 
 def main() -> None:
@@ -150,6 +158,7 @@ def main() -> None:
                         help="skip the T = 0 .. 10 curves of the paper set (most of its time)")
     parser.add_argument("--limit", type=int, help="use only the first N images for every method")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--fresh", action="store_true", help="score the classical denoiser again, not from --out")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "quality.json")
     args = parser.parse_args()
     console = Console()
@@ -165,7 +174,8 @@ def main() -> None:
     params = {"diffusion": sum(p.numel() for p in diffusion.parameters()),
               "feedforward": sum(p.numel() for p in twin.parameters())}
     config = diffusion.config
-    rule = f"T = min({config.steps}, ratio // {config.ratio_per_step:g})" if config.ratio_per_step else f"T={config.steps}"
+    rule = (f"T = min({config.steps}, ratio // {config.ratio_per_step:g})" if config.ratio_per_step
+            else f"T={config.steps}")
     default = f"ExposureDiffusion default ({rule}{', blended' if config.fusion else ''})"
     n_sub = args.classical_subset
     bm3d_row = f"{CLASSICAL.format(classical_name)} (first {n_sub} images)"
@@ -186,15 +196,22 @@ def main() -> None:
         return methods
 
     results: dict[str, dict[str, object]] = {}
-    if args.out.exists():  # rerunning some sets keeps the others, when they measured the same models
-        earlier = json.loads(args.out.read_text())
-        if all(earlier.get("meta", {}).get(k) == meta[k] for k in ("diffusion", "feedforward", "iterations_trained")):
-            results = earlier["results"]
+    earlier = json.loads(args.out.read_text()) if args.out.exists() else {}
+    if all(earlier.get("meta", {}).get(k) == meta[k] for k in ("diffusion", "feedforward", "iterations_trained")):
+        results = dict(earlier["results"])  # rerunning some sets keeps the others, when they measured the same models
+
+    def classical_rows(key: str, data: EvalSet) -> dict[str, dict]:
+        """The classical denoiser's row from the results file, if it scored this very set."""
+        old = earlier.get("results", {}).get(key)
+        same = (old is not None and not args.fresh and earlier["meta"].get("classical") == classical_name
+                and json.loads(json.dumps(data.description)) == old["description"])
+        return {bm3d_row: old["rows"][bm3d_row]} if same and bm3d_row in old["rows"] else {}
     sets = args.sets.split(",")
     for noise in args.noise.split(",") if "paper" in sets else []:
         data = make_eval_set(args.val, PAPER_RATIOS, "sony-a7s2", noise, args.seed, args.limit)  # type: ignore[arg-type]
         methods = core(data)
-        methods.insert(3, (f"{default}, bf16 autocast", data, model_method(diffusion, None, "bf16"), params["diffusion"]))
+        methods.insert(3, (f"{default}, bf16 autocast", data, model_method(diffusion, None, "bf16"),
+                           params["diffusion"]))
         if config.fusion:
             methods.insert(3, (f"{default}, not blended", data, model_method(diffusion, None, blend=False),
                                params["diffusion"]))
@@ -203,7 +220,7 @@ def main() -> None:
                         for t in DIFFUSION_STEPS]
             methods += [(f"twin iterated T={t}", data, model_method(twin, t), params["feedforward"])
                         for t in DIFFUSION_STEPS[1:]]
-        rows = score(methods, f"paper {noise}")
+        rows = score(methods, f"paper {noise}", classical_rows(f"paper-{noise}", data))
         lines: list[str] = []
         checks: dict[str, bool] = {}
         for r in PAPER_RATIOS:
@@ -217,8 +234,10 @@ def main() -> None:
         if args.sweep:
             for r in PAPER_RATIOS:
                 curve = [psnr_of(rows, f"ExposureDiffusion T={t}", r) for t in DIFFUSION_STEPS]
-                iterated = [psnr_of(rows, TWIN, r)] + [psnr_of(rows, f"twin iterated T={t}", r) for t in DIFFUSION_STEPS[1:]]
-                lines.append(f"x{r:g}: from its best T to T=10 ExposureDiffusion loses {max(curve) - curve[-1]:.2f} dB, "
+                iterated = [psnr_of(rows, TWIN, r)] + [psnr_of(rows, f"twin iterated T={t}", r)
+                                                       for t in DIFFUSION_STEPS[1:]]
+                lines.append(f"x{r:g}: from its best T to T=10 ExposureDiffusion loses "
+                             f"{max(curve) - curve[-1]:.2f} dB, "
                              f"the iterated twin {max(iterated) - iterated[-1]:.2f} dB")
         results[f"paper-{noise}"] = {"title": f"CBSD68 as Sony A7S II raws, {noise.upper()} noise",
                                      "description": data.description, "rows": rows,
@@ -227,7 +246,7 @@ def main() -> None:
 
     if "low" in sets:
         data = make_eval_set(args.val, LOW_RATIOS, "sony-a7s2", "pg", args.seed, args.limit)
-        rows = score(core(data), "low")
+        rows = score(core(data), "low", classical_rows("low", data))
         lines, checks = [], {}
         for r in LOW_RATIOS:
             need = -0.05 if r < 10 else 2.0
@@ -240,7 +259,7 @@ def main() -> None:
     if "night" in sets:
         data = make_eval_set(args.val, NIGHT_RATIOS, "sony-a7s2", "pg", NIGHT_SEED, args.limit,
                              night=NightScenes(share=1.0))
-        rows = score(core(data), "night")
+        rows = score(core(data), "night", classical_rows("night", data))
         lines, checks = [], {}
         for r in NIGHT_RATIOS:
             check(lines, checks, f"night x{r:g} vs amplify", psnr_of(rows, default, r) - psnr_of(rows, AMPLIFY, r),
@@ -251,12 +270,13 @@ def main() -> None:
         results["night"] = {"title": "CBSD68 as night scenes with lamps, Sony A7S II P+G noise",
                             "description": data.description, "rows": rows, "bars": {"checks": checks, "lines": lines}}
         report(console, results, "night", args.out, meta)
-        night_crops(data, [(AMPLIFY, amplify), (TWIN, model_method(twin, 0)), ("default", model_method(diffusion, None))],
+        night_crops(data, [(AMPLIFY, amplify), (TWIN, model_method(twin, 0)),
+                           ("default", model_method(diffusion, None))],
                     args.out.with_name(args.out.stem + "_night.png"))
 
     if "eld2" in sets:
         data = make_eval_set(args.val, PAPER_RATIOS, SECOND_CAMERA, "eld", args.seed, args.limit)
-        rows = score(core(data), "eld2")
+        rows = score(core(data), "eld2", classical_rows("eld2", data))
         lines, checks = [], {}
         for r in PAPER_RATIOS:
             check(lines, checks, f"{SECOND_CAMERA} eld x{r:g} vs {classical_name}",
@@ -336,12 +356,14 @@ def night_crops(data: EvalSet, methods: list[tuple[str, Method]], path: Path, co
             return _render(packed[0, :, top:top + size, left:left + size])
 
         ratio, sensor = torch.tensor([item.ratio]), SensorScale.from_noise(item.noise)
-        row = [crop(item.dark)] + [crop(m(item.dark, ratio, sensor).clamp(0, 1)) for _, m in methods] + [crop(item.clean)]
+        outputs = [crop(m(item.dark, ratio, sensor).clamp(0, 1)) for _, m in methods]
+        row = [crop(item.dark), *outputs, crop(item.clean)]
         tiles.append(np.concatenate([np.pad(t, ((2, 2), (2, 2), (0, 0))) for t in row], axis=1))
     if tiles:
         iio.imwrite(path, np.concatenate(tiles, axis=0))
         (path.with_suffix(".txt")).write_text("columns: dark input, " + ", ".join(n for n, _ in methods) +
-                                              ", reference; rows: the first x100 night scenes, around their brightest lamp\n")
+                                              ", reference; rows: the first x100 night scenes, "
+                                              "around their brightest lamp\n")
 
 
 def plot_steps(results: dict[str, dict[str, object]], path: Path) -> None:
@@ -353,7 +375,7 @@ def plot_steps(results: dict[str, dict[str, object]], path: Path) -> None:
 
     papers = {k: v for k, v in results.items() if k.startswith("paper")}
     fig, axes = plt.subplots(1, len(papers), figsize=(6 * len(papers), 4), squeeze=False)
-    for ax, (key, result) in zip(axes[0], papers.items()):
+    for ax, result in zip(axes[0], papers.values()):
         rows = result["rows"]  # type: ignore[index]
         for ratio, colour in zip(PAPER_RATIOS, ("C0", "C1", "C2")):
             ed = [psnr_of(rows, f"ExposureDiffusion T={t}", ratio) for t in DIFFUSION_STEPS]  # type: ignore[arg-type]

@@ -98,7 +98,7 @@ def main() -> None:
         rows.append({"patch": 256, "noise": "night mix", "workers": 0, "source": f"bank on {where}",
                      "patches_per_s": rate(SyntheticRaw(mix_bank, **mix), 0, args.seconds)})
 
-    table = Table(title="Synthetic raw sampler throughput (batch of %d)" % args.batch)
+    table = Table(title=f"Synthetic raw sampler throughput (batch of {args.batch})")
     for column in ("patch", "noise", "workers", "images from", "patches / s", "x baseline"):
         table.add_column(column, justify="right")
     for r in rows:
@@ -109,7 +109,8 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"machine": platform.processor() or platform.machine(), "device": str(device),
                                     "torch_threads": torch.get_num_threads(), "load_seconds": load,
-                                    "images": len(banks[256]), "megapixels": banks[256].megapixels, "rows": rows}, indent=2) + "\n")
+                                    "images": len(banks[256]), "megapixels": banks[256].megapixels,
+                                    "rows": rows}, indent=2) + "\n")
     console.print(f"wrote {args.out}")
 
 

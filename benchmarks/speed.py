@@ -114,7 +114,8 @@ def main() -> None:
             for precision in args.precisions.split(","):
                 for steps in (int(t) for t in args.steps.split(",")):
                     for tile in ("512", "0"):
-                        label = f"exposed diffusion T={steps} {precision} {'tiled 512' if tile != '0' else 'whole frame'}"
+                        layout = 'tiled 512' if tile != '0' else 'whole frame'
+                        label = f"exposed diffusion T={steps} {precision} {layout}"
                         configs.append((label, exposed + [str(raw), "-o", out, "--steps", str(steps),
                                                           "--precision", precision, "--tile", tile]))
             batches = [("rawpy postprocess (ISP floor)", [sys.executable, "-c", RAWPY_SCRIPT, *copies, out]),
@@ -145,7 +146,8 @@ def main() -> None:
     console.print(table)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"cpu": cpu_name(), "machine": platform.machine(), "cores": os.cpu_count(),
-                                    "torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+                                    "torch": torch.__version__,
+                                    "cpu_capability": torch.backends.cpu.get_cpu_capability(),
                                     "rows": rows}, indent=2) + "\n")
     console.print(f"wrote {args.out}")
 

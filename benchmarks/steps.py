@@ -102,7 +102,8 @@ def main() -> None:
                   f"; chosen rule (steps {best['steps']}, ratio per step {best['ratio_per_step']:g}) "
                   f"{best['mean_psnr']:.2f} dB")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"model": str(args.model), "validation": val.description, "precision": args.precision,
+    args.out.write_text(json.dumps({"model": str(args.model), "validation": val.description,
+                                    "precision": args.precision,
                                     "ratios": RATIOS, "rows": {k: list(v.values()) for k, v in rows.items()},
                                     "choices": choices, "best": best, "fusion": fusion,
                                     "export": f"exposed export CHECKPOINT OUT --steps {best['steps']} "

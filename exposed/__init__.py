@@ -8,9 +8,24 @@
 ``--help``) stays quick.
 """
 
+from importlib import metadata
+from pathlib import Path
 from typing import Any
 
-__version__ = "0.1.0"
+
+def _version() -> str:
+    """The installed package's version; from a source checkout that is not installed (a device
+    machine running it with PYTHONPATH), pyproject.toml's, its one written place."""
+    try:
+        return metadata.version("exposed")
+    except metadata.PackageNotFoundError:
+        import tomllib
+
+        with open(Path(__file__).resolve().parent.parent / "pyproject.toml", "rb") as f:
+            return str(tomllib.load(f)["project"]["version"])
+
+
+__version__ = _version()
 __all__ = ["Enhancer", "Settings", "enhance", "__version__"]
 
 

@@ -121,9 +121,9 @@ class VirtualCamera:
 
         def envelope(kind: str) -> LogLinear:
             lines = [getattr(p, kind) for p in profiles]
-            slope = _uniform(n, min(l.slope for l in lines), max(l.slope for l in lines), generator)
-            bias = _uniform(n, min(l.bias for l in lines), max(l.bias for l in lines), generator)
-            return LogLinear(slope, bias, sum(l.spread for l in lines) / len(lines))  # type: ignore[arg-type]
+            slope = _uniform(n, min(fit.slope for fit in lines), max(fit.slope for fit in lines), generator)
+            bias = _uniform(n, min(fit.bias for fit in lines), max(fit.bias for fit in lines), generator)
+            return LogLinear(slope, bias, sum(fit.spread for fit in lines) / len(lines))  # type: ignore[arg-type]
 
         lam = (min(p.tukey_lambda[0] for p in profiles), max(p.tukey_lambda[1] for p in profiles))
         return _draw(log_k, envelope("gaussian"), envelope("tukey"), envelope("row"), lam, model, generator,

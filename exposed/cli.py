@@ -170,9 +170,11 @@ def evaluate(folder: Path, models: tuple[Path, ...], ratios: tuple[float, ...], 
             model = load_model(path, dev)
             task = progress.add_task(path.name, total=len(eval_set.items))
             generator = torch.Generator(device=dev).manual_seed(seed)
-            rows[str(path) if models else path.name] = run(lambda dark, ratio, sensor: denoise(model, dark, ratio, sensor, steps, generator,
-                                                                        precision),  # type: ignore[arg-type]
-                                  eval_set, dev, progress=lambda: progress.advance(task))
+            def method(dark, ratio, sensor, model=model, generator=generator):  # type: ignore[no-untyped-def]
+                return denoise(model, dark, ratio, sensor, steps, generator, precision)  # type: ignore[arg-type]
+
+            rows[str(path) if models else path.name] = run(method, eval_set, dev,
+                                                           progress=lambda task=task: progress.advance(task))
     table = Table(title=f"{folder.name}: {camera} {noise_model} noise, seed {seed} (PSNR dB / SSIM, packed raw)")
     table.add_column("model")
     for r in ratios:
@@ -189,7 +191,8 @@ def evaluate(folder: Path, models: tuple[Path, ...], ratios: tuple[float, ...], 
 @click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("output", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--fp32", is_flag=True, help="Keep float32 weights (default: float16, half the size).")
-@click.option("--steps", type=click.IntRange(min=0), help="Default exposure steps T at inference (default: as trained).")
+@click.option("--steps", type=click.IntRange(min=0),
+              help="Default exposure steps T at inference (default: as trained).")
 @click.option("--ratio-per-step", type=click.FloatRange(min=0), default=None,
               help="Exposure ratio one default step covers, T = min(steps, ratio // this); 0: always --steps. "
                    "Choose it with benchmarks/steps.py.")
@@ -249,7 +252,8 @@ def _device_option(function):  # type: ignore[no-untyped-def]
 @click.option("--gp-patch", type=click.IntRange(min=1), default=1, show_default=True,
               help="GP mode: patch side in pixels (odd; 1 pairs single pixels, which measured best).")
 @click.option("--steps", type=click.IntRange(min=0), help="Exposure steps T (default: the model's own).")
-@click.option("--model", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="A model file to use instead of the shipped one.")
+@click.option("--model", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A model file to use instead of the shipped one.")
 @_device_option
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
               help="auto uses bf16 where the hardware makes it fast.")
@@ -260,8 +264,10 @@ def _device_option(function):  # type: ignore[no-untyped-def]
 @click.option("--ev", type=float, help="Brighten by this many stops.")
 @click.option("--target-exposure", type=click.FloatRange(min=0, min_open=True),
               help="The exposure time (s) you wish you had used.")
-@click.option("--target-iso", type=click.FloatRange(min=0, min_open=True), help="With --target-exposure: a different ISO.")
-@click.option("--target-f-number", type=click.FloatRange(min=0, min_open=True), help="With --target-exposure: a different aperture.")
+@click.option("--target-iso", type=click.FloatRange(min=0, min_open=True),
+              help="With --target-exposure: a different ISO.")
+@click.option("--target-f-number", type=click.FloatRange(min=0, min_open=True),
+              help="With --target-exposure: a different aperture.")
 @click.option("--noise-profile", help="Noise 'S,O' in normalised units (variance = S * x + O), as DNG NoiseProfile.")
 @click.option("--wb", default="camera", show_default=True, help="camera, daylight, none, or R,G,B multipliers.")
 @click.option("--tone", is_flag=True, help="Apply a gentle contrast curve (to images; a DNG is left to the editor).")
@@ -271,8 +277,9 @@ def _device_option(function):  # type: ignore[no-untyped-def]
 @click.option("-n", "--dry-run", is_flag=True, help="Show what would be done to each file; write nothing.")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors.")
 @click.option("-v", "--verbose", is_flag=True, help="Say why: ratio reasoning, noise source, timing.")
-def enhance(inputs: tuple[str, ...], output: str | None, recursive: bool, fmt: str, bits: str | None, suffix: str | None,
-            overwrite: bool, jobs: int, dry_run: bool, quiet: bool, verbose: bool, **options: object) -> None:
+def enhance(inputs: tuple[str, ...], output: str | None, recursive: bool, fmt: str, bits: str | None,
+            suffix: str | None, overwrite: bool, jobs: int, dry_run: bool, quiet: bool, verbose: bool,
+            **options: object) -> None:
     """Brighten and denoise dark raw photos (files, folders, globs, or - for standard input)."""
     from exposed.run import run_batch
 

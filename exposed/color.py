@@ -20,7 +20,8 @@ SRGB_TO_XYZ = torch.tensor([
 
 # XYZ (D65) to camera RGB matrices of real cameras (Adobe DNG ColorMatrix2 figures, as tabulated by
 # dcraw and LibRaw, divided by 10000). Used to turn sRGB photographs into plausible camera colour.
-CAMERA_XYZ: dict[str, Tensor] = {name: torch.tensor(values, dtype=torch.float64).view(3, 3) / 10000.0 for name, values in {
+CAMERA_XYZ: dict[str, Tensor] = {name: torch.tensor(values, dtype=torch.float64).view(3, 3) / 10000.0
+                                  for name, values in {
     "Sony ILCE-7S / 7S II": [5838, -1430, -246, -3497, 11477, 2297, -748, 1885, 5778],
     "Sony ILCE-7R": [4913, -541, -202, -6130, 13513, 2906, -1564, 2151, 7183],
     "Canon EOS 70D / 6D": [7034, -804, -1014, -4420, 12564, 2058, -851, 1994, 5758],

@@ -19,6 +19,7 @@ from exposed.cameras import CAMERAS
 from exposed.color import CAMERA_XYZ, D65, Calibration, rgb_to_camera
 from exposed.dng import DngMetadata, write_dng
 from exposed.exif import ExifInfo
+from exposed.metrics import pooled_psnr
 from exposed.pipeline import Enhancer, Settings
 from exposed.noise import NoiseModel, NoiseParams, synthesize_dark
 from exposed.output import save_image
@@ -64,11 +65,6 @@ class DemoResult:
     grey_patches: list[dict[str, float]] = field(default_factory=list)
 
 
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2) / 255.0**2
-    return 10 * math.log10(1.0 / max(mse, 1e-12))
-
-
 def run_demo(out_dir: str | Path, ratio: float = 100.0, iso: float = 3200.0, camera: str = "sony-a7s2",
              model: NoiseModel = "pg", seed: int = 0, mode: str = "diffusion") -> DemoResult:
     """Make a dark raw of the example scene with a real camera's noise, and enhance it.
@@ -102,7 +98,8 @@ def run_demo(out_dir: str | Path, ratio: float = 100.0, iso: float = 3200.0, cam
                            ("enhanced", Settings(mode=mode, ratio=ratio, seed=seed))):
         images[name], _ = Enhancer(settings).enhance(dng)
     files = [dng] + [save_image(out_dir / f"{name}.jpg", image, "jpg", raw.exif) for name, image in images.items()]
-    psnr = {name: _psnr(images[name], images["reference"]) for name in ("amplified", "enhanced")}
+    psnr = {name: pooled_psnr(torch.from_numpy(images[name] / 255.0), torch.from_numpy(images["reference"] / 255.0))
+            for name in ("amplified", "enhanced")}
 
     packed_clean, packed_dark = pack(clean, "RGGB"), pack(dark, "RGGB")
     h, w = scene.shape[-2:]

@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Literal
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -86,7 +87,7 @@ def kmeans(x: Tensor, k: int, generator: torch.Generator | None = None, init: Te
     centres = (kmeans_plus_plus(x, k, generator) if init is None else init).clone()
     labels = torch.full((x.shape[0],), -1, dtype=torch.long, device=x.device)
     small_shift = tol * float(x.var(0).mean()) if x.shape[0] > 1 else 0.0
-    for iteration in range(1, max_iterations + 1):
+    for iteration in range(1, max_iterations + 1):  # noqa: B007 (the count is returned)
         new = squared_distances(x, centres).argmin(1)
         if torch.equal(new, labels):
             break

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Callable, Iterator, Literal
+from typing import Literal
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
@@ -174,10 +175,9 @@ def denoise(model: ExposureModel, dark: Tensor, ratio: Tensor, sensor: SensorSca
     if steps is None:
         steps = default_steps(model, float(ratio.max()))
     with autocast(dark.device, precision):
-        for done, estimate in enumerate(run_process(model, dark, ratio, sensor, steps, generator,
-                                                    forward=lambda state, std: predict(model, state, std, tile,
-                                                                                       overlap),
-                                                    saturated=saturated), start=1):
+        estimates = run_process(model, dark, ratio, sensor, steps, generator, saturated=saturated,
+                                forward=lambda state, std: predict(model, state, std, tile, overlap))
+        for done, estimate in enumerate(estimates, start=1):  # noqa: B007 (the last estimate is the result)
             if on_step is not None:
                 on_step(done, steps + 1)
     if blend and model.config.fusion:

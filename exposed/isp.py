@@ -7,7 +7,7 @@ curve and orientation. Shapes: mosaics (B, 1, H, W), images (B, 3, H, W).
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import torch
 import torch.nn.functional as F
@@ -31,7 +31,7 @@ _MHC = torch.tensor([
 _INDEX = {"R": 0, "G": 1, "B": 2}
 
 
-@lru_cache(maxsize=None)  # four patterns; a large frame is rendered in many strips
+@cache  # four patterns; a large frame is rendered in many strips
 def _packed_kernel(pattern: str) -> Tensor:
     """The Malvar-He-Cutler filters as one 3 x 3 convolution on the packed raw.
 
@@ -56,7 +56,8 @@ def _packed_kernel(pattern: str) -> Tensor:
             for dy in range(-2, 3):
                 for dx in range(-2, 3):
                     y, x = r + dy, c + dx
-                    weight[k * 4 + 2 * r + c, channel_of[(y % 2, x % 2)], y // 2 + 1, x // 2 + 1] += taps[dy + 2, dx + 2]
+                    site = channel_of[(y % 2, x % 2)]
+                    weight[k * 4 + 2 * r + c, site, y // 2 + 1, x // 2 + 1] += taps[dy + 2, dx + 2]
     return weight
 
 

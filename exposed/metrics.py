@@ -13,6 +13,11 @@ def psnr(estimate: Tensor, target: Tensor) -> Tensor:
     return -10.0 * torch.log10(mse.clamp_min(1e-20))
 
 
+def pooled_psnr(estimate: Tensor, target: Tensor) -> float:
+    """PSNR in dB (peak 1) of all the pixels of any shape together, the estimate clipped to [0, 1]."""
+    return float(psnr(estimate.clamp(0.0, 1.0).reshape(1, -1), target.reshape(1, -1))[0])
+
+
 def masked_psnr(estimate: Tensor, target: Tensor, mask: Tensor) -> Tensor:
     """PSNR over the pixels where ``mask`` (broadcastable bool) is set, per image: (B,); NaN where none is."""
     weight = mask.expand_as(target).double()

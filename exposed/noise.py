@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -151,10 +152,12 @@ def add_noise(signal_dn: Tensor, params: NoiseParams, generator: torch.Generator
     photons = torch.poisson((signal_dn / K).clamp_min(0.0), generator=generator)
     noisy = photons * K
     if p.model == "pg":
-        noisy = noisy + torch.randn(signal_dn.shape, generator=generator, device=signal_dn.device) * p.read_sigma.view(per_frame)
+        gaussian = torch.randn(signal_dn.shape, generator=generator, device=signal_dn.device)
+        noisy = noisy + gaussian * p.read_sigma.view(per_frame)
         return noisy.round() if round_dn else noisy
     rows = torch.randn((b, 1, h, 1), generator=generator, device=signal_dn.device) * p.row_sigma.view(per_frame)
-    read = sample_tukey_lambda(signal_dn.shape, p.tukey_lambda.view(per_frame), generator) * p.read_sigma.view(per_frame)
+    read = sample_tukey_lambda(signal_dn.shape, p.tukey_lambda.view(per_frame), generator)
+    read = read * p.read_sigma.view(per_frame)
     if round_dn:
         return (noisy + rows + read).round()
     quant = torch.rand(signal_dn.shape, generator=generator, device=signal_dn.device) - 0.5

@@ -12,7 +12,8 @@ import struct
 import tempfile
 import zlib
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Callable
+from typing import IO, TYPE_CHECKING
+from collections.abc import Callable
 
 import numpy as np
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import rawpy
@@ -133,7 +133,8 @@ class Enhancer:
         if s.wb == "camera":
             wb, wb_source = raw.wb, f"camera ({raw.wb_source})"
         elif s.wb == "daylight":
-            wb, wb_source = (raw.daylight_wb, "daylight") if raw.daylight_wb is not None else (raw.wb, "camera (no daylight data)")
+            wb, wb_source = ((raw.daylight_wb, "daylight") if raw.daylight_wb is not None
+                             else (raw.wb, "camera (no daylight data)"))
         elif s.wb == "none":
             wb, wb_source = np.ones(3), "none"
         else:

@@ -17,7 +17,8 @@ Tensors are packed raws (B, 4, H, W) normalised to black 0, white 1; per-image v
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Iterator, Literal
+from typing import Any, Literal
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import Tensor, nn
@@ -138,7 +139,8 @@ def exposure_schedule(ratio: Tensor, steps: int, generator: torch.Generator | No
         fractions = torch.rand(b, steps, generator=generator, device=ratio.device).sort(dim=1).values
         fractions[:, -1] = 1.0
     else:
-        fractions = torch.arange(1, steps + 1, device=ratio.device, dtype=torch.float32).expand(b, steps) / max(steps, 1)
+        fractions = torch.arange(1, steps + 1, device=ratio.device, dtype=torch.float32).expand(b, steps)
+        fractions = fractions / max(steps, 1)
     later = torch.maximum(fractions * ratio[:, None], torch.ones_like(fractions))
     return torch.cat([torch.ones(b, 1, device=ratio.device), later], dim=1)
 

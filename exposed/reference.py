@@ -10,7 +10,6 @@ then noise and 8-bit quantisation, as a dark JPEG has).
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,6 +22,8 @@ from torch import Tensor, nn
 from exposed.checkpoint import load_checkpoint, save_checkpoint
 from exposed.data import ImageBank
 from exposed.infer import autocast, bf16_is_fast
+from exposed.metrics import pooled_psnr
+from exposed.train import cosine_decay
 from exposed.networks import UNet, crop_to, pad_to_multiple
 
 GAMMAS = (1.0, 5.0)  # darkening exponents drawn in training: from none to very dark
@@ -78,10 +79,6 @@ def _samples(bank: ImageBank, n: int, patch: int, generator: torch.Generator) ->
     return darken(clean, gamma, shot, read, generator), clean
 
 
-def _psnr(a: Tensor, b: Tensor) -> float:
-    return float(-10 * torch.log10(F.mse_loss(a.clamp(0, 1), b)))
-
-
 def train_reference(config: ReferenceConfig, log: Any = print) -> Path:
     """Train (resuming from OUT/last.pt) and write OUT/reference.pt, the file to ship."""
     out = Path(config.out)
@@ -105,7 +102,7 @@ def train_reference(config: ReferenceConfig, log: Any = print) -> Path:
     val_dark, val_clean = _samples(val_bank, 32, config.patch, torch.Generator().manual_seed(1234))
     began = time.perf_counter() - seconds
     for iteration in range(start, config.iterations):
-        lr = config.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * iteration / config.iterations)))
+        lr = cosine_decay(config.lr, 0.01 * config.lr, iteration / config.iterations)
         for group in optimizer.param_groups:
             group["lr"] = lr
         dark, clean = _samples(bank, config.batch_size, config.patch, generator)
@@ -117,9 +114,9 @@ def train_reference(config: ReferenceConfig, log: Any = print) -> Path:
         done = iteration + 1
         if done % config.val_every == 0 or done == config.iterations:
             with torch.no_grad():
-                psnr = _psnr(model(val_dark), val_clean)
+                psnr = pooled_psnr(model(val_dark), val_clean)
             log(f"iteration {done}: loss {loss.item():.4f}, validation PSNR {psnr:.2f} dB "
-                f"(input {_psnr(val_dark, val_clean):.2f} dB), {time.perf_counter() - began:.0f} s")
+                f"(input {pooled_psnr(val_dark, val_clean):.2f} dB), {time.perf_counter() - began:.0f} s")
             save_checkpoint(out / "last.pt", {
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(), "generator": generator.get_state(),
                 "iteration": done, "seconds": time.perf_counter() - began})

@@ -176,7 +176,8 @@ def run_batch(inputs: list[str], output: str | None, recursive: bool, fmt: str, 
     stop = threading.Event()
     try:
         with tempfile.TemporaryDirectory(prefix="exposed-") as tmp, \
-                Progress(*columns, console=console, transient=True, disable=quiet or not console.is_terminal) as progress:
+                Progress(*columns, console=console, transient=True,
+                         disable=quiet or not console.is_terminal) as progress:
             task = progress.add_task("enhancing", total=len(todo))
 
             def finished(job: Job, reason: str | None) -> None:

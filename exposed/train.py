@@ -129,7 +129,12 @@ def learning_rate(config: TrainConfig, iteration: int, seconds: float = 0.0) -> 
     progress = (iteration - config.warmup) / max(1, config.iters - config.warmup)
     if config.minutes > 0:
         progress = max(progress, seconds / (60.0 * config.minutes))
-    return config.lr_min + 0.5 * (config.lr - config.lr_min) * (1 + math.cos(math.pi * min(progress, 1.0)))
+    return cosine_decay(config.lr, config.lr_min, progress)
+
+
+def cosine_decay(high: float, low: float, progress: float) -> float:
+    """Half a cosine from ``high`` (progress 0) to ``low`` (progress 1 and beyond)."""
+    return low + 0.5 * (high - low) * (1 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
 
 
 RELATIVE_FLOOR = 2e-3  # the brightened frame's L1 below which a sample weighs no more (about 50 dB)
@@ -178,7 +183,8 @@ def batch_loss(step: nn.Module, batch: TrainingBatch, generator: torch.Generator
 
 
 @torch.no_grad()
-def precision_check(step: nn.Module, batches: list[TrainingBatch], device: torch.device, seed: int = 0) -> dict[str, float]:
+def precision_check(step: nn.Module, batches: list[TrainingBatch], device: torch.device,
+                    seed: int = 0) -> dict[str, float]:
     """The loss of a few batches in bf16 autocast and in fp32, with the same photon draws."""
     losses = {}
     for precision in ("fp32", "bf16"):

@@ -11,7 +11,8 @@ import torch
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 # The devices this machine has: tests parametrised over them run the same checks on a GPU when
 # there is one (the device machine), and on the CPU alone everywhere else.
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else []) + (["mps"] if torch.backends.mps.is_available() else [])
+DEVICES = (["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+           + (["mps"] if torch.backends.mps.is_available() else []))
 
 
 def shared_file(*parts: str) -> Path:

@@ -70,7 +70,8 @@ def test_a_model_file_from_before_ratio_per_step_loads_with_a_fixed_t(tmp_path):
     assert load_model(tmp_path / "old.pt").config.ratio_per_step == 0.0
 
 
-@pytest.mark.parametrize("name,kind", [("exposure-diffusion-unet16.pt", "diffusion"), ("feedforward-unet16.pt", "feedforward")])
+@pytest.mark.parametrize("name,kind", [("exposure-diffusion-unet16.pt", "diffusion"),
+                                       ("feedforward-unet16.pt", "feedforward")])
 def test_shipped_models_load_offline_without_code(name, kind):
     from exposed.checkpoint import default_model_path
 

@@ -179,7 +179,8 @@ def test_python_api_matches_the_command_line(shots, tmp_path):
     import exposed
 
     image = exposed.enhance(shots / "a.dng", mode="amplify", ratio=50)
-    assert run("enhance", shots / "a.dng", "-o", tmp_path / "a.png", "--mode", "amplify", "--ratio", "50").returncode == 0
+    done = run("enhance", shots / "a.dng", "-o", tmp_path / "a.png", "--mode", "amplify", "--ratio", "50")
+    assert done.returncode == 0
     np.testing.assert_array_equal(image, iio.imread(tmp_path / "a.png"))
 
 

@@ -71,7 +71,8 @@ def _flat(level, shape=(1, 4, 64, 64)):
 def test_statistics_ratio_brings_the_average_to_metered_grey():
     ratio, _ = statistics_ratio(_flat(0.001), torch.ones(3))
     assert ratio == pytest.approx(METERED_GREY / 0.001, rel=1e-4)
-    noisy = _flat(0.001, (1, 4, 256, 256)) + 0.002 * torch.randn(1, 4, 256, 256, generator=torch.Generator().manual_seed(0))
+    noise = torch.randn(1, 4, 256, 256, generator=torch.Generator().manual_seed(0))
+    noisy = _flat(0.001, (1, 4, 256, 256)) + 0.002 * noise
     assert statistics_ratio(noisy, torch.ones(3))[0] == pytest.approx(METERED_GREY / 0.001, rel=0.05)
 
 

@@ -56,13 +56,13 @@ def test_night_batches_clip_the_reference_and_the_dark_frame_at_white(bank):
 
 
 def test_sensor_mix_scales_the_calibration_to_each_bit_depth_in_whole_dn(bank):
-    mix = SensorMix(cameras=("sony-a7s2", "virtual"), noise_models=("eld",), bits=tuple(range(8, 15)), varied_black=True,
-                    black_error=2.0, quantise=True)
+    mix = SensorMix(cameras=("sony-a7s2", "virtual"), noise_models=("eld",), bits=tuple(range(8, 15)),
+                    varied_black=True, black_error=2.0, quantise=True)
     noise, offset = mix.sample(4000, torch.Generator().manual_seed(0))
     bits = torch.log2(noise.white + 1)
     assert set(bits.round().tolist()) == set(range(8, 15)) and torch.allclose(bits, bits.round())
     assert (noise.black == 0).float().mean().item() == pytest.approx(0.25, abs=0.03)
-    assert ((noise.black <= noise.white / 16 + 1)).all() and torch.equal(offset, offset.round())
+    assert (noise.black <= noise.white / 16 + 1).all() and torch.equal(offset, offset.round())
     assert offset.abs().max() <= 2
     # The same electrons in fewer bits: gain per DN-range is independent of the bit depth.
     sony = SensorMix(noise_models=("pg",), bits=(8, 14)).sample(4000, torch.Generator().manual_seed(1))[0]
@@ -117,7 +117,7 @@ def test_the_network_sees_a_bounded_state_and_its_noise_whatever_the_ratio():
         list(run_process(model, dark, torch.tensor([100.0]), sensor, 2, torch.Generator().manual_seed(0)))  # type: ignore[arg-type]
     low, high = model.config.state_low, model.config.state_high
     assert (low, high) == (-1.0, 4.0)
-    for state, std in model.seen:
+    for state, _ in model.seen:
         assert state.max() <= high and state.min() >= low
     state, std = model.seen[0]
     assert state[..., 11, 11].eq(high).all()  # the lamp (x100 = 100 times white) is seen at the bound

@@ -209,7 +209,8 @@ def test_fuse_leans_on_the_brightened_frame_where_the_estimate_is_locally_wrong(
     amplified = truth + var.sqrt() * torch.randn(truth.shape, generator=g)
     estimate = blurred + 0.002 * torch.randn(truth.shape, generator=g)  # blurred, and a little noisy
     tau2 = torch.tensor([4e-6])  # the estimate's error where it is right
-    local, plain = fuse(estimate, amplified, tau2, ratio, sensor), fuse(estimate, amplified, tau2, ratio, sensor, window=0)
+    local = fuse(estimate, amplified, tau2, ratio, sensor)
+    plain = fuse(estimate, amplified, tau2, ratio, sensor, window=0)
 
     def mse(x, columns):
         return ((x - truth)[..., columns] ** 2).mean().item()

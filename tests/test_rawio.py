@@ -39,8 +39,8 @@ def test_real_dng_with_a_crop_keeps_the_bayer_phase():
     assert raw.black.tolist() == [[512, 512], [512, 512]] and raw.white == 65535
     with rawpy.imread(str(shared_file("raw", "blackmagic-pocket-4k.dng"))) as reference:
         s = reference.sizes  # the crop starts at (8, 16): even, so the phase is unchanged
-        np.testing.assert_array_equal(raw.mosaic, reference.raw_image_visible[s.crop_top_margin:s.crop_top_margin + 2160,
-                                                                              s.crop_left_margin:s.crop_left_margin + 4096])
+        top, left = s.crop_top_margin, s.crop_left_margin
+        np.testing.assert_array_equal(raw.mosaic, reference.raw_image_visible[top:top + 2160, left:left + 4096])
 
 
 def test_grbg_sensor_and_orientation_of_real_files():
