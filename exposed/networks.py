@@ -138,7 +138,7 @@ class NAFNet(nn.Module):
         return self.ending(x)
 
 
-def build_backbone(arch: str, in_channels: int, out_channels: int, width: int) -> nn.Module:
+def build_backbone(arch: str, in_channels: int, out_channels: int, width: int) -> UNet | NAFNet:
     """A backbone by name: ``unet`` or ``nafnet``."""
     if arch == "unet":
         return UNet(in_channels, out_channels, width)

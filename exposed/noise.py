@@ -67,7 +67,13 @@ class NoiseParams:
             raise ValueError("noise parameter sequences must all have the same length")
         if (values[0] <= 0).any():
             raise ValueError("system gain K must be positive")
-        return cls(*values, model=model)
+        return cls._of(values, model)
+
+    @classmethod
+    def _of(cls, values: Sequence[Tensor], model: NoiseModel) -> NoiseParams:
+        """From the tensors in ``_TENSOR_FIELDS`` order."""
+        k, read, row, lam, black, white = values
+        return cls(k, read, row, lam, black, white, model)
 
     @property
     def batch_size(self) -> int:
@@ -86,8 +92,8 @@ class NoiseParams:
         models = {p.model for p in items}
         if len(models) != 1:
             raise ValueError("cannot concatenate noise parameters of different models")
-        return NoiseParams(*(torch.cat([getattr(p, f) for p in items]) for f in NoiseParams._TENSOR_FIELDS),
-                           model=models.pop())
+        return NoiseParams._of([torch.cat([getattr(p, f) for p in items]) for f in NoiseParams._TENSOR_FIELDS],
+                               models.pop())
 
     def read_variance(self) -> Tensor:
         """Signal-independent variance in DN^2 (read, row and quantisation noise), per frame."""
@@ -104,7 +110,7 @@ class NoiseParams:
         return self.K.view(shape) * signal_dn + self.read_variance().view(shape)
 
     def _map(self, fn: Any) -> NoiseParams:
-        return NoiseParams(*(fn(getattr(self, f)) for f in self._TENSOR_FIELDS), model=self.model)
+        return NoiseParams._of([fn(getattr(self, f)) for f in self._TENSOR_FIELDS], self.model)
 
 
 def tukey_lambda_variance(lam: Tensor) -> Tensor:

@@ -11,6 +11,7 @@ normalised units (black 0, white 1): variance(x) = gain * x + read_var, one pair
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -166,15 +167,16 @@ def iso_default(iso: float | None) -> tuple[float, float]:
     return (profile.K / profile.scale).item(), (profile.read_variance() / profile.scale**2).item()
 
 
-def implausible(gains: list[float | None], read_vars: list[float]) -> str | None:
+def implausible(gains: Sequence[float | None], read_vars: Sequence[float]) -> str | None:
     """Why these figures belong to no real sensor, or None when they might."""
-    if any(g is None for g in gains):
+    known = [g for g in gains if g is not None]
+    if len(known) < len(gains):
         return "its shot noise could not be measured (too narrow a range of brightness)"
-    if any(not math.isfinite(v) for v in [*gains, *read_vars]):  # type: ignore[list-item]
+    if any(not math.isfinite(v) for v in [*known, *read_vars]):
         return "not finite"
     low, high = GAIN_RANGE
-    for g in gains:
-        if not low <= g <= high:  # type: ignore[operator]
+    for g in known:
+        if not low <= g <= high:
             return f"gain {g:.3g} is outside what sensors have ({low:.2g} to {high:.2g}: {1 / high:.0f} to " \
                    f"{1 / low:,.0f} electrons at white)"
     if max(read_vars) > MAX_READ_SIGMA**2:
@@ -211,7 +213,7 @@ def noise_level(packed: Tensor, profile: str | None, tag: list[tuple[float, floa
         return level([gain] * 4, [read_var] * 4, "--noise-profile")
     if tag:
         gains, read_vars = _sites(tag)
-        reason = implausible(gains, read_vars)  # type: ignore[arg-type]
+        reason = implausible(gains, read_vars)
         if reason is None:
             return level(gains, read_vars, "DNG NoiseProfile tag")
         notes.append(f"DNG NoiseProfile tag passed over: {reason}")
@@ -231,6 +233,6 @@ def noise_level(packed: Tensor, profile: str | None, tag: list[tuple[float, floa
         gains = [f.gain for f in fits]
         reason = implausible(gains, read_vars)
         if reason is None:
-            return level(gains, read_vars, "estimated from the picture")  # type: ignore[arg-type]
+            return level([g for g in gains if g is not None], read_vars, "estimated from the picture")
         notes.append(f"estimate from the picture passed over: {reason}")
     return level([gain] * 4, [read_var] * 4, default)

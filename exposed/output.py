@@ -69,7 +69,7 @@ def _exif_bytes(exif: ExifInfo | None) -> bytes:
         for code, value in ((0x010F, exif.make), (0x0110, exif.model), (0x0132, exif.datetime)):
             if value:
                 block[code] = value
-        sub = {}
+        sub: dict[int, IFDRational | int | str] = {}
         if exif.exposure_time:
             sub[0x829A] = rational(exif.exposure_time)
         if exif.f_number:

@@ -127,15 +127,14 @@ def read_raw(path: str | Path) -> RawImage:
     tags = read_tags(path)
     try:
         with _quiet_stderr(), rawpy.imread(str(path)) as raw:
-            pattern = _bayer_pattern(raw, path, read_exif(path, tags))
+            pattern, cell = _bayer_pattern(raw, path, read_exif(path, tags))
             visible = raw.raw_image_visible
             top, left, height, width = default_crop(raw.sizes, visible.shape)
             mosaic = np.array(visible[top:top + height, left:left + width], dtype=np.uint16)
-            cell = raw.raw_pattern[:2, :2]
             black = np.asarray(raw.black_level_per_channel, dtype=np.float64)[cell]
             white = float(raw.white_level)
-            wb, wb_source = _white_balance(raw.camera_whitebalance, "as shot")
-            daylight, _ = _white_balance(raw.daylight_whitebalance, "daylight")
+            as_shot = _white_balance(raw.camera_whitebalance)
+            daylight = _white_balance(raw.daylight_whitebalance)
             cam_to_srgb, colour_source, xyz_to_cam = _colour(raw)
             orientation = int(raw.sizes.flip)
             libraw_other = getattr(raw, "other", None)
@@ -143,8 +142,12 @@ def read_raw(path: str | Path) -> RawImage:
         raise NotRawError(_LIBRAW_REASONS.get(type(error).__name__, "not a readable raw file")) from None
     if size * 8 < MIN_BITS_PER_PIXEL * mosaic.size or mosaic.min() == mosaic.max():
         raise NotRawError("no image data (a metadata-only or truncated file)")
-    if daylight is not None and wb_source == "none":
+    if as_shot is not None:
+        wb, wb_source = as_shot, "as shot"
+    elif daylight is not None:
         wb, wb_source = daylight, "daylight"
+    else:
+        wb, wb_source = np.ones(3), "none"
     calibrations = dng_calibrations(tags) or (
         (Calibration(D65, xyz_to_cam),) if xyz_to_cam is not None
         else (calibration_from_srgb(cam_to_srgb, daylight if daylight is not None else wb),))
@@ -153,7 +156,8 @@ def read_raw(path: str | Path) -> RawImage:
                     calibrations, unique_camera_model(tags))
 
 
-def _bayer_pattern(raw: rawpy.RawPy, path: Path, exif: ExifInfo) -> str:
+def _bayer_pattern(raw: rawpy.RawPy, path: Path, exif: ExifInfo) -> tuple[str, np.ndarray]:
+    """The 2x2 colour filter's letters (``RGGB``...) and its colour indices, or the reason there is none."""
     pattern = raw.raw_pattern
     if pattern is None or raw.num_colors not in (3, 4):
         maker = f"{exif.make or ''} {exif.model or ''}".lower()
@@ -170,7 +174,7 @@ def _bayer_pattern(raw: rawpy.RawPy, path: Path, exif: ExifInfo) -> str:
     letters = "".join(chr(raw.color_desc[i]) for i in pattern.flatten())
     if sorted(letters) != ["B", "G", "G", "R"]:
         raise UnsupportedRawError(f"colour filter {letters} is not an RGB Bayer pattern")
-    return letters
+    return letters, np.array(pattern)
 
 
 def default_crop(sizes: rawpy.ImageSizes, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
@@ -186,11 +190,12 @@ def default_crop(sizes: rawpy.ImageSizes, shape: tuple[int, ...]) -> tuple[int, 
     return top_even, left_even, height, width
 
 
-def _white_balance(multipliers: list[float], source: str) -> tuple[np.ndarray | None, str]:
+def _white_balance(multipliers: list[float]) -> np.ndarray | None:
+    """R, G, B multipliers relative to green, or None where the file has none that make sense."""
     m = np.asarray(multipliers[:3], dtype=np.float64)
     if not np.all(np.isfinite(m)) or m.min() <= 0:
-        return (np.ones(3) if source == "as shot" else None), "none"
-    return m / m[1], source
+        return None
+    return m / m[1]
 
 
 def _colour(raw: rawpy.RawPy) -> tuple[np.ndarray, str, np.ndarray | None]:
