@@ -281,6 +281,7 @@ def enhance(inputs: tuple[str, ...], output: str | None, recursive: bool, fmt: s
             suffix: str | None, overwrite: bool, jobs: int, dry_run: bool, quiet: bool, verbose: bool,
             **options: object) -> None:
     """Brighten and denoise dark raw photos (files, folders, globs, or - for standard input)."""
+    from exposed.rawio import silenced_stderr
     from exposed.run import run_batch
 
     named = _format_of(output)
@@ -310,8 +311,9 @@ def enhance(inputs: tuple[str, ...], output: str | None, recursive: bool, fmt: s
     if suffix is None:
         suffix = DNG_SUFFIX if fmt == "dng" or options["mode"] == "gp" else ""
     try:
-        code = run_batch(list(inputs), output, recursive, fmt, n_bits, suffix, overwrite, jobs, dry_run, quiet,
-                         verbose, options, err)
+        with silenced_stderr():
+            code = run_batch(list(inputs), output, recursive, fmt, n_bits, suffix, overwrite, jobs, dry_run, quiet,
+                             verbose, options, err)
     except ValueError as error:
         raise click.UsageError(str(error)) from None
     raise SystemExit(code)
@@ -325,6 +327,9 @@ def enhance(inputs: tuple[str, ...], output: str | None, recursive: bool, fmt: s
 @click.option("--noise-profile", help="As for enhance.")
 def info(files: tuple[str, ...], as_json: bool, mode: str, noise_profile: str | None) -> None:
     """Camera, ISO, exposure, Bayer pattern, levels, and the ratio and noise exposed would use."""
+    from exposed.rawio import silenced_stderr
     from exposed.run import describe_files
 
-    raise SystemExit(describe_files(list(files), as_json, mode, noise_profile, err))
+    with silenced_stderr():
+        code = describe_files(list(files), as_json, mode, noise_profile, err)
+    raise SystemExit(code)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,14 +82,54 @@ class RawImage:
         return cells.reshape(h, w)
 
 
-# Held while standard error is silenced; whoever prints to standard error from another thread takes
-# it too, so no message of exposed's own is lost to the silencing.
+# Held while one decode silences standard error (outside silenced_stderr): whoever prints to
+# standard error from another thread takes it too, so no message of exposed's own is lost.
 STDERR_LOCK = threading.RLock()
+_silenced = False  # silenced_stderr is in force: decodes need neither the lock nor their own silencing
+
+
+@contextlib.contextmanager
+def silenced_stderr() -> Iterator[None]:
+    """For a whole command-line run: file descriptor 2, where LibRaw prints its decoder complaints,
+    goes to /dev/null, while Python's ``sys.stderr`` (and so rich, warnings, ``-v`` tracebacks)
+    writes to a copy of the original. Decoding then holds no lock and ``-j N`` decodes N files at
+    once. Where ``sys.stderr`` is not descriptor 2 (a test runner capturing it) it is left alone."""
+    global _silenced
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    original = sys.stderr
+    try:
+        swap = original is not None and original.fileno() == 2
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both of the last two
+        swap = False
+    if swap:
+        original.flush()
+        sys.stderr = os.fdopen(os.dup(saved), "w", buffering=1, encoding=original.encoding,
+                               errors=original.errors)
+    with open(os.devnull, "w") as null:
+        os.dup2(null.fileno(), 2)
+    _silenced = True
+    try:
+        yield
+    finally:
+        _silenced = False
+        if swap:
+            sys.stderr.flush()
+            sys.stderr.close()
+            sys.stderr = original
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 @contextlib.contextmanager
 def _quiet_stderr() -> Iterator[None]:
     """LibRaw prints decoder complaints straight to file descriptor 2; keep them off the user's terminal."""
+    if _silenced:
+        yield
+        return
     with STDERR_LOCK:
         try:
             saved = os.dup(2)

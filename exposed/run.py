@@ -65,7 +65,7 @@ def run_batch(inputs: list[str], output: str | None, recursive: bool, fmt: str, 
     """Enhance every input; returns the exit status. ValueError means a usage error. ``fmt`` is an
     image format of :mod:`exposed.output` or ``dng`` (a raw for editors; ``options['dng']`` its layout)."""
     def say(message: str) -> None:
-        with STDERR_LOCK:
+        with STDERR_LOCK:  # free under silenced_stderr; held by a decode only outside it (the Python API)
             console.print(message)
 
     suffixes = RAW_SUFFIXES | PHOTO_SUFFIXES if options.get("mode") == "gp" else RAW_SUFFIXES

@@ -73,3 +73,35 @@ def test_broken_files(tmp_path):
                         (tmp_path / "missing.nef", "No such file")):
         with pytest.raises(NotRawError, match=words):
             read_raw(path)
+
+
+def test_a_run_silences_libraw_once_and_decodes_without_a_lock():
+    """Under silenced_stderr, what C code writes to descriptor 2 (LibRaw's complaints) is dropped,
+    what Python writes to sys.stderr (exposed's messages) arrives, and a decode's own silencing
+    no longer waits for the print lock, so parallel jobs decode at once."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os, sys, threading\n"
+        "from exposed.rawio import STDERR_LOCK, _quiet_stderr, silenced_stderr\n"
+        "with silenced_stderr():\n"
+        "    os.write(2, b'libraw complains\\n')\n"
+        "    print('exposed says', file=sys.stderr)\n"
+        "    held, release = threading.Event(), threading.Event()\n"
+        "    def hold():\n"
+        "        with STDERR_LOCK:\n"
+        "            held.set(); release.wait(10)\n"
+        "    t = threading.Thread(target=hold); t.start(); held.wait(10)\n"
+        "    done = threading.Event()\n"
+        "    def decode():\n"
+        "        with _quiet_stderr():\n"
+        "            done.set()\n"
+        "    threading.Thread(target=decode).start()\n"
+        "    print('decoded while the lock was held' if done.wait(5) else 'blocked', file=sys.stderr)\n"
+        "    release.set(); t.join()\n"
+        "os.write(2, b'restored\\n')\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert run.stderr.splitlines() == ["exposed says", "decoded while the lock was held", "restored"]
