@@ -10,6 +10,7 @@ from rich.table import Table
 
 from exposed import __version__
 from exposed.cameras import CAMERAS
+from exposed.modes import MODES, RAW_MODES
 from exposed.noise import NOISE_MODELS
 
 err = Console(stderr=True, soft_wrap=True)
@@ -31,7 +32,7 @@ def main() -> None:
 @click.option("--noise", "noise_model", type=click.Choice(NOISE_MODELS), default="pg", show_default=True,
               help="pg: Poisson-Gaussian; eld: Poisson, row, Tukey-lambda and quantisation noise.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--mode", type=click.Choice(["diffusion", "feedforward", "amplify"]), default="diffusion",
+@click.option("--mode", type=click.Choice(RAW_MODES), default="diffusion",
               show_default=True, help="How to enhance the dark shot.")
 def demo(output: Path, ratio: float, iso: float, camera: str, noise_model: str, seed: int, mode: str) -> None:
     """Make a dark raw (DNG) of a built-in scene with a real camera's noise, and enhance it."""
@@ -244,7 +245,7 @@ def _device_option(function):  # type: ignore[no-untyped-def]
 @click.option("--bits", type=click.Choice(["8", "16"]), help="Bits per channel (default: 8; 16 for tiff and dng).")
 @click.option("--suffix", help=f"Added to each output's name (default: none; {DNG_SUFFIX} for dng and GP mode).")
 @click.option("--overwrite", is_flag=True, help="Replace outputs that exist (default: skip them).")
-@click.option("--mode", type=click.Choice(["diffusion", "feedforward", "amplify", "gp"]), default="diffusion",
+@click.option("--mode", type=click.Choice(list(MODES)), default="diffusion",
               show_default=True, help="diffusion: the exposure process; feedforward: one pass; amplify: brighten "
                                       "only; gp: the lightweight Gaussian-process mode for JPEG, PNG and TIFF photos.")
 @click.option("--gp-k", type=click.IntRange(min=2), default=30, show_default=True,
@@ -322,7 +323,7 @@ def enhance(inputs: tuple[str, ...], output: str | None, recursive: bool, fmt: s
 @main.command()
 @click.argument("files", nargs=-1, required=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on standard output.")
-@click.option("--mode", type=click.Choice(["diffusion", "feedforward", "amplify"]), default="diffusion",
+@click.option("--mode", type=click.Choice(RAW_MODES), default="diffusion",
               show_default=True, help="Whose ratio range and noise needs to report.")
 @click.option("--noise-profile", help="As for enhance.")
 def info(files: tuple[str, ...], as_json: bool, mode: str, noise_profile: str | None) -> None:

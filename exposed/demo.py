@@ -20,6 +20,7 @@ from exposed.color import CAMERA_XYZ, D65, Calibration, rgb_to_camera
 from exposed.dng import DngMetadata, write_dng
 from exposed.exif import ExifInfo
 from exposed.metrics import pooled_psnr
+from exposed.modes import Mode
 from exposed.pipeline import Enhancer, Settings
 from exposed.noise import NoiseModel, NoiseParams, synthesize_dark
 from exposed.output import save_image
@@ -66,7 +67,7 @@ class DemoResult:
 
 
 def run_demo(out_dir: str | Path, ratio: float = 100.0, iso: float = 3200.0, camera: str = "sony-a7s2",
-             model: NoiseModel = "pg", seed: int = 0, mode: str = "diffusion") -> DemoResult:
+             model: NoiseModel = "pg", seed: int = 0, mode: Mode = "diffusion") -> DemoResult:
     """Make a dark raw of the example scene with a real camera's noise, and enhance it.
 
     Writes dark.dng (the short exposure, a DNG any raw editor opens), reference.jpg (the scene at the

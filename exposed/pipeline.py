@@ -33,16 +33,14 @@ from exposed.exposure import RatioChoice, choose_ratio
 from exposed.gp import enhance_image
 from exposed.infer import Precision, bf16_is_fast, brighten, default_steps, denoise, pick_device
 from exposed.isp import demosaic, render
+from exposed.modes import MODES, Mode, default_model
 from exposed.noise_estimate import NoiseLevel, noise_level
 from exposed.photo import PHOTO_SUFFIXES, read_photo
 from exposed.process import ExposureModel
 from exposed.rawio import RawImage, default_crop, read_raw
 from exposed.reference import ReferenceNet, load_reference
 
-MODES = ("diffusion", "feedforward", "amplify", "gp")
 STRIP = 256  # rows of the frame rendered at a time
-DEFAULT_MODELS = {"diffusion": "exposure-diffusion-unet16.pt", "feedforward": "feedforward-unet16.pt",
-                  "gp": "gp-reference-unet8.pt"}
 WHITE_BALANCES = ("camera", "daylight", "none")
 DNG_LAYOUTS = ("cfa", "linear")
 
@@ -51,7 +49,7 @@ DNG_LAYOUTS = ("cfa", "linear")
 class Settings:
     """How to enhance. Ratio requests are exclusive: ratio, ev or target_exposure (else automatic)."""
 
-    mode: str = "diffusion"
+    mode: Mode = "diffusion"
     steps: int | None = None  # exposure steps T; None: the model's own
     model: Path | None = None  # None: the shipped model for the mode
     device: str = "auto"
@@ -117,10 +115,10 @@ class Enhancer:
     @property
     def model(self) -> ExposureModel | None:
         """The network for the mode (None for amplify and GP), loaded on first use."""
-        if self.settings.mode in ("amplify", "gp"):
+        if not MODES[self.settings.mode].denoises_raw:
             return None
         if self._model is None:
-            path = self.settings.model or default_model_path(DEFAULT_MODELS[self.settings.mode])
+            path = self.settings.model or default_model_path(default_model(self.settings.mode))
             self._model = load_model(path, self.device)
             if self.device.type == "cpu":
                 self._model = self._model.to(memory_format=torch.channels_last)
@@ -144,7 +142,7 @@ class Enhancer:
                              target_exposure=s.target_exposure, target_iso=s.target_iso,
                              target_f_number=s.target_f_number)
         noise = None
-        if s.mode not in ("amplify", "gp"):
+        if MODES[s.mode].denoises_raw:
             noise = noise_level(packed, s.noise_profile, raw.noise_profile, raw.exif.iso, raw.scale,
                                 float(-raw.black.min() / raw.scale))
         saturated = torch.from_numpy(raw.mosaic >= raw.white)[None, None]
@@ -225,7 +223,7 @@ class Enhancer:
     def reference(self) -> ReferenceNet:
         """GP mode's reference CNN, loaded on first use."""
         if self._reference is None:
-            path = self.settings.model or default_model_path(DEFAULT_MODELS["gp"])
+            path = self.settings.model or default_model_path(default_model("gp"))
             self._reference = load_reference(path, self.device)
         return self._reference
 

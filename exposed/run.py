@@ -31,6 +31,7 @@ from exposed.exif import ExifInfo
 from exposed.pipeline import Enhancer, Plan, Settings
 from exposed.output import image_bytes, save_image
 from exposed.photo import PHOTO_SUFFIXES
+from exposed.modes import MODES
 from exposed.rawio import STDERR_LOCK, RawError, read_raw
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
@@ -68,7 +69,7 @@ def run_batch(inputs: list[str], output: str | None, recursive: bool, fmt: str, 
         with STDERR_LOCK:  # free under silenced_stderr; held by a decode only outside it (the Python API)
             console.print(message)
 
-    suffixes = RAW_SUFFIXES | PHOTO_SUFFIXES if options.get("mode") == "gp" else RAW_SUFFIXES
+    suffixes = RAW_SUFFIXES | PHOTO_SUFFIXES if MODES[options.get("mode", "diffusion")].photos else RAW_SUFFIXES
     found, problems = expand_inputs(inputs, recursive, suffixes)
     planned = plan_outputs(found, output, fmt, suffix) if found else []
     settings = Settings(**options, bits=bits)  # type: ignore[arg-type]
@@ -96,7 +97,7 @@ def run_batch(inputs: list[str], output: str | None, recursive: bool, fmt: str, 
             for note in plan.noise.notes if plan.noise is not None else ():
                 say(f"    noise: {note}")
 
-    gp_mode = settings.mode == "gp"
+    gp_mode = MODES[settings.mode].photos
 
     def deliver(job: Job, tmp: Path, exif: ExifInfo, image: np.ndarray | None = None,
                 dng: tuple[np.ndarray, DngMetadata] | None = None) -> None:
