@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import click
 from rich.console import Console
@@ -10,7 +11,7 @@ from rich.table import Table
 
 from exposed import __version__
 from exposed.cameras import CAMERAS
-from exposed.modes import MODES, RAW_MODES
+from exposed.modes import MODES, RAW_MODES, Mode
 from exposed.noise import NOISE_MODELS
 
 err = Console(stderr=True, soft_wrap=True)
@@ -39,7 +40,7 @@ def demo(output: Path, ratio: float, iso: float, camera: str, noise_model: str, 
     from exposed.demo import run_demo
 
     result = run_demo(output, ratio=ratio, iso=iso, camera=camera, model=noise_model, seed=seed,  # type: ignore[arg-type]
-                      mode=mode)
+                      mode=cast(Mode, mode))
     n = result.noise
     err.print(f"{camera} at ISO {iso:g}: K = {n.K.item():.3f} DN/e-, read sigma = {n.read_sigma.item():.2f} DN, "
               f"shot {ratio:g}x darker than the reference")
@@ -157,7 +158,7 @@ def evaluate(folder: Path, models: tuple[Path, ...], ratios: tuple[float, ...], 
              output: Path | None) -> None:
     """PSNR / SSIM on synthetic dark raws made from the clean images in FOLDER (no rescaling)."""
     import torch
-    from rich.progress import Progress
+    from rich.progress import Progress, TaskID
 
     from exposed.checkpoint import default_model_path, load_model
     from exposed.evaluate import evaluate as run, make_eval_set, write_results
@@ -174,8 +175,10 @@ def evaluate(folder: Path, models: tuple[Path, ...], ratios: tuple[float, ...], 
             def method(dark, ratio, sensor, model=model, generator=generator):  # type: ignore[no-untyped-def]
                 return denoise(model, dark, ratio, sensor, steps, generator, precision)  # type: ignore[arg-type]
 
-            rows[str(path) if models else path.name] = run(method, eval_set, dev,
-                                                           progress=lambda task=task: progress.advance(task))
+            def advance(task: TaskID = task) -> None:
+                progress.advance(task)
+
+            rows[str(path) if models else path.name] = run(method, eval_set, dev, progress=advance)
     table = Table(title=f"{folder.name}: {camera} {noise_model} noise, seed {seed} (PSNR dB / SSIM, packed raw)")
     table.add_column("model")
     for r in ratios:

@@ -109,7 +109,7 @@ def _encode_ifd(entries: list[tuple[int, str, int, object]], offset: int, order:
             payload = str(value).encode("ascii") + b"\0"
             count = len(payload)
         elif kind == "X":
-            payload = bytes(value)  # type: ignore[arg-type]
+            payload = value if isinstance(value, bytes) else bytes(value)  # type: ignore[call-overload]
         else:
             values = value if isinstance(value, tuple) else (value,)
             payload = struct.pack(f"{order}{len(values)}{fmt[-1]}", *values)

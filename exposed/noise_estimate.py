@@ -230,9 +230,10 @@ def noise_level(packed: Tensor, profile: str | None, tag: list[tuple[float, floa
             notes.append("the picture's shot noise is below what it shows; its gain is the default's, capped")
             return level([gain if f.gain_max is None else min(gain, f.gain_max) for f in fits], read_vars,
                          f"estimated from the picture (shot noise: {default})")
-        gains = [f.gain for f in fits]
-        reason = implausible(gains, read_vars)
-        if reason is None:
-            return level([g for g in gains if g is not None], read_vars, "estimated from the picture")
+        fitted = [f.gain for f in fits]
+        reason = implausible(fitted, read_vars)
+        measured = [g for g in fitted if g is not None]
+        if reason is None:  # every site's gain was measured (implausible says so otherwise)
+            return level(measured, read_vars, "estimated from the picture")
         notes.append(f"estimate from the picture passed over: {reason}")
     return level([gain] * 4, [read_var] * 4, default)

@@ -31,7 +31,7 @@ from exposed.dng import TIFF_ORIENTATION, DngMetadata
 from exposed.exif import ExifInfo
 from exposed.exposure import RatioChoice, choose_ratio
 from exposed.gp import enhance_image
-from exposed.infer import Precision, bf16_is_fast, brighten, default_steps, denoise, pick_device
+from exposed.infer import Precision, bf16_is_fast, brighten, channels_last, default_steps, denoise, pick_device
 from exposed.isp import demosaic, render
 from exposed.modes import MODES, Mode, default_model
 from exposed.noise_estimate import NoiseLevel, noise_level
@@ -121,7 +121,7 @@ class Enhancer:
             path = self.settings.model or default_model_path(default_model(self.settings.mode))
             self._model = load_model(path, self.device)
             if self.device.type == "cpu":
-                self._model = self._model.to(memory_format=torch.channels_last)
+                self._model = channels_last(self._model)
         return self._model
 
     def plan(self, raw: RawImage) -> Plan:

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from exposed.checkpoint import load_checkpoint, save_checkpoint
 from exposed.data import ImageBank
-from exposed.infer import autocast, bf16_is_fast
+from exposed.infer import autocast, bf16_is_fast, channels_last
 from exposed.metrics import pooled_psnr
 from exposed.train import cosine_decay
 from exposed.networks import UNet, crop_to, pad_to_multiple
@@ -84,7 +84,7 @@ def train_reference(config: ReferenceConfig, log: Any = print) -> Path:
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
-    model = ReferenceNet(config.width).to(memory_format=torch.channels_last)
+    model = channels_last(ReferenceNet(config.width))
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     generator = torch.Generator().manual_seed(config.seed)
     start, seconds = 0, 0.0

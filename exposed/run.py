@@ -17,7 +17,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -31,7 +31,7 @@ from exposed.exif import ExifInfo
 from exposed.pipeline import Enhancer, Plan, Settings
 from exposed.output import image_bytes, save_image
 from exposed.photo import PHOTO_SUFFIXES
-from exposed.modes import MODES
+from exposed.modes import MODES, Mode
 from exposed.rawio import STDERR_LOCK, RawError, read_raw
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
@@ -104,7 +104,12 @@ def run_batch(inputs: list[str], output: str | None, recursive: bool, fmt: str, 
         """Send one result, a picture or DNG pixels and tags, to standard output or to its file."""
         if job.output == STDIN:
             # the DNG writer works on a file; its bytes are streamed from a temporary one
-            data = write_dng(tmp / "stdout.dng", *dng).read_bytes() if dng else image_bytes(image, fmt, exif)
+            if dng:
+                data = write_dng(tmp / "stdout.dng", *dng).read_bytes()
+            elif image is not None:
+                data = image_bytes(image, fmt, exif)
+            else:
+                raise ValueError("nothing to deliver")
             sys.stdout.buffer.write(data)
             sys.stdout.buffer.flush()
             return
@@ -137,7 +142,8 @@ def run_batch(inputs: list[str], output: str | None, recursive: bool, fmt: str, 
         try:
             source = _stdin_to_file(tmp) if job.source == STDIN else Path(job.source)
             if gp_mode:
-                return gp_one(job, source, tmp, start, stop)
+                gp_one(job, source, tmp, start, stop)
+                return None
             plan = enhancer.plan(read_raw(source))
             if plan.ratio.warning and not quiet:
                 say(f"[yellow]warning[/]: {escape(job.source)}: {plan.ratio.warning}")
@@ -210,7 +216,7 @@ def run_batch(inputs: list[str], output: str | None, recursive: bool, fmt: str, 
 def describe_files(files: list[str], as_json: bool, mode: str, noise_profile: str | None, console: Console) -> int:
     """``exposed info``: what each file is and what exposed would do with it."""
     found, problems = expand_inputs(files, recursive=False)
-    enhancer = Enhancer(replace(Settings(), mode=mode, noise_profile=noise_profile))
+    enhancer = Enhancer(replace(Settings(), mode=cast(Mode, mode), noise_profile=noise_profile))
     records: list[dict[str, Any]] = []
     failures = len(problems)
     for problem in problems:

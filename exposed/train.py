@@ -31,7 +31,7 @@ from exposed.cameras import CAMERAS
 from exposed.checkpoint import load_checkpoint, save_checkpoint
 from exposed.data import ImageBank, RatioRange, SensorMix, SyntheticRaw, TrainingBatch
 from exposed.evaluate import evaluate, make_eval_set
-from exposed.infer import autocast, bf16_is_fast, brighten, denoise, pick_device
+from exposed.infer import autocast, bf16_is_fast, brighten, channels_last, denoise, pick_device
 from exposed.night import NightScenes
 from exposed.process import ExposureModel, ModelConfig, SensorScale, run_process
 
@@ -224,7 +224,7 @@ def train(config: TrainConfig) -> Path:
                 f.write(json.dumps(record) + "\n")
 
     torch.manual_seed(config.seed)
-    model = ExposureModel(config.model_config()).to(device).to(memory_format=torch.channels_last)
+    model = channels_last(ExposureModel(config.model_config()).to(device))
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
                                   fused=device.type == "cuda")
     start, best, wall = 0, -math.inf, 0.0
