@@ -21,10 +21,11 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from exposed.checkpoint import default_model_path, load_model
-from exposed.evaluate import evaluate, make_eval_set
-from exposed.infer import denoise
-from exposed.night import NightScenes
+from exposed.denoise.checkpoint import load_model
+from exposed.io.checkpoint import default_model_path
+from exposed.training.evaluate import evaluate, make_eval_set
+from exposed.denoise.infer import denoise
+from exposed.training.night import NightScenes
 
 ROOT = Path(__file__).resolve().parents[1]
 BOUNDS = (1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 16.0, 1e9)

@@ -17,10 +17,10 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from exposed.calibrate import compare_to_dark_frame, fit_dark_frame
-from exposed.exif import noise_profile, read_tags
-from exposed.noise import NoiseParams
-from exposed.rawio import read_raw
+from exposed.training.calibrate import compare_to_dark_frame, fit_dark_frame
+from exposed.io.exif import noise_profile, read_tags
+from exposed.sensor.noise import NoiseParams
+from exposed.io.raw import read_raw
 
 DEFAULT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "raw" / "pixel7-dark-frame.dng"
 

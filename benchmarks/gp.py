@@ -27,11 +27,11 @@ import torch.nn.functional as F
 from rich.console import Console
 from rich.table import Table
 
-from exposed import gp
-from exposed.checkpoint import default_model_path
-from exposed.data import find_images, read_rgb8
-from exposed.metrics import pooled_psnr
-from exposed.reference import darken, load_reference
+from exposed.gp import enhance as gp
+from exposed.io.checkpoint import default_model_path
+from exposed.training.data import find_images, read_rgb8
+from exposed.imaging.metrics import pooled_psnr
+from exposed.gp.reference import darken, load_reference
 from speed import cpu_name  # benchmarks/, the script's own folder
 
 ROOT = Path(__file__).resolve().parents[1]

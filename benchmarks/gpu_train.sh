@@ -26,7 +26,7 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 
 "$PYTHON" - "$DEVICE" <<'PY'
 import sys, torch
-from exposed.infer import pick_device
+from exposed.denoise.infer import pick_device
 device = pick_device(sys.argv[1])
 name = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
 print(f"torch {torch.__version__} on {name}", flush=True)
@@ -41,7 +41,7 @@ train() {  # kind, out folder, extra options
         ${!init_var:+--init "${!init_var}"} "$@"
 }
 iteration() {  # the iteration a run's last checkpoint reached
-    "$PYTHON" -c "import sys; from exposed.checkpoint import load_checkpoint; print(load_checkpoint(sys.argv[1])['train']['iteration'])" "$1/last.pt"
+    "$PYTHON" -c "import sys; from exposed.io.checkpoint import load_checkpoint; print(load_checkpoint(sys.argv[1])['train']['iteration'])" "$1/last.pt"
 }
 
 # The inference path users take on this device: the device-parametrised tests (tiled against whole
@@ -51,9 +51,9 @@ if "$PYTHON" -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() and 
         | tee "$OUT/cuda_tests.txt"
     "$PYTHON" - "$OUT/cuda_inference.json" <<'PY'
 import json, sys, time, torch
-from exposed.checkpoint import load_model
-from exposed.infer import denoise
-from exposed.process import SensorScale
+from exposed.denoise.checkpoint import load_model
+from exposed.denoise.infer import denoise
+from exposed.sensor.noise import SensorScale
 model = load_model(device="cuda")
 dark = torch.rand(1, 4, 1500, 2000, device="cuda") * 0.01  # a 12 MP mosaic, packed
 sensor, rows = SensorScale(torch.tensor([2e-4]), torch.tensor([1e-7])), {}
@@ -69,7 +69,9 @@ fi
 
 train diffusion "$RUNS/diffusion" --minutes "$MINUTES" --iters 100000000
 steps=$(iteration "$RUNS/diffusion")
-train feedforward "$RUNS/feedforward" --minutes "$MINUTES" --iters "$steps"
+# The twin takes as many steps; it is about three times faster, so twice the budget is only a guard
+# (a loaded machine must not leave it with fewer steps than the default).
+train feedforward "$RUNS/feedforward" --minutes "$(awk "BEGIN { print 2 * $MINUTES }")" --iters "$steps"
 
 for kind in diffusion feedforward; do
     name=$([ "$kind" = diffusion ] && echo exposure-diffusion || echo feedforward)-unet$WIDTH-gpu
@@ -78,7 +80,7 @@ for kind in diffusion feedforward; do
 done
 "$PYTHON" - "$RUNS" "$OUT/summary.json" "$BATCH" "$PATCH" <<'PY'
 import json, sys
-from exposed.checkpoint import load_checkpoint
+from exposed.io.checkpoint import load_checkpoint
 runs, out, batch, patch = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 summary = {}
 for kind in ("diffusion", "feedforward"):

@@ -42,11 +42,12 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from exposed.checkpoint import default_model_path, load_checkpoint, model_from_checkpoint
-from exposed.evaluate import EvalSet, evaluate, make_eval_set, make_raw_set
-from exposed.infer import brighten, denoise
-from exposed.night import NightScenes
-from exposed.process import SensorScale
+from exposed.denoise.checkpoint import model_from_checkpoint
+from exposed.io.checkpoint import default_model_path, load_checkpoint
+from exposed.training.evaluate import EvalSet, evaluate, make_eval_set, make_raw_set
+from exposed.denoise.infer import brighten, denoise
+from exposed.training.night import NightScenes
+from exposed.sensor.noise import SensorScale
 from speed import cpu_name  # benchmarks/, the script's own folder
 
 ROOT = Path(__file__).resolve().parents[1]

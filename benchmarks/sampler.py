@@ -25,10 +25,10 @@ from rich.console import Console
 from rich.table import Table
 from torch.utils.data import DataLoader
 
-from exposed.cameras import CAMERAS
-from exposed.data import ImageBank, SensorMix, SyntheticRaw, find_images, read_rgb8
-from exposed.infer import pick_device
-from exposed.night import NightScenes
+from exposed.sensor.cameras import CAMERAS
+from exposed.training.data import ImageBank, SensorMix, SyntheticRaw, find_images, read_rgb8
+from exposed.denoise.infer import pick_device
+from exposed.training.night import NightScenes
 
 DEFAULT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "images" / "train"
 

@@ -9,7 +9,7 @@ at T = 0 .. max-steps over ratios from x1 to x300 (centre 256 x 256 crops of the
 Sony A7S II P+G noise, the seed training validates with, no rescaling), then picks the rule
 T = min(steps, ratio // ratio_per_step) with the best mean PSNR over those ratios (ties: fewer
 passes). For the feed-forward twin only T = 0 is scored. Then, at each ratio, the network's error
-variance tau2 for :func:`exposed.infer.fuse` is the one of a log grid that gives the best mean
+variance tau2 for :func:`exposed.denoise.infer.fuse` is the one of a log grid that gives the best mean
 PSNR once blended with the brightened frame. Ship both with
 ``exposed export --steps S --ratio-per-step R --fusion R1:T1,...``. Writes benchmarks/results/steps.json
 (or --out).
@@ -25,11 +25,12 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from exposed.checkpoint import default_model_path, load_model
-from exposed.evaluate import evaluate, make_eval_set
-from exposed.infer import brighten, denoise, fuse, steps_for_ratio
-from exposed.metrics import psnr
-from exposed.process import SensorScale
+from exposed.denoise.checkpoint import load_model
+from exposed.io.checkpoint import default_model_path
+from exposed.training.evaluate import evaluate, make_eval_set
+from exposed.denoise.infer import brighten, denoise, fuse, steps_for_ratio
+from exposed.imaging.metrics import psnr
+from exposed.sensor.noise import SensorScale
 
 ROOT = Path(__file__).resolve().parents[1]
 RATIOS = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 150.0, 200.0, 250.0, 300.0)

@@ -4,7 +4,8 @@
     image = exposed.enhance("night.ARW", steps=2)      # (H, W, 3) uint8 sRGB
 
 ``exposed.enhance``, ``exposed.Enhancer`` and ``exposed.Settings`` come from
-:mod:`exposed.pipeline`; they are loaded on first use, so ``import exposed`` (and the command line's
+:mod:`exposed.pipeline` (raw files), ``exposed.PhotoEnhancer`` from :mod:`exposed.gp.pipeline` (GP
+mode's photos); they are loaded on first use, so ``import exposed`` (and the command line's
 ``--help``) stays quick.
 """
 
@@ -26,7 +27,7 @@ def _version() -> str:
 
 
 __version__ = _version()
-__all__ = ["Enhancer", "Settings", "enhance", "__version__"]
+__all__ = ["Enhancer", "PhotoEnhancer", "Settings", "enhance", "__version__"]
 
 
 def __getattr__(name: str) -> Any:
@@ -34,4 +35,8 @@ def __getattr__(name: str) -> Any:
         from exposed import pipeline
 
         return getattr(pipeline, name)
+    if name == "PhotoEnhancer":
+        from exposed.gp.pipeline import PhotoEnhancer
+
+        return PhotoEnhancer
     raise AttributeError(f"module 'exposed' has no attribute {name!r}")

@@ -3,16 +3,28 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, Any, Literal
 
 import click
 from rich.console import Console
 from rich.table import Table
 
 from exposed import __version__
-from exposed.cameras import CAMERAS
+from exposed.sensor.cameras import CAMERAS
 from exposed.modes import MODES, RAW_MODES, Mode
-from exposed.noise import NOISE_MODELS
+from exposed.sensor.noise import NOISE_MODELS, NoiseModel
+
+if TYPE_CHECKING:  # these import torch (and the pipeline rawpy): not for --help
+    from collections.abc import Callable
+
+    from torch import Tensor
+
+    from exposed.denoise.infer import Precision
+    from exposed.denoise.model import ExposureModel
+    from exposed.sensor.noise import SensorScale
+    from exposed.pipeline import DngLayout, Isp
+
+    Command = Callable[..., Any]
 
 err = Console(stderr=True, soft_wrap=True)
 
@@ -35,12 +47,11 @@ def main() -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--mode", type=click.Choice(RAW_MODES), default="diffusion",
               show_default=True, help="How to enhance the dark shot.")
-def demo(output: Path, ratio: float, iso: float, camera: str, noise_model: str, seed: int, mode: str) -> None:
+def demo(output: Path, ratio: float, iso: float, camera: str, noise_model: NoiseModel, seed: int, mode: Mode) -> None:
     """Make a dark raw (DNG) of a built-in scene with a real camera's noise, and enhance it."""
     from exposed.demo import run_demo
 
-    result = run_demo(output, ratio=ratio, iso=iso, camera=camera, model=noise_model, seed=seed,  # type: ignore[arg-type]
-                      mode=cast(Mode, mode))
+    result = run_demo(output, ratio=ratio, iso=iso, camera=camera, model=noise_model, seed=seed, mode=mode)
     n = result.noise
     err.print(f"{camera} at ISO {iso:g}: K = {n.K.item():.3f} DN/e-, read sigma = {n.read_sigma.item():.2f} DN, "
               f"shot {ratio:g}x darker than the reference")
@@ -57,11 +68,11 @@ def demo(output: Path, ratio: float, iso: float, camera: str, noise_model: str, 
         err.print(f"wrote {path}")
 
 
-def _train_options(function):  # type: ignore[no-untyped-def]
+def _train_options(function: Command) -> Command:
     """One --option per TrainConfig setting, so the file and the command line share their names."""
     from dataclasses import fields
 
-    from exposed.train import TrainConfig
+    from exposed.training.train import TrainConfig
 
     for f in reversed(fields(TrainConfig)):
         kind = {int: int, float: float, str: str, bool: click.BOOL, tuple: str}[type(f.default)]
@@ -76,7 +87,7 @@ def _train_options(function):  # type: ignore[no-untyped-def]
 @_train_options
 def train(config_path: Path | None, **settings: object) -> None:
     """Train ExposureDiffusion or its feed-forward twin; resumes from OUT/last.pt."""
-    from exposed.train import load_config, train as run
+    from exposed.training.train import load_config, train as run
 
     try:
         config = load_config(config_path, **settings)
@@ -97,7 +108,7 @@ def train(config_path: Path | None, **settings: object) -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 def train_reference(images: str, val_images: str, out: str, iterations: int, width: int, seed: int) -> None:
     """Train the GP mode's reference CNN on darkened photographs; writes OUT/reference.pt."""
-    from exposed.reference import ReferenceConfig, train_reference as run
+    from exposed.gp.reference import ReferenceConfig, train_reference as run
 
     config = ReferenceConfig(images=images, val_images=val_images, out=out, iterations=iterations, width=width,
                              seed=seed)
@@ -117,7 +128,7 @@ def train_reference(images: str, val_images: str, out: str, iterations: int, wid
 def pack(output: Path, images: Path, max_mb: float, seed: int) -> None:
     """Write training images into one tar file (a seeded subset up to --max-mb) that `exposed train
     --images OUTPUT` reads: a training set that travels with a working tree."""
-    from exposed.pack import write_pack
+    from exposed.training.pack import write_pack
 
     if output.suffix.lower() != ".tar":
         raise click.BadParameter("a pack is a .tar file", param_hint="OUTPUT")
@@ -153,27 +164,29 @@ def _ratios(ctx: click.Context, param: click.Parameter, value: str) -> tuple[flo
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or mps.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the results here: .json or .csv.")
-def evaluate(folder: Path, models: tuple[Path, ...], ratios: tuple[float, ...], camera: str, noise_model: str,
-             steps: int | None, seed: int, limit: int | None, crop: int | None, precision: str, device: str,
+def evaluate(folder: Path, models: tuple[Path, ...], ratios: tuple[float, ...], camera: str, noise_model: NoiseModel,
+             steps: int | None, seed: int, limit: int | None, crop: int | None, precision: Precision, device: str,
              output: Path | None) -> None:
     """PSNR / SSIM on synthetic dark raws made from the clean images in FOLDER (no rescaling)."""
     import torch
     from rich.progress import Progress, TaskID
 
-    from exposed.checkpoint import default_model_path, load_model
-    from exposed.evaluate import evaluate as run, make_eval_set, write_results
-    from exposed.infer import denoise, pick_device
+    from exposed.denoise.checkpoint import load_model
+    from exposed.io.checkpoint import default_model_path
+    from exposed.training.evaluate import evaluate as run, make_eval_set, write_results
+    from exposed.denoise.infer import denoise, pick_device
 
     dev = pick_device(device)
-    eval_set = make_eval_set(folder, ratios, camera, noise_model, seed, limit, crop)  # type: ignore[arg-type]
+    eval_set = make_eval_set(folder, ratios, camera, noise_model, seed, limit, crop)
     rows = {}
     with Progress(console=err, transient=True) as progress:
         for path in models or (default_model_path(),):
             model = load_model(path, dev)
             task = progress.add_task(path.name, total=len(eval_set.items))
             generator = torch.Generator(device=dev).manual_seed(seed)
-            def method(dark, ratio, sensor, model=model, generator=generator):  # type: ignore[no-untyped-def]
-                return denoise(model, dark, ratio, sensor, steps, generator, precision)  # type: ignore[arg-type]
+            def method(dark: Tensor, ratio: Tensor, sensor: SensorScale, model: ExposureModel = model,
+                       generator: torch.Generator = generator) -> Tensor:
+                return denoise(model, dark, ratio, sensor, steps, generator, precision)
 
             def advance(task: TaskID = task) -> None:
                 progress.advance(task)
@@ -205,7 +218,8 @@ def evaluate(folder: Path, models: tuple[Path, ...], ratios: tuple[float, ...], 
 def export(checkpoint: Path, output: Path, fp32: bool, steps: int | None, ratio_per_step: float | None,
            fusion: str | None) -> None:
     """Turn a training checkpoint into a model file to ship or share (no optimizer state)."""
-    from exposed.checkpoint import export_model, load_checkpoint, save_checkpoint
+    from exposed.denoise.checkpoint import export_model
+    from exposed.io.checkpoint import load_checkpoint, save_checkpoint
 
     table = None
     if fusion is not None:
@@ -232,7 +246,7 @@ def _format_of(output: str | None) -> str | None:
     return _SUFFIX_FORMATS.get(Path(output).suffix.lower())
 
 
-def _device_option(function):  # type: ignore[no-untyped-def]
+def _device_option(function: Command) -> Command:
     return click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")(function)
 
 
@@ -281,43 +295,51 @@ def _device_option(function):  # type: ignore[no-untyped-def]
 @click.option("-n", "--dry-run", is_flag=True, help="Show what would be done to each file; write nothing.")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors.")
 @click.option("-v", "--verbose", is_flag=True, help="Say why: ratio reasoning, noise source, timing.")
-def enhance(inputs: tuple[str, ...], output: str | None, recursive: bool, fmt: str, bits: str | None,
-            suffix: str | None, overwrite: bool, jobs: int, dry_run: bool, quiet: bool, verbose: bool,
-            **options: object) -> None:
+def enhance(inputs: tuple[str, ...], output: str | None, recursive: bool, fmt: str | None, dng: DngLayout,
+            bits: str | None, suffix: str | None, overwrite: bool, mode: Mode, gp_k: int, gp_patch: int,
+            steps: int | None, model: Path | None, device: str, precision: Literal["auto", "fp32", "bf16"],
+            tile: int, seed: int, ratio: float | None, ev: float | None, target_exposure: float | None,
+            target_iso: float | None, target_f_number: float | None, noise_profile: str | None, wb: str,
+            tone: bool, isp: Isp, jobs: int, dry_run: bool, quiet: bool, verbose: bool) -> None:
     """Brighten and denoise dark raw photos (files, folders, globs, or - for standard input)."""
-    from exposed.rawio import silenced_stderr
-    from exposed.run import run_batch
+    from exposed.batch.report import Reporter
+    from exposed.batch.run import BatchOptions, run_batch
+    from exposed.io.raw import silenced_stderr
+    from exposed.pipeline import Settings
 
     named = _format_of(output)
     if fmt and named and fmt != named:
         raise click.UsageError(f"-o {output} is a .{named} name but --format is {fmt}")
     fmt = fmt or named or "jpg"
-    if sum(options[k] is not None for k in ("ratio", "ev", "target_exposure")) > 1:
+    if sum(v is not None for v in (ratio, ev, target_exposure)) > 1:
         raise click.UsageError("use only one of --ratio, --ev and --target-exposure")
-    if (options["target_iso"] or options["target_f_number"]) and options["target_exposure"] is None:
+    if (target_iso or target_f_number) and target_exposure is None:
         raise click.UsageError("--target-iso and --target-f-number go with --target-exposure")
-    if 0 < options["tile"] < 64:  # type: ignore[operator]
+    if 0 < tile < 64:
         raise click.UsageError("--tile must be 0 (no tiling) or at least 64")
-    options["tile"] = options["tile"] or None
     n_bits = int(bits) if bits else (16 if fmt in ("tiff", "dng") else 8)
     if fmt == "jpg" and n_bits == 16:
         raise click.UsageError("JPEG holds 8 bits per channel; use --format png or tiff for 16")
     if fmt == "dng" and n_bits != 16:
         raise click.UsageError("a DNG holds 16 bits per sample")
-    if options["mode"] == "gp":
+    if MODES[mode].photos:
         if fmt == "dng":
             raise click.UsageError("GP mode makes sRGB pictures; use --format jpg, png or tiff")
-        if any(options[k] is not None for k in ("ratio", "ev", "target_exposure")):
+        if any(v is not None for v in (ratio, ev, target_exposure)):
             raise click.UsageError("GP mode sets its own brightness; --ratio, --ev and --target-exposure "
                                    "are for raw modes")
-        if options["gp_patch"] % 2 == 0:  # type: ignore[operator]
+        if gp_patch % 2 == 0:
             raise click.UsageError("--gp-patch must be odd, so each patch has a centre pixel")
     if suffix is None:
-        suffix = DNG_SUFFIX if fmt == "dng" or options["mode"] == "gp" else ""
+        suffix = DNG_SUFFIX if fmt == "dng" or MODES[mode].photos else ""
+    settings = Settings(mode=mode, steps=steps, model=model, device=device, precision=precision, tile=tile or None,
+                        seed=seed, ratio=ratio, ev=ev, target_exposure=target_exposure, target_iso=target_iso,
+                        target_f_number=target_f_number, noise_profile=noise_profile, wb=wb, tone=tone, isp=isp,
+                        bits=n_bits, dng=dng, gp_k=gp_k, gp_patch=gp_patch)
+    options = BatchOptions(output, recursive, fmt, suffix, overwrite, jobs, dry_run)
     try:
         with silenced_stderr():
-            code = run_batch(list(inputs), output, recursive, fmt, n_bits, suffix, overwrite, jobs, dry_run, quiet,
-                             verbose, options, err)
+            code = run_batch(list(inputs), settings, options, Reporter(err, settings, quiet, verbose))
     except ValueError as error:
         raise click.UsageError(str(error)) from None
     raise SystemExit(code)
@@ -331,8 +353,8 @@ def enhance(inputs: tuple[str, ...], output: str | None, recursive: bool, fmt: s
 @click.option("--noise-profile", help="As for enhance.")
 def info(files: tuple[str, ...], as_json: bool, mode: str, noise_profile: str | None) -> None:
     """Camera, ISO, exposure, Bayer pattern, levels, and the ratio and noise exposed would use."""
-    from exposed.rawio import silenced_stderr
-    from exposed.run import describe_files
+    from exposed.io.raw import silenced_stderr
+    from exposed.batch.info import describe_files
 
     with silenced_stderr():
         code = describe_files(list(files), as_json, mode, noise_profile, err)

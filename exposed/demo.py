@@ -1,4 +1,5 @@
-"""A built-in example scene, so a newcomer sees exposed work without files of their own.
+"""A built-in example scene, so a newcomer sees exposed work without files of their own, and the
+synthetic dark DNGs that the demo, the tests and the benchmarks are made of.
 
 The scene is drawn here rather than shipped: a colour checker (the published sRGB values of the 24
 X-Rite ColorChecker patches), a smooth sky-like gradient and a zone plate for fine detail.
@@ -9,23 +10,24 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from exposed.bayer import mosaic, pack
-from exposed.cameras import CAMERAS
-from exposed.color import CAMERA_XYZ, D65, Calibration, rgb_to_camera
-from exposed.dng import DngMetadata, write_dng
-from exposed.exif import ExifInfo
-from exposed.metrics import pooled_psnr
+from exposed.imaging.bayer import mosaic, pack
+from exposed.sensor.cameras import CAMERAS
+from exposed.imaging.color import CAMERA_XYZ, D65, Calibration, rgb_to_camera
+from exposed.io.dng import DngMetadata, write_dng
+from exposed.io.exif import ExifInfo
+from exposed.imaging.metrics import pooled_psnr
 from exposed.modes import Mode
 from exposed.pipeline import Enhancer, Settings
-from exposed.noise import NoiseModel, NoiseParams, synthesize_dark
-from exposed.output import save_image
-from exposed.rawio import read_raw
-from exposed.unprocess import CameraColour, unprocess
+from exposed.sensor.noise import NoiseModel, NoiseParams, synthesize_dark
+from exposed.io.images import save_image
+from exposed.io.raw import read_raw
+from exposed.training.unprocess import CameraColour, unprocess
 
 COLORCHECKER_SRGB = (
     (115, 82, 68), (194, 150, 130), (98, 122, 157), (87, 108, 67), (133, 128, 177), (103, 189, 170),
@@ -66,6 +68,44 @@ class DemoResult:
     grey_patches: list[dict[str, float]] = field(default_factory=list)
 
 
+SONY_XYZ = CAMERA_XYZ["Sony ILCE-7S / 7S II"]
+
+
+@dataclass
+class SyntheticShot:
+    """A synthetic dark raw as written: the file, and the clean and dark mosaics it came from
+    ((1, 1, H, W), normalised; the clean one at the reference exposure)."""
+
+    path: Path
+    clean: Tensor
+    dark: Tensor
+
+
+def write_synthetic_dng(path: str | Path, scene: Tensor, ratio: float, noise: NoiseParams, pattern: str = "RGGB",
+                        generator: torch.Generator | None = None, gains: tuple[float, float, float] = (2.1, 1.0, 1.7),
+                        lights: Tensor | None = None, black_cell: np.ndarray | None = None,
+                        exif: ExifInfo | None = None, **meta: Any) -> SyntheticShot:
+    """A dark, noisy CFA DNG of an sRGB ``scene`` (1, 3, H, W), as a Sony A7S II would record it
+    ``ratio`` times too dark with ``noise``, written with exposed's own DNG writer.
+
+    ``gains``: the white-balance multipliers the scene is un-balanced by (AsShotNeutral is their
+    reciprocal); ``lights``: (1, 3, H, W) linear camera RGB added before the mosaic, where light
+    sources may exceed white; ``black_cell``: a 2x2 black level per CFA site (default the noise's
+    black everywhere); ``meta``: further :class:`exposed.io.dng.DngMetadata` fields.
+    """
+    colour = CameraColour(rgb_to_camera(SONY_XYZ)[None].float(), torch.tensor([gains]))
+    camera = unprocess(scene, colour)
+    clean = mosaic(camera if lights is None else camera + lights, pattern)
+    dark = synthesize_dark(clean, torch.tensor([ratio]), noise, generator)
+    h, w = clean.shape[-2:]
+    cell = np.full((2, 2), noise.black.item()) if black_cell is None else np.broadcast_to(black_cell, (2, 2))
+    white = noise.white.item()
+    dn = np.clip(np.round(dark[0, 0].numpy() * noise.scale.item() + np.tile(cell, (h // 2, w // 2))), 0, white)
+    tags = DngMetadata(pattern, np.asarray(cell, dtype=np.float64), int(white), (Calibration(D65, SONY_XYZ.numpy()),),
+                       1.0 / np.asarray(gains), exif=exif or ExifInfo(), **meta)
+    return SyntheticShot(write_dng(path, dn.astype(np.uint16), tags), clean, dark)
+
+
 def run_demo(out_dir: str | Path, ratio: float = 100.0, iso: float = 3200.0, camera: str = "sony-a7s2",
              model: NoiseModel = "pg", seed: int = 0, mode: Mode = "diffusion") -> DemoResult:
     """Make a dark raw of the example scene with a real camera's noise, and enhance it.
@@ -78,18 +118,12 @@ def run_demo(out_dir: str | Path, ratio: float = 100.0, iso: float = 3200.0, cam
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     scene = example_scene()
-    xyz = CAMERA_XYZ["Sony ILCE-7S / 7S II"]
-    gains = torch.tensor([[2.1, 1.0, 1.7]])
-    clean = mosaic(unprocess(scene, CameraColour(rgb_to_camera(xyz)[None].float(), gains)), "RGGB")
     noise = CAMERAS[camera].at_iso(iso, model)
-    generator = torch.Generator().manual_seed(seed)
-    dark = synthesize_dark(clean, torch.tensor([ratio]), noise, generator)
-    scale, black, white = noise.scale.item(), noise.black.item(), noise.white.item()
-    dn = (dark[0, 0] * scale + black).round().clamp(0, white).numpy().astype(np.uint16)
-    dng = write_dng(out_dir / "dark.dng", dn, DngMetadata(
-        "RGGB", np.full((2, 2), black), int(white), (Calibration(D65, xyz.numpy()),), (1.0 / gains[0]).numpy(),
-        exif=ExifInfo(make="exposed", model=f"demo ({camera} noise)", exposure_time=1 / 100, f_number=2.8,
-                      iso=int(iso))))
+    shot = write_synthetic_dng(out_dir / "dark.dng", scene, ratio, noise, generator=torch.Generator().manual_seed(seed),
+                               exif=ExifInfo(make="exposed", model=f"demo ({camera} noise)", exposure_time=1 / 100,
+                                             f_number=2.8, iso=int(iso)))
+    dng, clean, dark = shot.path, shot.clean, shot.dark
+    scale = noise.scale.item()
 
     reference = Enhancer(Settings(mode="amplify", ratio=1.0)).render
     raw = read_raw(dng)

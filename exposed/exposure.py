@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from exposed.exif import ExifInfo
+from exposed.io.exif import ExifInfo
 
 METERED_GREY = 0.127
 HIGHLIGHT_HEADROOM = 4.0  # the 99th percentile may end up two stops over white, no more

@@ -4,45 +4,46 @@
     enhancer = exposed.Enhancer(exposed.Settings(mode="diffusion", steps=2))
     image, plan = enhancer.enhance("night.ARW")   # (H, W, 3) uint8 sRGB, and what was decided
 
-    from exposed.dng import write_dng                  # or, for a raw editor, a DNG:
-    from exposed.rawio import read_raw
+    from exposed.io.dng import write_dng                  # or, for a raw editor, a DNG:
+    from exposed.io.raw import read_raw
     plan = enhancer.plan(read_raw("night.ARW"))
     write_dng("night-exposed.dng", *enhancer.dng(plan, enhancer.enhance_mosaic(plan)))
 
-The steps: read the mosaic (:mod:`exposed.rawio`), decide the exposure ratio
-(:mod:`exposed.exposure`) and the noise level (:mod:`exposed.noise_estimate`), brighten and denoise
-the packed raw with the exposure process (:mod:`exposed.infer`), then render it with exposed's ISP
-(:mod:`exposed.isp`) or LibRaw's.
+The steps: read the mosaic (:mod:`exposed.io.raw`), decide the exposure ratio
+(:mod:`exposed.exposure`) and the noise level (:mod:`exposed.sensor.estimate`), brighten and denoise
+the packed raw with the exposure process (:mod:`exposed.denoise.infer`), then render it with exposed's ISP
+(:mod:`exposed.imaging.isp`) or LibRaw's.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Callable
+from typing import Any, Literal, get_args
 
 import numpy as np
 import rawpy
 import torch
 
-from exposed.bayer import pack, unpack
-from exposed.checkpoint import default_model_path, load_model
-from exposed.dng import TIFF_ORIENTATION, DngMetadata
-from exposed.exif import ExifInfo
+from exposed.imaging.bayer import pack, unpack
+from exposed.denoise.checkpoint import load_model
+from exposed.io.checkpoint import default_model_path
+from exposed.io.dng import DngMetadata
+from exposed.io.orientation import TIFF_ORIENTATION, upright
 from exposed.exposure import RatioChoice, choose_ratio
-from exposed.gp import enhance_image
-from exposed.infer import Precision, bf16_is_fast, brighten, channels_last, default_steps, denoise, pick_device
-from exposed.isp import demosaic, render
+from exposed.denoise.infer import (Precision, brighten, channels_last, choose_precision, default_steps, denoise,
+                                   pick_device)
+from exposed.imaging.isp import demosaic, render
 from exposed.modes import MODES, Mode, default_model
-from exposed.noise_estimate import NoiseLevel, noise_level
-from exposed.photo import PHOTO_SUFFIXES, read_photo
-from exposed.process import ExposureModel
-from exposed.rawio import RawImage, default_crop, read_raw
-from exposed.reference import ReferenceNet, load_reference
+from exposed.sensor.estimate import NoiseLevel, noise_level
+from exposed.denoise.model import ExposureModel
+from exposed.io.raw import RawImage, default_crop, read_raw
 
 STRIP = 256  # rows of the frame rendered at a time
 WHITE_BALANCES = ("camera", "daylight", "none")
-DNG_LAYOUTS = ("cfa", "linear")
+DngLayout = Literal["cfa", "linear"]
+Isp = Literal["exposed", "libraw"]
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ class Settings:
     steps: int | None = None  # exposure steps T; None: the model's own
     model: Path | None = None  # None: the shipped model for the mode
     device: str = "auto"
-    precision: str = "auto"  # auto: bf16 where the hardware makes it fast, else fp32
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 where the hardware makes it fast
     tile: int | None = 512  # packed pixels per network tile; None: the whole frame at once
     seed: int = 0
     ratio: float | None = None
@@ -64,9 +65,9 @@ class Settings:
     noise_profile: str | None = None
     wb: str = "camera"  # camera, daylight, none, or "R,G,B" multipliers
     tone: bool = False
-    isp: str = "exposed"  # or "libraw"
+    isp: Isp = "exposed"
     bits: int = 8
-    dng: str = "cfa"  # DNG output: the Bayer mosaic ("cfa") or demosaiced camera RGB ("linear")
+    dng: DngLayout = "cfa"  # DNG output: the Bayer mosaic ("cfa") or demosaiced camera RGB ("linear")
     gp_k: int = 30  # GP mode: k-means centres the Gaussian process is fitted on
     gp_patch: int = 1  # GP mode: p = q, the patch side (1: pixel pairs, the best measured)
 
@@ -96,21 +97,22 @@ def parse_wb(text: str) -> np.ndarray:
 
 
 class Enhancer:
-    """Enhances files one after another with the same settings (the model is loaded once)."""
+    """Enhances raw files one after another with the same settings (the model is loaded once).
+    GP mode's photos have their own: :class:`exposed.gp.pipeline.PhotoEnhancer`."""
 
     def __init__(self, settings: Settings = Settings()):
         if settings.mode not in MODES:
             raise ValueError(f"unknown mode {settings.mode!r}; expected one of {', '.join(MODES)}")
-        if settings.dng not in DNG_LAYOUTS:
+        if MODES[settings.mode].photos:
+            raise ValueError(f"mode {settings.mode} enhances photos: use exposed.PhotoEnhancer")
+        if settings.dng not in get_args(DngLayout):
             raise ValueError(f"unknown DNG layout {settings.dng!r}; expected cfa or linear")
         if settings.wb not in WHITE_BALANCES:
             parse_wb(settings.wb)
         self.settings = settings
         self.device = pick_device(settings.device)
-        self.precision: Precision = (("bf16" if bf16_is_fast(self.device) else "fp32") if settings.precision == "auto"
-                                     else settings.precision)  # type: ignore[assignment]
+        self.precision: Precision = choose_precision(settings.precision, self.device)
         self._model: ExposureModel | None = None
-        self._reference: ReferenceNet | None = None
 
     @property
     def model(self) -> ExposureModel | None:
@@ -158,7 +160,7 @@ class Enhancer:
         if self.model is None:
             return brighten(mosaic, ratio, saturated).clamp(0.0, 1.0)
         assert plan.noise is not None
-        # MPS has no Poisson sampler: its photons are drawn on the CPU (see exposed.process.expose).
+        # MPS has no Poisson sampler: its photons are drawn on the CPU (see exposed.denoise.process.expose).
         generator = torch.Generator(device="cpu" if self.device.type == "mps" else self.device)
         generator.manual_seed(self.settings.seed)
         out = denoise(self.model, pack(mosaic, raw.pattern), ratio, plan.noise.sensor(), self.settings.steps,
@@ -189,7 +191,7 @@ class Enhancer:
         return upright(out.numpy(), raw.orientation)
 
     def dng(self, plan: Plan, mosaic: torch.Tensor) -> tuple[np.ndarray, DngMetadata]:
-        """The enhanced frame as a DNG's 16-bit pixels and tags, for :func:`exposed.dng.write_dng`.
+        """The enhanced frame as a DNG's 16-bit pixels and tags, for :func:`exposed.io.dng.write_dng`.
 
         A raw editor must see the camera's raw, only brighter and cleaner: the source's Bayer order,
         colour calibrations, white balance (AsShotNeutral = 1 / multipliers, so ``--wb`` carries
@@ -219,39 +221,9 @@ class Enhancer:
             description=f"exposed: {what}", original_name=raw.path.name)
         return pixels, meta
 
-    @property
-    def reference(self) -> ReferenceNet:
-        """GP mode's reference CNN, loaded on first use."""
-        if self._reference is None:
-            path = self.settings.model or default_model_path(default_model("gp"))
-            self._reference = load_reference(path, self.device)
-        return self._reference
-
-    def enhance_photo(self, path: str | Path) -> tuple[np.ndarray, ExifInfo]:
-        """GP mode: a JPEG, PNG or TIFF photo, or a raw developed as shot (x1, not denoised), enhanced
-        by the Gaussian process of :mod:`exposed.gp`; (H, W, 3) uint8 or uint16, upright, and its EXIF."""
-        s = self.settings
-        path = Path(path)
-        if path.suffix.lower() in PHOTO_SUFFIXES:
-            dark, exif = read_photo(path)
-        else:
-            plan = self.plan(read_raw(path))
-            developed = self.render(plan, plan.mosaic, bits=16).astype(np.float32) / np.float32(65535)
-            dark, exif = torch.from_numpy(developed).permute(2, 0, 1)[None], plan.raw.exif
-        generator = torch.Generator(device=self.device).manual_seed(s.seed)
-        out = enhance_image(dark.to(self.device), self.reference, s.gp_k, s.gp_patch, generator=generator)
-        peak, dtype = (65535.0, np.uint16) if s.bits == 16 else (255.0, np.uint8)
-        return (out[0].permute(1, 2, 0).cpu().numpy() * peak).round().astype(dtype), exif
-
     def enhance(self, path: str | Path) -> tuple[np.ndarray, Plan]:
         plan = self.plan(read_raw(path))
         return self.render(plan, self.enhance_mosaic(plan)), plan
-
-
-def upright(image: np.ndarray, flip: int) -> np.ndarray:
-    """An (H, W, C) array turned by LibRaw's orientation code (as :func:`exposed.isp.orient`)."""
-    turns = {3: 2, 5: 1, 6: -1}.get(flip, 0)
-    return np.ascontiguousarray(np.rot90(image, turns)) if turns else image
 
 
 def _render_libraw(plan: Plan, mosaic: torch.Tensor, bits: int) -> np.ndarray:
@@ -271,7 +243,7 @@ def _render_libraw(plan: Plan, mosaic: torch.Tensor, bits: int) -> np.ndarray:
     return upright(image[top:top + h, left:left + w], raw_image.orientation)
 
 
-def enhance(path: str | Path, **settings: object) -> np.ndarray:
-    """One file with the given :class:`Settings` fields; returns the (H, W, 3) sRGB image."""
-    image, _ = Enhancer(Settings(**settings)).enhance(path)  # type: ignore[arg-type]
+def enhance(path: str | Path, **settings: Any) -> np.ndarray:
+    """One raw file with the given :class:`Settings` fields; returns the (H, W, 3) sRGB image."""
+    image, _ = Enhancer(Settings(**settings)).enhance(path)
     return image

@@ -27,52 +27,41 @@ def synthetic_dng(path: Path, pattern: str = "RGGB", height: int = 64, width: in
                   black=512.0, white: int = 16383, seed: int = 0, lamps: int = 0, **meta) -> Path:
     """A dark, noisy CFA DNG of a smooth colourful scene, written with exposed's own DNG writer.
 
-    ``lamps``: that many light sources of :func:`exposed.night.light_source`, peaking at three times
+    ``lamps``: that many light sources of :func:`exposed.training.night.light_source`, peaking at three times
     what the dark frame can hold, so their cores clip at the white level as street lamps do at night.
 
-    ``meta`` goes to :class:`exposed.dng.DngMetadata` (orientation, noise_profile...) or to its
-    :class:`exposed.exif.ExifInfo` (exposure_time, iso, f_number...).
+    ``meta`` goes to :class:`exposed.io.dng.DngMetadata` (orientation, noise_profile...) or to its
+    :class:`exposed.io.exif.ExifInfo` (exposure_time, iso, f_number...).
     """
     import numpy as np
     import torch
 
-    from exposed.bayer import mosaic
-    from exposed.cameras import CAMERAS
-    from exposed.color import CAMERA_XYZ, D65, Calibration, rgb_to_camera
-    from exposed.dng import DngMetadata, write_dng
-    from exposed.exif import ExifInfo
-    from exposed.noise import synthesize_dark
-    from exposed.unprocess import CameraColour, unprocess
+    from exposed.demo import write_synthetic_dng
+    from exposed.io.dng import DngMetadata
+    from exposed.io.exif import ExifInfo
+    from exposed.sensor.cameras import CAMERAS
+    from exposed.sensor.noise import NoiseParams
 
     g = torch.Generator().manual_seed(seed)
     y = torch.linspace(0, 1, height)[:, None]
     x = torch.linspace(0, 1, width)[None, :]
     scene = torch.stack([0.2 + 0.6 * x.expand(height, width), 0.3 + 0.4 * y.expand(height, width),
                          0.5 + 0.3 * torch.sin(6 * x + 3 * y)])[None].clamp(0, 1)
-    xyz = CAMERA_XYZ["Sony ILCE-7S / 7S II"]
-    gains = torch.tensor([[2.0, 1.0, 1.6]])
-    camera = unprocess(scene, CameraColour(rgb_to_camera(xyz)[None].float(), gains))
+    lights = None
     if lamps:
-        from exposed.night import light_source
+        from exposed.training.night import light_source
 
-        lights = sum(light_source(height, width, 3.0 * ratio, g) for _ in range(lamps))
-        camera = camera + lights[None]
-    clean = mosaic(camera, pattern)
+        lights = sum(light_source(height, width, 3.0 * ratio, g) for _ in range(lamps))[None]
     black_cell = np.broadcast_to(np.asarray(black, dtype=np.float64), (2, 2))
     scale = white - black_cell.mean()
-    from exposed.noise import NoiseParams
-
-    noise = CAMERAS["sony-a7s2"].at_iso(3200)
-    noise = NoiseParams.create(K=noise.K * scale / noise.scale, read_sigma=noise.read_sigma * scale / noise.scale,
+    a7s2 = CAMERAS["sony-a7s2"].at_iso(3200)
+    noise = NoiseParams.create(K=a7s2.K * scale / a7s2.scale, read_sigma=a7s2.read_sigma * scale / a7s2.scale,
                                black=float(black_cell.mean()), white=white)
-    dark = synthesize_dark(clean, torch.tensor([ratio]), noise, g)[0, 0].numpy()
-    values = np.clip(np.round(dark * scale + np.tile(black_cell, (height // 2, width // 2))), 0, white)
     shot = {k: meta.pop(k) for k in list(meta)
             if k in ExifInfo.__dataclass_fields__ and k not in DngMetadata.__dataclass_fields__}
-    defaults = dict(pattern=pattern, black=black_cell, white=white, calibrations=(Calibration(D65, xyz.numpy()),),
-                    as_shot_neutral=(1 / gains[0]).numpy(),
-                    exif=ExifInfo(**{"make": "Sony", "model": "ILCE-7SM2", **shot}))
-    write_dng(path, values.astype(np.uint16), DngMetadata(**{**defaults, **meta}))
+    exif = meta.pop("exif", None) or ExifInfo(**{"make": "Sony", "model": "ILCE-7SM2", **shot})
+    write_synthetic_dng(path, scene, ratio, noise, pattern, g, gains=(2.0, 1.0, 1.6), lights=lights,
+                        black_cell=black_cell, exif=exif, **meta)
     return path
 
 
@@ -80,8 +69,9 @@ def tiny_model(path: Path, kind: str = "diffusion") -> Path:
     """A small, untrained model file in the shipped format (for fast CLI tests)."""
     import torch
 
-    from exposed.checkpoint import export_model, save_checkpoint
-    from exposed.process import ExposureModel, ModelConfig
+    from exposed.denoise.checkpoint import export_model
+    from exposed.io.checkpoint import save_checkpoint
+    from exposed.denoise.model import ExposureModel, ModelConfig
 
     torch.manual_seed(0)
     model = ExposureModel(ModelConfig("unet", 4, kind, steps=1))
@@ -94,7 +84,7 @@ def tiny_reference(path: Path) -> Path:
     """A small, untrained GP-mode reference network in the shipped format."""
     import torch
 
-    from exposed.reference import ReferenceNet, save_reference
+    from exposed.gp.reference import ReferenceNet, save_reference
 
     torch.manual_seed(0)
     return save_reference(path, ReferenceNet(width=4), {"note": "untrained, for tests"})

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from exposed.bayer import PATTERNS, cell_offsets, mosaic, pack, unpack
+from exposed.imaging.bayer import PATTERNS, cell_offsets, mosaic, pack, unpack
 
 
 @pytest.mark.parametrize("pattern", PATTERNS)

@@ -1,10 +1,10 @@
 import pytest
 import torch
 
-from exposed.calibrate import compare_to_dark_frame, fit_dark_frame
-from exposed.exif import noise_profile, read_tags
-from exposed.noise import NoiseParams, add_noise
-from exposed.rawio import read_raw
+from exposed.training.calibrate import compare_to_dark_frame, fit_dark_frame
+from exposed.io.exif import noise_profile, read_tags
+from exposed.sensor.noise import NoiseParams, add_noise
+from exposed.io.raw import read_raw
 
 from conftest import shared_file
 

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from exposed.cameras import CAMERAS, VIRTUAL_CAMERA, noise_source
+from exposed.sensor.cameras import CAMERAS, VIRTUAL_CAMERA, noise_source
 
 
 def test_sony_a7s2_iso_3200_gives_the_calibrated_gain():

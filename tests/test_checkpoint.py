@@ -3,9 +3,11 @@ import pickle
 import pytest
 import torch
 
-from exposed.checkpoint import export_model, load_checkpoint, load_model, model_from_checkpoint, save_checkpoint
-from exposed.infer import denoise
-from exposed.process import ExposureModel, ModelConfig, SensorScale
+from exposed.denoise.checkpoint import export_model, load_model, model_from_checkpoint
+from exposed.io.checkpoint import load_checkpoint, save_checkpoint
+from exposed.denoise.infer import denoise
+from exposed.denoise.model import ExposureModel, ModelConfig
+from exposed.sensor.noise import SensorScale
 
 
 def _state():
@@ -73,7 +75,7 @@ def test_a_model_file_from_before_ratio_per_step_loads_with_a_fixed_t(tmp_path):
 @pytest.mark.parametrize("name,kind", [("exposure-diffusion-unet16.pt", "diffusion"),
                                        ("feedforward-unet16.pt", "feedforward")])
 def test_shipped_models_load_offline_without_code(name, kind):
-    from exposed.checkpoint import default_model_path
+    from exposed.io.checkpoint import default_model_path
 
     path = default_model_path(name)
     state = load_checkpoint(path)
@@ -108,3 +110,38 @@ def test_a_width_32_model_exports_under_the_device_machines_16_mib_file_limit(tm
     path = save_checkpoint(tmp_path / "m.pt", export_model(state))
     assert path.stat().st_size < 16 * 2**20
     assert "optimised" not in load_checkpoint(path) and load_model(path).config.width == 32
+
+
+def test_model_files_of_the_older_layouts_load_as_the_current_one(tmp_path):
+    """GP reference files kept their width in "config" and their progress at the top level; exposure
+    models' ratio range was only in the training settings. Both read as today's layout."""
+    from exposed.gp.reference import ReferenceNet, load_reference
+
+    net = ReferenceNet(4)
+    torch.save({"model": net.state_dict(), "config": {"width": 4}, "iteration": 7, "seconds": 1.5},
+               tmp_path / "old-reference.pt")
+    state = load_checkpoint(tmp_path / "old-reference.pt")
+    assert state["model_config"] == {"kind": "reference", "width": 4}
+    assert state["train"] == {"iteration": 7, "seconds": 1.5}
+    loaded = load_reference(tmp_path / "old-reference.pt")
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), net.state_dict().values()))
+
+    model = ExposureModel(ModelConfig("unet", 4, "diffusion"))
+    config = model.config.to_dict()
+    config.pop("ratio_range")
+    torch.save({"model": model.state_dict(), "model_config": config,
+                "train": {"config": {"ratio_low": 2.0, "ratio_high": 100.0}}}, tmp_path / "old-model.pt")
+    assert load_model(tmp_path / "old-model.pt").ratio_range == (2.0, 100.0)
+
+
+def test_a_reference_file_is_not_taken_for_an_exposure_model_or_back(tmp_path):
+    from exposed.gp.reference import ReferenceNet, load_reference, save_reference
+
+    path = save_reference(tmp_path / "ref.pt", ReferenceNet(4), {})
+    with pytest.raises(ValueError, match="not an exposure model"):
+        load_model(path)
+    model = ExposureModel(ModelConfig("unet", 4))
+    model_path = save_checkpoint(tmp_path / "m.pt", export_model({"model": model.state_dict(),
+                                                                 "model_config": model.config.to_dict()}))
+    with pytest.raises(ValueError, match="not a GP reference"):
+        load_reference(model_path)

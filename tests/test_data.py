@@ -4,9 +4,9 @@ import torch
 import imageio.v3 as iio
 
 from conftest import DEVICES
-from exposed.data import ImageBank, RatioRange, SensorMix, SyntheticRaw, find_images
-from exposed.night import NightScenes
-from exposed.unprocess import CameraColour, unprocess
+from exposed.training.data import ImageBank, RatioRange, SensorMix, SyntheticRaw, find_images
+from exposed.training.night import NightScenes
+from exposed.training.unprocess import CameraColour, unprocess
 
 
 @pytest.fixture

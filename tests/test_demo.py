@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 from exposed.cli import main
 from exposed.demo import run_demo
-from exposed.rawio import read_raw
+from exposed.io.raw import read_raw
 
 
 def test_demo_writes_a_dark_dng_and_its_enhancements(tmp_path):

@@ -8,12 +8,13 @@ import pytest
 import rawpy
 import tifffile
 
-from exposed import dng
-from exposed.bayer import PATTERNS
-from exposed.color import CAMERA_XYZ, D65, STANDARD_A, Calibration, calibration_from_srgb
-from exposed.dng import TIFF_ORIENTATION, DngMetadata, write_dng
-from exposed.exif import ExifInfo, read_exif
-from exposed.rawio import read_raw
+from exposed.io import dng
+from exposed.imaging.bayer import PATTERNS
+from exposed.imaging.color import CAMERA_XYZ, D65, STANDARD_A, Calibration, calibration_from_srgb
+from exposed.io.dng import DngMetadata, write_dng
+from exposed.io.orientation import TIFF_ORIENTATION
+from exposed.io.exif import ExifInfo, read_exif
+from exposed.io.raw import read_raw
 from conftest import shared_file
 
 SONY = CAMERA_XYZ["Sony ILCE-7S / 7S II"].numpy()

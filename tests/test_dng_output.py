@@ -13,8 +13,8 @@ import tifffile
 import torch
 
 from conftest import shared_file, synthetic_dng, tiny_model
-from exposed.isp import demosaic
-from exposed.rawio import read_raw
+from exposed.imaging.isp import demosaic
+from exposed.io.raw import read_raw
 
 
 def run(*args, **kwargs):

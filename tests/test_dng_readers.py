@@ -20,11 +20,11 @@ import numpy as np
 import pytest
 
 from conftest import shared_file
-from exposed.bayer import PATTERNS
-from exposed.color import CAMERA_XYZ, D65, Calibration
-from exposed.dng import DngMetadata, write_dng
-from exposed.exif import ExifInfo
-from exposed.rawio import read_raw
+from exposed.imaging.bayer import PATTERNS
+from exposed.imaging.color import CAMERA_XYZ, D65, Calibration
+from exposed.io.dng import DngMetadata, write_dng
+from exposed.io.exif import ExifInfo
+from exposed.io.raw import read_raw
 
 pytestmark = pytest.mark.readers
 

@@ -6,8 +6,8 @@ import torch
 import imageio.v3 as iio
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from exposed.evaluate import evaluate, make_eval_set, write_results
-from exposed.metrics import psnr, ssim
+from exposed.training.evaluate import evaluate, make_eval_set, write_results
+from exposed.imaging.metrics import psnr, ssim
 
 
 def test_metrics_match_scikit_image():

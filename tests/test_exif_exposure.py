@@ -5,7 +5,7 @@ import pytest
 import rawpy
 import torch
 
-from exposed.exif import ExifInfo, iso_from_tags, read_exif
+from exposed.io.exif import ExifInfo, iso_from_tags, read_exif
 from exposed.exposure import METERED_GREY, choose_ratio, meter_ratio, signal_ratio, statistics_ratio
 
 from conftest import shared_file, synthetic_dng

@@ -9,7 +9,7 @@ from sklearn.cluster import KMeans as SkKMeans
 from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
 
-from exposed import gp
+from exposed.gp import enhance as gp
 
 
 def _blobs(n: int, k: int, d: int, seed: int) -> torch.Tensor:

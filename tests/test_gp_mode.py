@@ -13,10 +13,11 @@ import torch
 from PIL import Image
 
 from conftest import synthetic_dng, tiny_reference
-from exposed.exif import read_exif
-from exposed.pipeline import Enhancer, Settings
-from exposed.photo import read_photo
-from exposed.reference import darken
+from exposed.io.exif import read_exif
+from exposed.gp.pipeline import PhotoEnhancer
+from exposed.pipeline import Settings
+from exposed.io.photo import read_photo
+from exposed.gp.reference import darken
 
 
 def run(*args, **kwargs):
@@ -56,7 +57,7 @@ def test_api_and_command_line_agree_and_png_photos_and_raws_work(tmp_path, refer
     raw = synthetic_dng(tmp_path / "b.dng", ratio=8.0)
     done = run("enhance", photo, raw, "--mode", "gp", "--model", reference, "-o", f"{tmp_path}/out/", "-f", "tiff")
     assert done.returncode == 0, done.stderr
-    api, _ = Enhancer(Settings(mode="gp", model=reference, bits=16)).enhance_photo(photo)
+    api, _ = PhotoEnhancer(Settings(mode="gp", model=reference, bits=16)).enhance(photo)
     assert api.dtype == np.uint16 and np.array_equal(tifffile.imread(tmp_path / "out" / "a-exposed.tif"), api)
     assert tifffile.imread(tmp_path / "out" / "b-exposed.tif").shape == (64, 96, 3)
 

@@ -5,8 +5,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from exposed.bayer import PATTERNS, mosaic
-from exposed.isp import demosaic, orient, render, tone_curve, white_balance
+from exposed.imaging.bayer import PATTERNS, mosaic
+from exposed.imaging.isp import demosaic, render, tone_curve, white_balance
+from exposed.io.orientation import orient
 
 from conftest import shared_file
 
@@ -35,7 +36,7 @@ def test_demosaic_keeps_measured_values_and_is_exact_on_linear_ramps(pattern):
 
 
 def test_demosaic_beats_bilinear_on_a_photograph():
-    from exposed.data import read_rgb8
+    from exposed.training.data import read_rgb8
 
     folder = shared_file("images", "val", "CBSD68")
     images = torch.stack([read_rgb8(p)[:, :320, :320].float() / 255 for p in sorted(folder.glob("*.png"))[:4]])

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from exposed.networks import NAFNet, UNet, build_backbone, crop_to, pad_to_multiple
-from exposed.process import ExposureModel, ModelConfig
+from exposed.denoise.networks import NAFNet, UNet, build_backbone, crop_to, pad_to_multiple
+from exposed.denoise.model import ExposureModel, ModelConfig
 
 
 def test_sid_unet_at_width_32_has_the_papers_parameter_count():

@@ -8,12 +8,14 @@ import rawpy
 import torch
 
 from conftest import synthetic_dng, tiny_model
-from exposed.data import ImageBank, SensorMix, SyntheticRaw
-from exposed.infer import denoise
-from exposed.night import NightScenes, light_source
+from exposed.training.data import ImageBank, SensorMix, SyntheticRaw
+from exposed.denoise.infer import denoise
+from exposed.training.night import NightScenes, light_source
 from exposed.pipeline import Enhancer, Settings
-from exposed.process import ExposureModel, ModelConfig, SensorScale, noise_std, run_process
-from exposed.rawio import read_raw
+from exposed.denoise.model import ExposureModel, ModelConfig
+from exposed.denoise.process import noise_std, run_process
+from exposed.sensor.noise import SensorScale
+from exposed.io.raw import read_raw
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -78,7 +80,7 @@ def test_sensor_mix_scales_the_calibration_to_each_bit_depth_in_whole_dn(bank):
 
 
 def test_rounded_pg_frames_have_the_quantisation_the_noise_channel_counts():
-    from exposed.noise import NoiseParams, synthesize_dark
+    from exposed.sensor.noise import NoiseParams, synthesize_dark
 
     noise = NoiseParams.create(K=0.05, read_sigma=0.2, black=0.0, white=255.0)
     level = torch.full((1, 1, 400, 400), 0.5)
@@ -153,7 +155,7 @@ def test_lamps_clipped_in_the_raw_are_white_in_every_mode_and_the_dng(tmp_path, 
     plan = enhancer.plan(raw)  # x0.5 would darken a lamp below white if nothing held it
     mosaic = enhancer.enhance_mosaic(plan)[0, 0].numpy()
     assert (mosaic[clipped] == 1.0).all()
-    from exposed.dng import write_dng
+    from exposed.io.dng import write_dng
 
     write_dng(tmp_path / "out.dng", *enhancer.dng(plan, enhancer.enhance_mosaic(plan)))
     with rawpy.imread(str(tmp_path / "out.dng")) as back:

@@ -4,7 +4,7 @@ import pytest
 import scipy.stats
 import torch
 
-from exposed.noise import NoiseParams, add_noise, sample_tukey_lambda, synthesize_dark, tukey_lambda_variance
+from exposed.sensor.noise import NoiseParams, add_noise, sample_tukey_lambda, synthesize_dark, tukey_lambda_variance
 
 N = 1_000_000
 

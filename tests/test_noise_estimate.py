@@ -4,10 +4,10 @@ import rawpy
 import torch
 
 from conftest import shared_file
-from exposed.bayer import pack
-from exposed.cameras import CAMERAS
-from exposed.noise import NoiseParams, synthesize_dark
-from exposed.noise_estimate import estimate_noise, noise_level, parse_noise_profile
+from exposed.imaging.bayer import pack
+from exposed.sensor.cameras import CAMERAS
+from exposed.sensor.noise import NoiseParams, synthesize_dark
+from exposed.sensor.estimate import estimate_noise, noise_level, parse_noise_profile
 
 
 def _dark(K, sigma, level=0.3, ratio=20.0):

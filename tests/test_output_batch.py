@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import tifffile
 
-from exposed.batch import expand_inputs, plan_outputs
-from exposed.exif import ExifInfo
-from exposed.output import atomic_write, image_bytes, save_image
+from exposed.batch.files import expand_inputs, plan_outputs
+from exposed.io.exif import ExifInfo
+from exposed.io.atomic import atomic_write
+from exposed.io.images import image_bytes, save_image
 
 
 def _read_png16(data: bytes) -> np.ndarray:

@@ -7,8 +7,8 @@ import torch
 from click.testing import CliRunner
 
 from exposed.cli import main
-from exposed.data import ImageBank, read_rgb8
-from exposed.pack import read_pack, write_pack
+from exposed.training.data import ImageBank, read_rgb8
+from exposed.training.pack import read_pack, write_pack
 
 
 @pytest.fixture

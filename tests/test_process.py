@@ -4,9 +4,11 @@ import pytest
 import torch
 
 from conftest import DEVICES
-from exposed.infer import default_steps, denoise, predict
-from exposed.noise import NoiseParams
-from exposed.process import ExposureModel, ModelConfig, SensorScale, expose, exposure_schedule, noise_std, run_process
+from exposed.denoise.infer import default_steps, denoise, predict
+from exposed.sensor.noise import NoiseParams
+from exposed.denoise.model import ExposureModel, ModelConfig
+from exposed.denoise.process import expose, exposure_schedule, noise_std, run_process
+from exposed.sensor.noise import SensorScale
 
 
 def test_linear_schedule_matches_the_supplement_for_x300():
@@ -165,7 +167,7 @@ def test_photons_are_drawn_on_the_generators_device():
 
 
 def test_error_variance_is_log_linear_between_the_table_and_held_at_its_ends():
-    from exposed.infer import error_variance
+    from exposed.denoise.infer import error_variance
 
     table = ((2.0, 1e-4), (200.0, 1e-6))
     got = error_variance(table, torch.tensor([1.0, 2.0, 20.0, 200.0, 1000.0]))
@@ -175,7 +177,7 @@ def test_error_variance_is_log_linear_between_the_table_and_held_at_its_ends():
 
 def test_fuse_is_the_minimum_variance_blend_of_two_independent_measurements():
     """Against the textbook rule in float64, and in its two limits."""
-    from exposed.infer import fuse
+    from exposed.denoise.infer import fuse
 
     g = torch.Generator().manual_seed(0)
     estimate = torch.rand(2, 4, 8, 8, generator=g)
@@ -197,7 +199,7 @@ def test_fuse_leans_on_the_brightened_frame_where_the_estimate_is_locally_wrong(
     """A sharp edge that the estimate blurs, in a frame whose noise the model knows: near the edge
     the local gauge sees the blur and the blend beats both inputs; on the flat sides, where the
     estimate is right, it leaks barely more noise than the plain rule."""
-    from exposed.infer import fuse
+    from exposed.denoise.infer import fuse
 
     g = torch.Generator().manual_seed(1)
     h = w = 64

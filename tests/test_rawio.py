@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import rawpy
 
-from exposed.bayer import PATTERNS
-from exposed.rawio import NotRawError, UnsupportedRawError, read_raw
+from exposed.imaging.bayer import PATTERNS
+from exposed.io.raw import NotRawError, UnsupportedRawError, read_raw
 
 from conftest import broken_files, shared_file, synthetic_dng
 
@@ -84,7 +84,7 @@ def test_a_run_silences_libraw_once_and_decodes_without_a_lock():
 
     code = (
         "import os, sys, threading\n"
-        "from exposed.rawio import STDERR_LOCK, _quiet_stderr, silenced_stderr\n"
+        "from exposed.io.raw import STDERR_LOCK, _quiet_stderr, silenced_stderr\n"
         "with silenced_stderr():\n"
         "    os.write(2, b'libraw complains\\n')\n"
         "    print('exposed says', file=sys.stderr)\n"

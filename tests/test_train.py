@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from exposed.checkpoint import load_checkpoint, load_model
-from exposed.evaluate import evaluate, make_eval_set
-from exposed.infer import default_steps, denoise
-from exposed.train import TrainConfig, learning_rate, load_config, train
+from exposed.denoise.checkpoint import load_model
+from exposed.io.checkpoint import load_checkpoint
+from exposed.training.evaluate import evaluate, make_eval_set
+from exposed.denoise.infer import default_steps, denoise
+from exposed.training.train import TrainConfig, learning_rate, load_config, train
 
 TINY = ["--arch", "unet", "--width", "4", "--patch", "64", "--batch", "2", "--val-count", "2", "--log-every", "1",
         "--threads", "1", "--warmup", "2"]
@@ -62,7 +63,7 @@ def test_learning_rate_warms_up_then_decays_to_its_floor():
 def test_a_time_budget_ends_the_run_with_weights_and_an_average_that_resumes(tmp_path, images):
     """--minutes stops a run with far more iterations than fit; the last checkpoint holds the
     average of the weights as its model (what ships) and the optimised weights to resume from."""
-    from exposed.checkpoint import export_model
+    from exposed.denoise.checkpoint import export_model
 
     out = tmp_path / "run"
     config = TrainConfig(width=4, patch=64, batch=2, val_count=2, log_every=1, threads=1, warmup=2, iters=10**6,
@@ -108,8 +109,8 @@ def test_training_lowers_the_loss_and_checkpoints_load_without_code(tmp_path, im
 
 
 def test_the_twin_trains_in_one_pass_and_diffusion_in_t_plus_one():
-    from exposed.process import ExposureModel, ModelConfig
-    from exposed.train import TrainingStep
+    from exposed.denoise.model import ExposureModel, ModelConfig
+    from exposed.training.train import TrainingStep
 
     for kind, passes in (("feedforward", 1), ("diffusion", 3)):
         model, calls = ExposureModel(ModelConfig("unet", 4, kind, steps=2)), []
@@ -158,7 +159,8 @@ def test_a_different_model_in_the_same_folder_is_refused(tmp_path, images):
 
 
 def test_a_run_can_start_from_a_shipped_model_and_continue_its_count(tmp_path, images):
-    from exposed.checkpoint import export_model, save_checkpoint
+    from exposed.denoise.checkpoint import export_model
+    from exposed.io.checkpoint import save_checkpoint
 
     common = dict(width=4, patch=64, batch=2, val_count=0, threads=1, warmup=2, images=str(images))
     first = train(TrainConfig(**common, iters=3, out=str(tmp_path / "a")))
@@ -183,7 +185,8 @@ def test_night_photography_settings_reach_the_sampler(tmp_path):
 
 
 def test_a_fine_tune_starts_its_own_count_and_schedule(tmp_path, images):
-    from exposed.checkpoint import export_model, save_checkpoint
+    from exposed.denoise.checkpoint import export_model
+    from exposed.io.checkpoint import save_checkpoint
 
     common = dict(width=4, patch=64, batch=2, val_count=0, threads=1, warmup=2, images=str(images))
     first = train(TrainConfig(**common, iters=3, out=str(tmp_path / "a")))
@@ -197,7 +200,7 @@ def test_a_fine_tune_starts_its_own_count_and_schedule(tmp_path, images):
 
 
 def test_relative_l1_weighs_each_sample_by_its_brightened_frames_error():
-    from exposed.train import relative_l1
+    from exposed.training.train import relative_l1
 
     g = torch.Generator().manual_seed(0)
     clean = 0.25 + 0.5 * torch.rand(3, 4, 8, 8, generator=g, dtype=torch.float64)
@@ -234,7 +237,7 @@ def test_training_with_the_relative_loss_runs(tmp_path, images):
 def test_the_gpu_training_script_runs_end_to_end_on_the_cpu(tmp_path, images):
     """benchmarks/gpu_train.sh at toy size: the same commands the one device call runs, so that call
     cannot fail on a typo. Both models come back exported, at equal optimizer steps."""
-    from exposed.pack import write_pack
+    from exposed.training.pack import write_pack
 
     write_pack(images, tmp_path / "pack.tar")
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_train.sh"

@@ -3,10 +3,10 @@ import math
 import numpy as np
 import torch
 
-from exposed.color import CAMERA_XYZ, linear_to_srgb, rgb_to_camera, srgb_to_linear
-from exposed.data import read_rgb8
+from exposed.imaging.color import CAMERA_XYZ, linear_to_srgb, rgb_to_camera, srgb_to_linear
+from exposed.training.data import read_rgb8
 from exposed.demo import example_scene
-from exposed.unprocess import CameraColour, reprocess, unprocess
+from exposed.training.unprocess import CameraColour, reprocess, unprocess
 
 from conftest import shared_file
 

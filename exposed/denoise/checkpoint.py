@@ -1,0 +1,45 @@
+"""Exposure models from and to model files (the layout is :mod:`exposed.io.checkpoint`'s)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, get_args
+
+import torch
+
+from exposed.denoise.model import ExposureModel, Kind, ModelConfig
+from exposed.io.checkpoint import default_model_path, load_checkpoint, make_checkpoint
+
+
+def model_from_checkpoint(checkpoint: dict[str, Any]) -> ExposureModel:
+    kind = checkpoint["model_config"].get("kind")
+    if kind not in get_args(Kind):
+        raise ValueError(f"not an exposure model (a {kind} network)")
+    model = ExposureModel(ModelConfig(**checkpoint["model_config"]))
+    model.load_state_dict({k: v.float() for k, v in checkpoint["model"].items()})
+    return model.eval()
+
+
+def load_model(path: str | Path | None = None, device: torch.device | str = "cpu") -> ExposureModel:
+    """A model ready for inference: the shipped default when ``path`` is None."""
+    path = default_model_path() if path is None else Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such model file")
+    return model_from_checkpoint(load_checkpoint(path)).to(device)
+
+
+def export_model(checkpoint: dict[str, Any], half: bool = True, steps: int | None = None,
+                 ratio_per_step: float | None = None,
+                 fusion: list[tuple[float, float]] | None = None) -> dict[str, Any]:
+    """What ships: weights (in float16 unless ``half`` is False: half the size, and float16 keeps
+    every trained weight to about 3 significant digits), the model's config and a training summary;
+    no optimizer state. ``steps`` (the most exposure steps at inference) and ``ratio_per_step``
+    (the ratio one step covers) set the default T, chosen on validation data (training used the
+    config's own T). ``fusion``: (ratio, tau2) pairs, the network's error variance by ratio for
+    blending with the brightened frame (:func:`exposed.denoise.infer.fuse`), also chosen on validation."""
+    train = checkpoint.get("train", {})
+    summary = {k: train[k] for k in ("config", "iteration", "val", "wall_seconds", "precision") if k in train}
+    config = dict(checkpoint["model_config"], **({"steps": steps} if steps is not None else {}),
+                  **({"ratio_per_step": ratio_per_step} if ratio_per_step is not None else {}),
+                  **({"fusion": [list(pair) for pair in fusion]} if fusion is not None else {}))
+    return make_checkpoint(checkpoint["model"], config, summary, half=half)

@@ -1,0 +1,209 @@
+"""Running a trained model on a whole frame (Algorithm 2), with bounded memory.
+
+Large frames are processed tile by tile for the network only: each step of the exposure process
+evaluates F on overlapping tiles blended with smooth weights, then draws that step's photons for
+the whole frame at once. The random draws therefore do not depend on the tiling, and tiled and
+untiled results differ only by the network's view of tile borders.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from typing import Literal, TypeVar
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from exposed.denoise.model import ExposureModel
+from exposed.denoise.process import noise_std, run_process
+from exposed.sensor.noise import SensorScale
+
+Precision = Literal["fp32", "bf16"]
+
+
+M = TypeVar("M", bound=torch.nn.Module)
+
+
+def channels_last(model: M) -> M:
+    """The model with its 4-D weights in channels-last order, which CPU convolutions (and bf16 on
+    CUDA) run faster in; torch's typing of ``Module.to`` lacks the ``memory_format`` it takes."""
+    return model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """``auto`` takes CUDA, then Apple MPS, then the CPU."""
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def bf16_is_fast(device: torch.device) -> bool:
+    """Whether bf16 autocast is worth using: CUDA with bf16 support, or a CPU with AVX-512 bf16 / AMX."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+        return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+    return False
+
+
+def choose_precision(requested: str, device: torch.device) -> Precision:
+    """``auto``: bf16 where the hardware makes it fast, else fp32; ``fp32`` and ``bf16`` as asked."""
+    if requested == "auto":
+        return "bf16" if bf16_is_fast(device) else "fp32"
+    if requested == "fp32":
+        return "fp32"
+    if requested == "bf16":
+        return "bf16"
+    raise ValueError(f"unknown precision {requested!r}; expected auto, fp32 or bf16")
+
+
+def autocast(device: torch.device, precision: Precision) -> contextlib.AbstractContextManager:
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _tiles(size: int, tile: int, overlap: int) -> Iterator[int]:
+    if size <= tile:
+        yield 0
+        return
+    stride = tile - overlap
+    starts = list(range(0, size - tile, stride)) + [size - tile]
+    yield from starts
+
+
+def _ramp(length: int, overlap: int, device: torch.device) -> Tensor:
+    """1 in the middle, rising linearly over ``overlap`` pixels at both ends (never 0)."""
+    ramp = torch.ones(length, device=device)
+    if overlap > 0 and length > 2 * overlap:
+        edge = (torch.arange(overlap, device=device, dtype=torch.float32) + 1) / (overlap + 1)
+        ramp[:overlap], ramp[-overlap:] = edge, edge.flip(0)
+    return ramp
+
+
+@torch.no_grad()
+def predict(model: ExposureModel, amplified: Tensor, std: Tensor, tile: int | None = None,
+            overlap: int = 32) -> Tensor:
+    """F on a whole frame, tiled if ``tile`` (in packed pixels) is smaller than the frame. (B, 4, H, W)."""
+    h, w = amplified.shape[-2:]
+    if tile is None or (h <= tile and w <= tile):
+        return model(amplified, std)
+    out = torch.zeros_like(amplified, dtype=torch.float32)
+    weight = torch.zeros(1, 1, h, w, device=amplified.device)
+    for top in _tiles(h, tile, overlap):
+        for left in _tiles(w, tile, overlap):
+            window = (..., slice(top, top + tile), slice(left, left + tile))
+            part = model(amplified[window], std[window])
+            ph, pw = part.shape[-2:]
+            wgt = _ramp(ph, overlap, amplified.device)[:, None] * _ramp(pw, overlap, amplified.device)[None, :]
+            out[window] += part * wgt
+            weight[window] += wgt
+    return out / weight
+
+
+def default_steps(model: ExposureModel, ratio: float | None = None) -> int:
+    """The exposure steps T a model runs at ``ratio`` when none are asked for: one pass for the
+    twin; for ExposureDiffusion its own T, or fewer for small ratios if the model says how much
+    exposure a step should cover. The process re-exposes F's own estimate, which pays off where
+    the dark frame is very noisy and costs detail where it is not (benchmarks/steps.py)."""
+    config = model.config
+    if config.kind == "feedforward":
+        return 0
+    return config.steps if ratio is None else steps_for_ratio(config.steps, config.ratio_per_step, ratio)
+
+
+def steps_for_ratio(steps: int, ratio_per_step: float, ratio: float) -> int:
+    """T = min(steps, ratio // ratio_per_step); always ``steps`` when ratio_per_step is 0."""
+    return min(steps, int(ratio // ratio_per_step)) if ratio_per_step > 0 else steps
+
+
+def error_variance(fusion: tuple[tuple[float, float], ...], ratio: Tensor) -> Tensor:
+    """The network's error variance at each ratio (B,), interpolated log-linearly in the (ratio,
+    tau2) table of a model's ``fusion`` and held at its ends."""
+    table = np.log(np.asarray(fusion, dtype=np.float64))
+    log_tau2 = np.interp(np.log(ratio.double().cpu().numpy()), table[:, 0], table[:, 1])
+    return torch.from_numpy(np.exp(log_tau2)).float().to(ratio.device)
+
+
+def brighten(dark: Tensor, ratio: Tensor, saturated: Tensor | None = None) -> Tensor:
+    """Plain brightening, ``--mode amplify``'s: dark (B, C, H, W) times ratio (B,), unclipped, with
+    the photosites ``saturated`` in the dark frame (default ``dark >= 1``) at white."""
+    saturated = dark >= 1.0 if saturated is None else saturated.to(dark.device)
+    return (dark.float() * ratio.to(dark.device, torch.float32).view(-1, 1, 1, 1)).masked_fill(saturated, 1.0)
+
+
+FUSION_WINDOW = 5  # packed pixels: the neighbourhood (5 x 5 x 4 photosites) that gauges the estimate's local error
+FUSION_SIGNIFICANCE = 3.0  # standard errors by which that gauge must exceed the noise before it counts
+
+
+def fuse(estimate: Tensor, amplified: Tensor, tau2: Tensor, ratio: Tensor, sensor: SensorScale,
+         window: int = FUSION_WINDOW, significance: float = FUSION_SIGNIFICANCE) -> Tensor:
+    """Blend the network's estimate with the plain brightened frame, pixel by pixel, as two noisy
+    measurements of one value are combined (the linear minimum-variance rule):
+
+        out = estimate + w * (amplified - estimate),  w = tau2_local / (tau2_local + var_amplified)
+
+    var_amplified is the brightened frame's noise at the estimate's level (shot and read noise
+    times the ratio, known from the noise model). tau2 (B,) is the network's typical error variance
+    at the ratio; where the frame is barely noisy (a photo a stop or two dark, a bright area) w is
+    near 1 and the photo's own detail is kept, where it is very noisy w is near 0 and the estimate
+    wins. This is what keeps exposed from doing worse than plain brightening on average.
+
+    A network errs most in a few places (the steep falloff around a lamp, fine texture it smooths
+    away), and there a typical tau2 is far too small. So tau2_local adds the estimate's local error
+    where it shows: over a ``window`` x ``window`` neighbourhood, the mean of (amplified -
+    estimate)^2 is the noise variance plus the estimate's squared error; its excess over the
+    noise's mean variance, beyond ``significance`` standard errors of a sample variance, is taken
+    as error. In smooth, well-denoised areas the excess is noise and tau2_local stays tau2.
+    ``window=0`` uses tau2 alone. (B, 4, H, W) in, the same out.
+    """
+    one = torch.ones_like(ratio)
+    var = noise_std(estimate.clamp(0.0, 1.0), one, ratio, sensor.to(estimate.device)) ** 2
+    tau2 = tau2.view(-1, 1, 1, 1)
+    if window:
+        def local_mean(x: Tensor) -> Tensor:
+            return F.avg_pool2d(x.mean(1, keepdim=True), window, 1, window // 2, count_include_pad=False)
+
+        noise = local_mean(var)
+        excess = local_mean((amplified - estimate) ** 2) - noise
+        samples = window * window * estimate.shape[1]
+        tau2 = tau2 + F.relu(excess - significance * noise * math.sqrt(2.0 / samples))
+    return estimate + tau2 / (tau2 + var) * (amplified - estimate)
+
+
+@torch.no_grad()
+def denoise(model: ExposureModel, dark: Tensor, ratio: Tensor, sensor: SensorScale, steps: int | None = None,
+            generator: torch.Generator | None = None, precision: Precision = "fp32", tile: int | None = None,
+            overlap: int = 32, on_step: Callable[[int, int], None] | None = None,
+            saturated: Tensor | None = None, blend: bool = True) -> Tensor:
+    """Brighten and denoise a dark packed raw: the estimate after T exposure steps (T + 1 passes of F).
+
+    dark: (B, 4, H, W) normalised (black 0, white 1), not amplified. ratio: (B,). steps defaults to
+    the model's own for the batch's largest ratio (:func:`default_steps`). ``on_step(done, total)`` is called
+    after each network pass (progress for long frames). saturated: photosites at the white level in
+    the dark frame, held at white (default ``dark >= 1``; see :func:`exposed.denoise.process.run_process`).
+    ``blend``: where the model has a fusion table, the result is blended with the plain brightened
+    frame (:func:`fuse`). Returns (B, 4, H, W) in [0, 1].
+    """
+    if steps is None:
+        steps = default_steps(model, float(ratio.max()))
+    with autocast(dark.device, precision):
+        estimates = run_process(model, dark, ratio, sensor, steps, generator, saturated=saturated,
+                                forward=lambda state, std: predict(model, state, std, tile, overlap))
+        for done, estimate in enumerate(estimates, start=1):  # noqa: B007 (the last estimate is the result)
+            if on_step is not None:
+                on_step(done, steps + 1)
+    if blend and model.config.fusion:
+        ratio = ratio.to(dark.device, torch.float32)
+        estimate = fuse(estimate, brighten(dark, ratio, saturated), error_variance(model.config.fusion, ratio),
+                        ratio, sensor)
+    return estimate.clamp(0.0, 1.0)

@@ -1,0 +1,83 @@
+"""The model of the exposure process: its settings (stored in every model file) and the network F.
+
+Tensors are packed raws (B, 4, H, W) normalised to black 0, white 1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+
+from exposed.denoise.networks import build_backbone, crop_to, pad_to_multiple
+
+Kind = Literal["diffusion", "feedforward"]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild a model: stored in every checkpoint (JSON-serialisable)."""
+
+    arch: str = "unet"
+    width: int = 16
+    kind: Kind = "diffusion"
+    steps: int = 2  # the default number of exposure steps T at inference (the most, with ratio_per_step)
+    # Exposure ratio one inference step should cover: T = min(steps, ratio // ratio_per_step), so a
+    # frame only a few times too dark gets one pass. 0: always ``steps``. Chosen on validation at
+    # export (benchmarks/steps.py); training ignores it.
+    ratio_per_step: float = 0.0
+    # The state is clamped to [state_low, state_high] before the network sees it (its noise channel
+    # is computed from the clamped state too). Noise at x100-x300 routinely reaches 2 or 3 times
+    # white and must stay visible; a lamp clipped in the dark frame is about ``ratio`` times white
+    # and must not: no network saw such values in training. Chosen by benchmarks/bounds.py.
+    state_low: float = -1.0
+    state_high: float = 4.0
+    # (ratio, tau2) pairs, ratios ascending: the variance of the network's own error at that ratio,
+    # by which the result is blended with the plain brightened frame (exposed.denoise.infer.fuse). Chosen
+    # on validation at export (benchmarks/steps.py); empty: no blending. Training ignores it.
+    fusion: tuple[tuple[float, float], ...] = ()
+    # The exposure ratios the model was trained on; a request outside them is clamped (with a
+    # warning) by exposed.exposure. Set from the training settings when a run saves the model.
+    ratio_range: tuple[float, float] = (1.0, 300.0)
+
+    def __post_init__(self) -> None:  # JSON gives lists; keep the config hashable and comparable
+        object.__setattr__(self, "fusion", tuple((float(r), float(t)) for r, t in self.fusion))
+        object.__setattr__(self, "ratio_range", (float(self.ratio_range[0]), float(self.ratio_range[1])))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class ExposureModel(nn.Module):
+    """The network F and its output layer.
+
+    Input: the amplified state and its noise level (the photon count it holds, expressed as the
+    standard deviation of shot plus read noise that count implies, in amplified units): 8 channels.
+    ``diffusion`` ends in the adaptive residual layer (9 outputs: mask logit, direct estimate,
+    residual; F = M * clip(x0) + (1 - M) * clip(amplified + residual)). ``feedforward`` is the
+    plain twin: 4 outputs, the estimate itself.
+    """
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        out_channels = 9 if config.kind == "diffusion" else 4
+        self.backbone = build_backbone(config.arch, 8, out_channels, config.width)
+
+    def forward(self, amplified: Tensor, noise_std: Tensor) -> Tensor:
+        h, w = amplified.shape[-2:]
+        x = pad_to_multiple(torch.cat([amplified, noise_std], dim=1), self.backbone.multiple)
+        out = crop_to(self.backbone(x), h, w).float()
+        if self.config.kind == "feedforward":
+            return out
+        mask = torch.sigmoid(out[:, :1])
+        direct = out[:, 1:5].clamp(0.0, 1.0)
+        residual = (amplified.float() + out[:, 5:9]).clamp(0.0, 1.0)
+        return mask * direct + (1.0 - mask) * residual
+
+    @property
+    def ratio_range(self) -> tuple[float, float]:
+        """The exposure ratios it was trained on."""
+        return self.config.ratio_range

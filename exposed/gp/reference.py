@@ -1,0 +1,146 @@
+"""The GP mode's reference enhancer: a small CNN from dark sRGB to bright sRGB, and its training.
+
+The Gaussian process of :mod:`exposed.gp.enhance` learns each photo's own enhancement from pairs of dark
+and reference patches, so the reference only has to be right on average, on a thumbnail: a SID
+UNet of width 8 (0.5 M parameters) trained on photographs darkened as in the paper (a gamma curve,
+then noise and 8-bit quantisation, as a dark JPEG has).
+
+    exposed train-reference --images ../shared/data/images/train --out runs/reference
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from exposed.io.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
+from exposed.training.data import ImageBank
+from exposed.denoise.infer import autocast, channels_last, choose_precision, pick_device
+from exposed.imaging.metrics import pooled_psnr
+from exposed.training.train import cosine_decay
+from exposed.denoise.networks import UNet, crop_to, pad_to_multiple
+
+GAMMAS = (1.0, 5.0)  # darkening exponents drawn in training: from none to very dark
+
+
+def darken(clean: Tensor, gamma: Tensor, shot: Tensor, read: Tensor,
+           generator: torch.Generator | None = None) -> Tensor:
+    """A photograph as a dark 8-bit file would show it: clean ** gamma, Gaussian noise of variance
+    ``shot * x + read`` (Poisson-Gaussian in the dark image's own values), rounded to 8 bits.
+
+    clean: (B, 3, H, W) in [0, 1]; gamma, shot, read: (B,). Returns (B, 3, H, W) in [0, 1].
+    """
+    dark = clean.clamp(0.0, 1.0) ** gamma.view(-1, 1, 1, 1)
+    sigma = (shot.view(-1, 1, 1, 1) * dark + read.view(-1, 1, 1, 1)).sqrt()
+    noisy = dark + sigma * torch.randn(dark.shape, generator=generator, device=dark.device)
+    return noisy.clamp(0.0, 1.0).mul(255.0).round().div(255.0)
+
+
+class ReferenceNet(nn.Module):
+    """Dark sRGB (B, 3, H, W) to its brightened estimate, any H and W: the input plus a UNet's correction."""
+
+    def __init__(self, width: int = 8):
+        super().__init__()
+        self.width = width
+        self.unet = UNet(3, 3, width)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h, w = x.shape[-2:]
+        return x + crop_to(self.unet(pad_to_multiple(x, UNet.multiple)), h, w)
+
+
+@dataclass
+class ReferenceConfig:
+    images: str = "../shared/data/images/train"
+    val_images: str = "../shared/data/images/val"
+    out: str = "runs/reference"
+    width: int = 8
+    patch: int = 128
+    batch_size: int = 8
+    iterations: int = 4000
+    lr: float = 1e-3
+    seed: int = 0
+    val_every: int = 500
+    device: str = "auto"  # cuda, then mps, then the CPU
+
+
+def _samples(bank: ImageBank, n: int, patch: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """(dark, clean) pairs: half of them noise-free, half with up to about 3 levels of noise."""
+    clean = bank.crops(n, patch, generator)
+    gamma = GAMMAS[0] + (GAMMAS[1] - GAMMAS[0]) * torch.rand(n, generator=generator)
+    noisy = torch.rand(n, generator=generator) < 0.5
+    shot = torch.where(noisy, 2e-3 * torch.rand(n, generator=generator), torch.zeros(n))
+    read = torch.where(noisy, 1e-5 * torch.rand(n, generator=generator), torch.zeros(n))
+    return darken(clean, gamma, shot, read, generator), clean
+
+
+def train_reference(config: ReferenceConfig, log: Any = print) -> Path:
+    """Train (resuming from OUT/last.pt) and write OUT/reference.pt, the file to ship."""
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    device = pick_device(config.device)
+    precision = choose_precision("auto", device)
+    torch.manual_seed(config.seed)
+    model = ReferenceNet(config.width).to(device)
+    model = channels_last(model) if device.type == "cpu" else model
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    generator = torch.Generator().manual_seed(config.seed)  # the samples are drawn on the CPU, then moved
+    start, seconds = 0, 0.0
+    if (out / "last.pt").exists():
+        state = load_checkpoint(out / "last.pt", device)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["generator"].cpu())
+        start, seconds = int(state["train"]["iteration"]), float(state["train"]["seconds"])
+        log(f"resumed at iteration {start}")
+    bank = ImageBank.from_folder(config.images, config.patch)
+    val_bank = ImageBank.from_folder(config.val_images, config.patch)
+    val_dark, val_clean = (x.to(device) for x in
+                           _samples(val_bank, 32, config.patch, torch.Generator().manual_seed(1234)))
+    began = time.perf_counter() - seconds
+    for iteration in range(start, config.iterations):
+        lr = cosine_decay(config.lr, 0.01 * config.lr, iteration / config.iterations)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        dark, clean = (x.to(device) for x in _samples(bank, config.batch_size, config.patch, generator))
+        with autocast(device, precision):
+            loss = F.l1_loss(model(dark.to(memory_format=torch.channels_last)).float(), clean)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        done = iteration + 1
+        if done % config.val_every == 0 or done == config.iterations:
+            with torch.no_grad():
+                psnr = pooled_psnr(model(val_dark), val_clean)
+            log(f"iteration {done}: loss {loss.item():.4f}, validation PSNR {psnr:.2f} dB "
+                f"(input {pooled_psnr(val_dark, val_clean):.2f} dB), {time.perf_counter() - began:.0f} s")
+            save_checkpoint(out / "last.pt", make_checkpoint(
+                model.state_dict(), _model_config(model), {"iteration": done, "seconds": time.perf_counter() - began},
+                optimizer=optimizer.state_dict(), generator=generator.get_state()))
+    return save_reference(out / "reference.pt", model, {**asdict(config), "iterations_done": config.iterations,
+                                                       "seconds": time.perf_counter() - began})
+
+
+def _model_config(model: ReferenceNet) -> dict[str, Any]:
+    return {"kind": "reference", "width": model.width}
+
+
+def save_reference(path: str | Path, model: ReferenceNet, train: dict[str, Any]) -> Path:
+    """The file to ship: float16 weights, the width, and how it was trained (JSON-serialisable)."""
+    return save_checkpoint(path, make_checkpoint(model.state_dict(), _model_config(model), train, half=True))
+
+
+def load_reference(path: str | Path, device: torch.device | str = "cpu") -> ReferenceNet:
+    """A shipped reference network (weights and its width only; loads with weights_only=True)."""
+    state = load_checkpoint(path, device)
+    if state["model_config"].get("kind") != "reference":
+        raise ValueError(f"{path}: not a GP reference network ({state['model_config'].get('kind')})")
+    model = ReferenceNet(int(state["model_config"]["width"]))
+    model.load_state_dict({k: v.float() for k, v in state["model"].items()})
+    return model.to(device).eval()

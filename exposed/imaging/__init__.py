@@ -1,0 +1,1 @@
+"""Pure tensor functions on images: Bayer mosaics, colour, the ISP and quality metrics."""

@@ -1,0 +1,46 @@
+"""Reading sRGB photographs (JPEG, PNG, TIFF) for GP mode: pixels upright, in [0, 1], with their EXIF.
+
+Errors are :class:`exposed.io.raw.RawError` subclasses, so a batch reports them like a bad raw.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from exposed.io.exif import ExifInfo, read_exif
+from exposed.io.orientation import flip_from_tiff, orient
+from exposed.io.raw import RawError
+
+PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff"})
+
+
+class NotAPhotoError(RawError):
+    """Not a JPEG, PNG or TIFF photograph that can be decoded."""
+
+
+def read_photo(path: str | Path) -> tuple[Tensor, ExifInfo]:
+    """(1, 3, H, W) float32 in [0, 1], turned upright by its EXIF orientation, and its EXIF.
+    Grey images are repeated to three channels; alpha is dropped."""
+    import imageio.v3 as iio
+
+    path = Path(path)
+    try:
+        array = np.asarray(iio.imread(path))
+    except FileNotFoundError:
+        raise NotAPhotoError("no such file") from None
+    except IsADirectoryError:
+        raise NotAPhotoError("is a folder, not a photo") from None
+    except Exception:  # imageio's plugins raise many kinds of errors for files they cannot decode
+        raise NotAPhotoError("not a JPEG, PNG or TIFF photo that can be decoded") from None
+    if array.ndim == 2:
+        array = np.repeat(array[:, :, None], 3, axis=2)
+    if array.ndim != 3 or array.shape[2] < 3 or array.dtype not in (np.uint8, np.uint16):
+        raise NotAPhotoError(f"unsupported picture layout {array.shape} {array.dtype}; expected 8 or 16-bit RGB")
+    peak = 255.0 if array.dtype == np.uint8 else 65535.0
+    image = torch.from_numpy(array[:, :, :3].astype(np.float32) / np.float32(peak)).permute(2, 0, 1)[None]
+    exif = read_exif(path)
+    return orient(image, flip_from_tiff(exif.orientation)).contiguous(), exif

@@ -1,0 +1,243 @@
+"""The noise level of a real file, which the exposure process needs (its K and read noise).
+
+Sources, in order of trust: the user's ``--noise-profile``, the file's DNG NoiseProfile tag, an
+estimate from the picture itself (a Poisson-Gaussian fit after Foi et al., IEEE TIP 2008), and
+finally a default from the ISO through the Sony A7S II calibration. A source whose figures no real
+sensor has is passed over for the next, and the reason kept for ``-v``. All figures are in
+normalised units (black 0, white 1): variance(x) = gain * x + read_var, one pair per CFA site
+(packed order R, G1, G2, B), and never below the quantisation noise of the file's own DN step.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from exposed.sensor.cameras import CAMERAS
+from exposed.sensor.noise import SensorScale
+
+MIN_SAMPLES_PER_LEVEL = 200
+LEVEL_BINS = 16
+ISO_DEFAULT_CAMERA = "sony-a7s2"
+FALLBACK_ISO = 3200.0
+# What real sensors span, relative to white: 20 electrons at white (a tiny pixel at an extreme ISO)
+# to 500,000 (a large pixel at base ISO), and read noise up to 5% of white. Outside: not a sensor.
+GAIN_RANGE = (1.0 / 500_000, 1.0 / 20)
+MAX_READ_SIGMA = 0.05
+# A bin of levels whose blocks touch the clipped floor or white more often than this is left out
+# of the fit: clipping squeezes its variance.
+MAX_CLIPPED_SHARE = 0.005
+
+
+@dataclass(frozen=True)
+class NoiseLevel:
+    """The noise the exposure process assumes, per CFA site, and where it came from.
+
+    site_gain, site_read_var: (R, G1, G2, B) in normalised units. notes: why more trusted sources
+    were passed over (shown with ``-v``).
+    """
+
+    site_gain: tuple[float, ...]
+    site_read_var: tuple[float, ...]
+    source: str
+    notes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if len(self.site_gain) != 4 or len(self.site_read_var) != 4:
+            raise ValueError("a noise level has one gain and one read variance per CFA site (4 of each)")
+
+    @classmethod
+    def uniform(cls, gain: float, read_var: float, source: str, notes: tuple[str, ...] = ()) -> NoiseLevel:
+        return cls((gain,) * 4, (read_var,) * 4, source, notes)
+
+    @property
+    def gain(self) -> float:
+        """The mean over the four sites (for reports)."""
+        return sum(self.site_gain) / 4
+
+    @property
+    def read_var(self) -> float:
+        return sum(self.site_read_var) / 4
+
+    def sensor(self) -> SensorScale:
+        """(1, 4) figures: one per packed channel."""
+        return SensorScale(torch.tensor([self.site_gain]), torch.tensor([self.site_read_var]))
+
+
+def parse_noise_profile(text: str) -> tuple[float, float]:
+    """'S,O' (the DNG NoiseProfile convention) to floats; ValueError with a reason otherwise."""
+    try:
+        gain, read_var = (float(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"noise profile {text!r} must be two numbers 'S,O' (variance = S * x + O)") from None
+    if not (math.isfinite(gain) and math.isfinite(read_var)) or gain <= 0 or read_var < 0:
+        raise ValueError("noise profile needs S > 0 and O >= 0")
+    return gain, read_var
+
+
+@dataclass(frozen=True)
+class SiteFit:
+    """One CFA site's fit. gain is None where the picture's levels do not pin the slope down."""
+
+    gain: float | None
+    read_var: float
+    gain_max: float | None = None  # where gain is None: the largest slope the levels allow
+
+
+def _robust_variance(detail: Tensor) -> Tensor:
+    """The variance of the details within 4 robust sigmas (1.4826 MAD) of their median: edges and
+    texture, a minority of blocks, are left out, and what is left is a plain second moment, which
+    stays right for noise of a DN or less, where the rounding makes it far from Gaussian and the
+    MAD alone is off by a third."""
+    deviation = (detail - detail.median()).abs()
+    kept = deviation[deviation <= 4 * 1.4826 * deviation.median()]
+    return kept.square().mean()
+
+
+def estimate_site(channel: Tensor, step: float, floor: float, generator: torch.Generator) -> SiteFit | None:
+    """Fit variance = a * x + b to one CFA site's photosites (Foi et al. 2008, simplified).
+
+    channel: (H, W) one packed channel, normalised; step: one DN of the file, normalised; floor: the
+    lowest value the file can hold (where its noise is clipped). In every 2 x 2 block the diagonal
+    Haar detail (a - b - c + d) / 2 has the photosites' noise variance and almost no signal, and the
+    block mean gives the level. Whole-DN data are dithered by a uniform step first, so the median of
+    the details is not stuck on a few discrete values at 8 bits; the dither's variance is taken off
+    again, the rounding's stays (it is noise the picture holds). Levels are binned by quantiles;
+    bins touching the clipped floor or white are dropped; each bin's variance is taken robustly
+    and a line fitted by weighted least squares. None when too few blocks are left.
+    """
+    x = channel.double()
+    h, w = x.shape
+    x = x[: h & ~1, : w & ~1]
+    blocks = torch.stack([x[0::2, 0::2], x[0::2, 1::2], x[1::2, 0::2], x[1::2, 1::2]]).flatten(1)
+    clipped = ((blocks <= floor + step / 2) | (blocks >= 1.0 - step / 2)).any(0)
+    blocks = blocks + (torch.rand(blocks.shape, generator=generator, dtype=torch.float64) - 0.5) * step
+    a, b, c, d = blocks
+    detail, level = (a - b - c + d) / 2, (a + b + c + d) / 4
+    bins = min(LEVEL_BINS, level.numel() // MIN_SAMPLES_PER_LEVEL)
+    if bins < 1:
+        return None
+    dither_var = step**2 / 12.0  # the detail of four independent dithers has the variance of one
+    levels, variances, weights = [], [], []
+    for chunk in level.argsort().chunk(bins):
+        if clipped[chunk].double().mean() > MAX_CLIPPED_SHARE:
+            continue
+        var = (_robust_variance(detail[chunk]) - dither_var).clamp_min(step**2 / 12.0)
+        levels.append(level[chunk].mean())
+        variances.append(var)
+        weights.append(chunk.numel() / (2.7 * var**2))  # the MAD's sampling variance, about 2.7 v^2 / n
+    if not levels:
+        return None
+    L, y, W = torch.stack(levels), torch.stack(variances), torch.stack(weights)
+    gain_max = None
+    if len(levels) >= 3:
+        X = torch.stack([L, torch.ones_like(L)], dim=1)
+        normal = X.T @ (X * W[:, None])
+        coef = torch.linalg.solve(normal, X.T @ (W * y))
+        error = torch.linalg.inv(normal)[0, 0].sqrt()
+        if coef[0] > 2 * error:
+            return SiteFit(float(coef[0]), max(float(coef[1]), step**2 / 12.0))
+        gain_max = max(float(coef[0] + 2 * error), 0.0)
+    # The slope is lost in the scatter (a narrow range of levels, read noise dominating): the
+    # variance the picture shows, as if signal-independent.
+    return SiteFit(None, float((W * y).sum() / W.sum()), gain_max)
+
+
+def estimate_noise(packed: Tensor, scale: float = 65535.0, floor: float | None = None,
+                   seed: int = 0) -> list[SiteFit] | None:
+    """Per-site fits of a (1, 4, H, W) normalised raw, in packed order; None when it is too small.
+
+    scale: the file's white minus black in DN (so one DN is 1 / scale); floor: its lowest value
+    (-black / scale), by default the lowest value present.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    x = packed[0]
+    floor = float(x.min()) if floor is None else floor
+    fits = [estimate_site(x[c], 1.0 / scale, floor, generator) for c in range(x.shape[0])]
+    found = [f for f in fits if f is not None]
+    return found if len(found) == len(fits) else None
+
+
+def iso_default(iso: float | None) -> tuple[float, float]:
+    """Noise of the Sony A7S II calibration at this ISO, relative to its full scale.
+
+    In normalised units this carries over to any bit depth: it assumes a sensor whose full well and
+    read noise, relative to white, are like the A7S II's.
+    """
+    profile = CAMERAS[ISO_DEFAULT_CAMERA].at_iso(iso or FALLBACK_ISO)
+    return (profile.K / profile.scale).item(), (profile.read_variance() / profile.scale**2).item()
+
+
+def implausible(gains: Sequence[float | None], read_vars: Sequence[float]) -> str | None:
+    """Why these figures belong to no real sensor, or None when they might."""
+    known = [g for g in gains if g is not None]
+    if len(known) < len(gains):
+        return "its shot noise could not be measured (too narrow a range of brightness)"
+    if any(not math.isfinite(v) for v in [*known, *read_vars]):
+        return "not finite"
+    low, high = GAIN_RANGE
+    for g in known:
+        if not low <= g <= high:
+            return f"gain {g:.3g} is outside what sensors have ({low:.2g} to {high:.2g}: {1 / high:.0f} to " \
+                   f"{1 / low:,.0f} electrons at white)"
+    if max(read_vars) > MAX_READ_SIGMA**2:
+        return f"read noise {math.sqrt(max(read_vars)):.3g} of white is more than any sensor's"
+    return None
+
+
+def _sites(pairs: list[tuple[float, float]]) -> tuple[list[float], list[float]]:
+    """DNG NoiseProfile pairs (one, or one per colour plane R, G, B) to the four packed sites."""
+    if len(pairs) == 3:
+        pairs = [pairs[0], pairs[1], pairs[1], pairs[2]]
+    elif len(pairs) != 4:
+        pairs = [(sum(s for s, _ in pairs) / len(pairs), sum(o for _, o in pairs) / len(pairs))] * 4
+    return [s for s, _ in pairs], [o for _, o in pairs]
+
+
+def noise_level(packed: Tensor, profile: str | None, tag: list[tuple[float, float]] | None,
+                iso: float | None, scale: float = 65535.0, floor: float | None = None) -> NoiseLevel:
+    """The noise level to use, from the first source that gives a plausible one.
+
+    packed: (1, 4, H, W) normalised; scale: the file's white minus black in DN; floor: the lowest
+    value it can hold (-black / scale). Every read variance is raised to at least the quantisation
+    noise of one DN, step^2 / 12, which any file holds however clean its sensor.
+    """
+    quantisation = 1.0 / (12.0 * scale**2)
+    notes: list[str] = []
+
+    def level(gains: list[float], read_vars: list[float], source: str) -> NoiseLevel:
+        return NoiseLevel(tuple(gains), tuple(max(v, quantisation) for v in read_vars), source, tuple(notes))
+
+    if profile:
+        gain, read_var = parse_noise_profile(profile)
+        return level([gain] * 4, [read_var] * 4, "--noise-profile")
+    if tag:
+        gains, read_vars = _sites(tag)
+        reason = implausible(gains, read_vars)
+        if reason is None:
+            return level(gains, read_vars, "DNG NoiseProfile tag")
+        notes.append(f"DNG NoiseProfile tag passed over: {reason}")
+    gain, read_var = iso_default(iso)
+    default = f"default for ISO {iso:g}" if iso else f"default (no ISO; ISO {FALLBACK_ISO:g} assumed)"
+    fits = estimate_noise(packed, scale, floor)
+    if fits is None:
+        notes.append("estimate from the picture passed over: too few photosites clear of the clipped floor and white")
+    else:
+        read_vars = [f.read_var for f in fits]
+        if all(f.gain is None for f in fits) and implausible([gain] * 4, read_vars) is None:
+            # The picture shows its read noise but not its shot noise (a very dark frame): keep the
+            # first and take the second from the default, no larger than the picture allows.
+            notes.append("the picture's shot noise is below what it shows; its gain is the default's, capped")
+            return level([gain if f.gain_max is None else min(gain, f.gain_max) for f in fits], read_vars,
+                         f"estimated from the picture (shot noise: {default})")
+        fitted = [f.gain for f in fits]
+        reason = implausible(fitted, read_vars)
+        measured = [g for g in fitted if g is not None]
+        if reason is None:  # every site's gain was measured (implausible says so otherwise)
+            return level(measured, read_vars, "estimated from the picture")
+        notes.append(f"estimate from the picture passed over: {reason}")
+    return level([gain] * 4, [read_var] * 4, default)

@@ -1,0 +1,1 @@
+"""Training: synthetic raw data, night scenes, the training loop, evaluation, calibration and packs."""
