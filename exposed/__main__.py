@@ -1,3 +1,3 @@
-from exposed.cli import main
+from exposed.cli import entry
 
-main(prog_name="exposed")
+entry()

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from exposed import __version__
@@ -26,7 +30,20 @@ if TYPE_CHECKING:  # these import torch (and the pipeline rawpy): not for --help
 
     Command = Callable[..., Any]
 
-err = Console(stderr=True, soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True, emoji=False)  # ":thumbs_up:" in a file name stays text
+
+
+def entry() -> None:
+    """The ``exposed`` program (the console script and ``python -m exposed``).
+
+    Once the command is over, every file written whole and every temporary removed, SIGTERM and
+    SIGHUP are ignored while the interpreter winds down (torch's teardown takes a while): the exit
+    status is the command's own, never a death by a signal after the work is done."""
+    try:
+        main(prog_name="exposed")
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -337,11 +354,18 @@ def enhance(inputs: tuple[str, ...], output: str | None, recursive: bool, fmt: s
                         target_f_number=target_f_number, noise_profile=noise_profile, wb=wb, tone=tone, isp=isp,
                         bits=n_bits, dng=dng, gp_k=gp_k, gp_patch=gp_patch)
     options = BatchOptions(output, recursive, fmt, suffix, overwrite, jobs, dry_run)
+    if not verbose:  # libraries' warnings name no file; each file's own line says what went wrong
+        warnings.simplefilter("ignore")
     try:
         with silenced_stderr():
             code = run_batch(list(inputs), settings, options, Reporter(err, settings, quiet, verbose))
     except ValueError as error:
         raise click.UsageError(str(error)) from None
+    except Exception as error:  # outside any one file (each file's errors are caught at its boundary)
+        if verbose or os.environ.get("EXPOSED_TRACEBACK"):
+            raise
+        err.print(f"[red]error[/]: {escape(str(error) or type(error).__name__)} (-v shows the details)")
+        code = 1
     raise SystemExit(code)
 
 

@@ -77,7 +77,7 @@ def test_name_clashes_keep_the_source_extension(tmp_path):
     _touch(tmp_path / "a.ARW", tmp_path / "a.NEF", tmp_path / "b.dng")
     found, problems = expand_inputs([str(tmp_path)], recursive=False)
     assert not problems
-    names = sorted(Path(j.output).name for j in plan_outputs(found, None, "jpg", ""))
+    names = sorted(Path(j.output).name for j in plan_outputs(found, None, "jpg", "")[0])
     assert names == ["a_ARW.jpg", "a_NEF.jpg", "b.jpg"]
 
 
@@ -87,7 +87,7 @@ def test_recursive_folders_are_mirrored_in_the_output(tmp_path):
     assert [Path(s).name for s, _ in flat] == ["x.dng"]
     found, _ = expand_inputs([str(tmp_path / "in")], recursive=True)
     (tmp_path / "out").mkdir()
-    outputs = {Path(j.source).name: Path(j.output) for j in plan_outputs(found, str(tmp_path / "out"), "png", "-e")}
+    outputs = {Path(j.source).name: Path(j.output) for j in plan_outputs(found, str(tmp_path / "out"), "png", "-e")[0]}
     assert outputs == {"x.dng": tmp_path / "out" / "x-e.png", "y.cr2": tmp_path / "out" / "day2" / "y-e.png"}
 
 
@@ -112,4 +112,14 @@ def test_outputs_that_cannot_work_are_usage_errors(tmp_path):
     _touch(tmp_path / "c.jpg")
     one, _ = expand_inputs([str(tmp_path / "c.jpg")], recursive=False)
     with pytest.raises(ValueError, match="input itself"):
-        plan_outputs(one, None, "jpg", "")
+        plan_outputs(one, str(tmp_path / "c.jpg"), "jpg", "")
+
+
+def test_an_input_that_would_be_its_own_output_is_skipped_and_the_rest_go_on(tmp_path):
+    """Issue 16, case 8: a raw named x.jpg among the inputs, no -o: that one is skipped with its
+    reason, the others are planned (the whole batch used to be refused)."""
+    _touch(tmp_path / "x.jpg", tmp_path / "a.dng")
+    found, _ = expand_inputs([str(tmp_path / "x.jpg"), str(tmp_path / "a.dng")], recursive=False)
+    jobs, problems = plan_outputs(found, None, "jpg", "")
+    assert [Path(j.source).name for j in jobs] == ["a.dng"]
+    assert [Path(p.source).name for p in problems] == ["x.jpg"] and "input itself" in problems[0].reason

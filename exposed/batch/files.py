@@ -32,6 +32,7 @@ class Job:
 class Problem:
     source: str
     reason: str
+    failure: bool = True  # False: only a note (the same file named twice), not a failed input
 
 
 def _is_glob(text: str) -> bool:
@@ -65,18 +66,23 @@ def expand_inputs(inputs: list[str], recursive: bool, suffixes: frozenset[str] =
             found += [(m, None) for m in matches if Path(m).is_file()]
         else:
             problems.append(Problem(text, "no such file or folder"))
-    seen: set[str] = set()
+    seen: dict[str, str] = {}
     unique = []
     for source, root in found:
         key = source if source == STDIN else str(Path(source).resolve())
         if key not in seen:
-            seen.add(key)
+            seen[key] = source
             unique.append((source, root))
+        elif source != seen[key]:  # another name for a file already in the batch: said, not done twice
+            problems.append(Problem(source, f"the same file as {seen[key]}, done once", failure=False))
     return unique, problems
 
 
-def plan_outputs(found: list[tuple[str, Path | None]], output: str | None, fmt: str, suffix: str) -> list[Job]:
-    """Output path of every input, following the module's naming and clash rules.
+def plan_outputs(found: list[tuple[str, Path | None]], output: str | None, fmt: str, suffix: str,
+                 ) -> tuple[list[Job], list[Problem]]:
+    """Output path of every input, following the module's naming and clash rules, and the inputs
+    whose output would be the input itself (a raw named x.jpg): those are left out, each with its
+    reason, and the rest go on.
 
     output: None (beside each input; standard output for standard input), ``-`` (standard output,
     one input only), an existing folder or a name ending in a separator (a folder), or a file name
@@ -86,7 +92,7 @@ def plan_outputs(found: list[tuple[str, Path | None]], output: str | None, fmt: 
     if output == STDIN or (output is None and [s for s, _ in found] == [STDIN]):
         if len(found) != 1:
             raise ValueError("standard output can take only one picture; give -o a folder for several")
-        return [Job(found[0][0], STDIN)]
+        return [Job(found[0][0], STDIN)], []
     if any(s == STDIN for s, _ in found):
         if len(found) != 1 or output is None:
             raise ValueError("standard input must be the only input, with -o - or -o FILE")
@@ -98,7 +104,7 @@ def plan_outputs(found: list[tuple[str, Path | None]], output: str | None, fmt: 
                              "give a folder (a new one ends with /)")
         if found[0][0] != STDIN and out_path.resolve() == Path(found[0][0]).resolve():
             raise ValueError(f"-o {output} is the input itself; inputs are never overwritten")
-        return [Job(found[0][0], str(out_path))]
+        return [Job(found[0][0], str(out_path))], []
 
     def target(source: str, root: Path | None, name: str) -> Path:
         src = Path(source)
@@ -110,12 +116,14 @@ def plan_outputs(found: list[tuple[str, Path | None]], output: str | None, fmt: 
 
     targets = [target(s, r, f"{Path(s).stem}{suffix}.{extension}") for s, r in found]
     clashes = Counter(str(t) for t in targets)
-    jobs = []
+    jobs, problems = [], []
     for (source, root), plain in zip(found, targets):
         path = plain
         if clashes[str(plain)] > 1:
             path = target(source, root, f"{Path(source).stem}_{Path(source).suffix.lstrip('.')}{suffix}.{extension}")
         if path.resolve() == Path(source).resolve():
-            raise ValueError(f"{source}: the output name is the input itself; use another --suffix or folder")
-        jobs.append(Job(source, str(path)))
-    return jobs
+            problems.append(Problem(source, "its output would be the input itself, which is never overwritten; "
+                                            "skipped (use --suffix or -o FOLDER/)"))
+        else:
+            jobs.append(Job(source, str(path)))
+    return jobs, problems

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from exposed.batch.files import expand_inputs
+from exposed.batch.report import shown
 from exposed.io.raw import RawError, read_raw
 from exposed.modes import Mode
 from exposed.pipeline import Enhancer, Settings
@@ -30,9 +31,10 @@ def describe_files(files: list[str], as_json: bool, mode: str, noise_profile: st
         try:
             raw = read_raw(source)
             plan = enhancer.plan(raw)
-        except (RawError, OSError, ValueError) as error:
+        except Exception as error:  # the file boundary, as in enhance
             failures += 1
-            records.append({"file": source, "error": str(error)})
+            records.append({"file": source, "error": str(error) if isinstance(error, RawError | OSError)
+                            else "could not be read: the file holds values exposed cannot use"})
             continue
         ex = raw.exif
         records.append({
@@ -52,7 +54,7 @@ def describe_files(files: list[str], as_json: bool, mode: str, noise_profile: st
     else:
         for r in records:
             if "error" in r:
-                console.print(f"[red]error[/]: {escape(r['file'])}: {escape(r['error'])}")
+                console.print(f"[red]error[/]: {shown(r['file'])}: {escape(r['error'])}")
                 continue
             exposure = f"1/{1 / r['exposure_time']:.0f} s" if r["exposure_time"] and r["exposure_time"] < 1 \
                 else (f"{r['exposure_time']:g} s" if r["exposure_time"] else "?")

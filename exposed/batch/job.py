@@ -4,9 +4,12 @@ back as a :class:`Outcome` for the reporter (:mod:`exposed.batch.report`) to tel
 
 from __future__ import annotations
 
+import errno
+import shutil
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,12 +38,19 @@ class Outcome:
 
     job: Job
     plan: Plan | None = None  # raw modes: what was decided
-    error: str | None = None
+    error: str | None = None  # one line for a photographer
+    detail: str | None = None  # the library's own words and the traceback, shown with -v
     seconds: float = 0.0
     written: bool = False
 
 
+class ClosedStreamError(OSError):
+    """Standard input or output is closed (the shell ran exposed with <&- or >&-)."""
+
+
 def _stdin_to_file(folder: Path) -> Path:
+    if sys.stdin is None or sys.stdin.closed:
+        raise ClosedStreamError("standard input is closed: nothing to read")
     data = sys.stdin.buffer.read()
     suffix = next((ext for magic, ext in _MAGIC.items() if data.startswith(magic)), ".raw")
     path = folder / f"stdin{suffix}"
@@ -52,6 +62,8 @@ def deliver(output: str, fmt: str, tmp: Path, exif: ExifInfo, image: np.ndarray 
             dng: tuple[np.ndarray, DngMetadata] | None = None) -> None:
     """Send one result, a picture or DNG pixels and tags, to standard output or to its file."""
     if output == STDIN:
+        if sys.stdout is None or sys.stdout.closed:
+            raise ClosedStreamError("standard output is closed: nowhere to write the picture")
         # the DNG writer works on a file; its bytes are streamed from a temporary one
         if dng is not None:
             data = write_dng(tmp / "stdout.dng", *dng).read_bytes()
@@ -69,19 +81,44 @@ def deliver(output: str, fmt: str, tmp: Path, exif: ExifInfo, image: np.ndarray 
         save_image(output, image, fmt, exif)
 
 
-def _reason(error: Exception, job: Job, photo_mode: bool) -> str:
-    """The one line a user reads for a failed file."""
+def _disk_full(output: str) -> bool:
+    """Whether the output's disk has (nearly) no space left: writers word that in many ways."""
+    try:
+        return output != STDIN and shutil.disk_usage(Path(output).parent).free < 1 << 20
+    except OSError:
+        return False
+
+
+def _reason(error: BaseException, job: Job, photo_mode: bool) -> str:
+    """The one line a photographer reads for a failed file; the library's words go to ``detail``."""
     if isinstance(error, RawError):
         if not photo_mode and Path(job.source).suffix.lower() in PHOTO_SUFFIXES:
             return f"{error} (an sRGB photo: use --mode gp)"
         return str(error)
+    if isinstance(error, ClosedStreamError):
+        return str(error)
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC or _disk_full(job.output):
+        return f"no space left on the disk for {job.output}"
     if isinstance(error, PermissionError):
         return f"cannot write {error.filename or job.output}: permission denied"
     if isinstance(error, FileExistsError | NotADirectoryError):
         return f"cannot write {job.output}: {error.filename} is not a folder"
     if isinstance(error, OSError):
-        return f"{error.strerror or error}" + (f": {error.filename}" if error.filename else "")
-    return str(error)
+        return f"{(error.strerror or 'cannot be read or written').lower()}" + (
+            f": {error.filename}" if error.filename else "")
+    if isinstance(error, MemoryError):
+        return "not enough memory to process it (try a smaller --tile, or fewer -j)"
+    if isinstance(error, ValueError) and _raised_by_exposed(error):
+        return str(error)  # exposed's own refusals are sentences; numpy's and torch's are not
+    return "could not be processed: the file holds values exposed cannot use (-v shows the details)"
+
+
+def _raised_by_exposed(error: BaseException) -> bool:
+    """Whether the innermost frame that raised ``error`` is exposed's own code."""
+    tb = error.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and str(tb.tb_frame.f_globals.get("__name__", "")).startswith("exposed.")
 
 
 def run_job(job: Job, enhancer: Enhancer | PhotoEnhancer, fmt: str, tmp: Path, dry_run: bool = False,
@@ -109,7 +146,8 @@ def run_job(job: Job, enhancer: Enhancer | PhotoEnhancer, fmt: str, tmp: Path, d
                 if stop is None or not stop.is_set():
                     deliver(job.output, fmt, tmp, plan.raw.exif, image, dng)
                     outcome.written = True
-    except (RawError, OSError, ValueError) as error:
+    except Exception as error:  # the file boundary: whatever one file does, the batch goes on
         outcome.error = _reason(error, job, photo_mode)
+        outcome.detail = "".join(traceback.format_exception(error)).rstrip()
     outcome.seconds = time.perf_counter() - start
     return outcome

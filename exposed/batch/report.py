@@ -1,10 +1,13 @@
 """Every message of a batch, on standard error: one line per file (errors always, the rest unless
-quiet), the reasoning with ``-v``, and rich progress bars when standard error is a terminal.
+quiet), the reasoning with ``-v`` (and, for a failed file, the library's own words and traceback;
+also with the environment variable EXPOSED_TRACEBACK set), and rich progress bars when standard
+error is a terminal.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +19,18 @@ from exposed.batch.files import Job, Problem
 from exposed.batch.job import Outcome, StepReport
 from exposed.io.raw import STDERR_LOCK
 from exposed.pipeline import Plan, Settings
+
+
+def printable(name: str) -> str:
+    """A file name as the terminal shows it: tabs, newlines and other control characters as
+    escapes, and bytes that are not UTF-8 as ``\\xNN`` (never a codec error)."""
+    text = os.fsencode(name).decode("utf-8", "backslashreplace")
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
+def shown(name: str) -> str:
+    """:func:`printable`, with rich markup escaped, for the console."""
+    return escape(printable(name))
 
 
 def describe(plan: Plan) -> str:
@@ -68,12 +83,16 @@ class Reporter:
             progress.remove_task(task)
 
     def problem(self, problem: Problem) -> None:
+        if not problem.failure:
+            if not self.quiet:
+                self.say(f"skipped {shown(problem.source)}: {shown(problem.reason)}")
+            return
         self.failures += 1
-        self.say(f"[red]error[/]: {escape(problem.source)}: {problem.reason}")
+        self.say(f"[red]error[/]: {shown(problem.source)}: {escape(problem.reason)}")
 
     def skipped(self, job: Job) -> None:
         if not self.quiet:
-            self.say(f"skipped {escape(job.source)}: {escape(job.output)} exists (use --overwrite)")
+            self.say(f"skipped {shown(job.source)}: {shown(job.output)} exists (use --overwrite)")
 
     def finished(self, outcome: Outcome, dry_run: bool = False) -> None:
         """One file's line: its error, or what was (or, in a dry run, would be) done."""
@@ -82,11 +101,13 @@ class Reporter:
             self._progress.advance(self._task)
         if outcome.error is not None:
             self.failures += 1
-            self.say(f"[red]error[/]: {escape(job.source)}: {escape(outcome.error)}")
+            self.say(f"[red]error[/]: {shown(job.source)}: {escape(outcome.error)}")
+            if outcome.detail and (self.verbose or os.environ.get("EXPOSED_TRACEBACK")):
+                self.say(escape(outcome.detail))
             return
         if self.quiet or not (outcome.written or dry_run):
             return
-        where = f"{escape(job.source)} -> {escape(job.output)}"
+        where = f"{shown(job.source)} -> {shown(job.output)}"
         timing = f" in {outcome.seconds:.1f} s" if self.verbose and not dry_run else ""
         if plan is None:  # GP mode
             s = self.settings
@@ -94,7 +115,7 @@ class Reporter:
             self.say(f"{where}: GP, k = {s.gp_k}{patches}{timing}")
             return
         if plan.ratio.warning:
-            self.say(f"[yellow]warning[/]: {escape(job.source)}: {plan.ratio.warning}")
+            self.say(f"[yellow]warning[/]: {shown(job.source)}: {plan.ratio.warning}")
         self.say(f"{where}: {describe(plan)}{timing}")
         if self.verbose:
             self.say(f"    ratio: {plan.ratio.reason}; white balance: {plan.wb_source}")

@@ -1,7 +1,8 @@
 """Running ``exposed enhance`` over many files, the way shells expect.
 
 Each file either succeeds or gets one line naming it and the reason; the batch goes on and the exit
-status says how it went (0 all done, 1 some failed; 130 after Ctrl-C, with no partial file left).
+status says how it went (0 all done, 1 some failed; 130 after Ctrl-C, 143 after SIGTERM and 129
+after SIGHUP, with no partial file or temporary folder left).
 Standard output carries image bytes only (``-o -``); everything for people goes to standard error,
 through the :class:`~exposed.batch.report.Reporter`. The work of one file is
 :func:`~exposed.batch.job.run_job`.
@@ -9,9 +10,12 @@ through the :class:`~exposed.batch.report.Reporter`. The work of one file is
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import tempfile
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +33,33 @@ from exposed.pipeline import Enhancer, Settings
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 
 
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where the main thread is, so they unwind as Ctrl-C does: the
+    partial output and the temporary folder are removed on the way out."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _signals_as_interrupts() -> Iterator[None]:
+    """SIGTERM and SIGHUP handled like SIGINT for the length of a batch (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise Interrupted(signum)
+
+    kept = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, previous in kept.items():
+            signal.signal(sig, previous)
+
+
 @dataclass(frozen=True)
 class BatchOptions:
     """Which files and where their results go (:mod:`exposed.batch.files` has the naming rules)."""
@@ -42,13 +73,28 @@ class BatchOptions:
     dry_run: bool = False
 
 
+def _load_model(enhancer: Enhancer | PhotoEnhancer) -> None:
+    """Load the mode's network before the first file, so a --model that is not one is a usage error
+    (exit 2, one line) rather than the same failure once per file. The file's code never runs:
+    model files are read with torch.load(weights_only=True)."""
+    try:
+        _ = enhancer.reference if isinstance(enhancer, PhotoEnhancer) else enhancer.model
+    except Exception as error:
+        path = enhancer.settings.model
+        kind = "a GP reference network" if isinstance(enhancer, PhotoEnhancer) else "an exposure model"
+        detail = str(error) if isinstance(error, FileNotFoundError | ValueError) and len(str(error)) < 100 else ""
+        raise ValueError(f"--model {path}: not {kind} exposed can load" + (f" ({detail})" if detail else "")) from None
+
+
 def run_batch(inputs: list[str], settings: Settings, options: BatchOptions, reporter: Reporter) -> int:
     """Enhance every input; returns the exit status. ValueError means a usage error."""
     photos = MODES[settings.mode].photos
     found, problems = expand_inputs(inputs, options.recursive, RAW_SUFFIXES | PHOTO_SUFFIXES if photos
                                     else RAW_SUFFIXES)
-    planned = plan_outputs(found, options.output, options.fmt, options.suffix) if found else []
+    planned, clashes = plan_outputs(found, options.output, options.fmt, options.suffix) if found else ([], [])
+    problems += clashes
     enhancer = PhotoEnhancer(settings) if photos else Enhancer(settings)
+    _load_model(enhancer)
     for problem in problems:
         reporter.problem(problem)
     todo: list[Job] = []
@@ -61,7 +107,8 @@ def run_batch(inputs: list[str], settings: Settings, options: BatchOptions, repo
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // options.jobs))
     stop = threading.Event()
     try:
-        with tempfile.TemporaryDirectory(prefix="exposed-") as folder, reporter.batch(len(todo)):
+        with _signals_as_interrupts(), tempfile.TemporaryDirectory(prefix="exposed-") as folder, \
+                reporter.batch(len(todo)):
             tmp = Path(folder)
             if options.jobs == 1:  # in the main thread, so Ctrl-C stops the work at once
                 for job in todo:
@@ -77,8 +124,8 @@ def run_batch(inputs: list[str], settings: Settings, options: BatchOptions, repo
                 finally:
                     stop.set()  # files still being computed are not written
                     pool.shutdown(wait=True, cancel_futures=True)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interruption:  # Ctrl-C, SIGTERM, SIGHUP: exit 128 + the signal
         reporter.interrupted()
-        return EXIT_INTERRUPTED
+        return 128 + interruption.signum if isinstance(interruption, Interrupted) else EXIT_INTERRUPTED
     reporter.summary(len(planned) + len(problems))
     return EXIT_FAILED if reporter.failures else EXIT_OK

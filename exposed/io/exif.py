@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import logging
+import math
 
 import exifread
 import numpy as np
@@ -28,6 +29,11 @@ SENSITIVITY_TYPE_TAG = 0x8830
 _ISO_TAGS_BY_SENSITIVITY_TYPE = {1: (0x8831,), 2: (0x8832,), 3: (0x8833,), 4: (0x8831, 0x8832),
                                  5: (0x8831, 0x8833), 6: (0x8832, 0x8833), 7: (0x8831, 0x8832, 0x8833)}
 ISO_CAP = 65535
+# What a real shot can say, tag by tag; a value outside (a corrupt or hostile file: NaN, infinity,
+# 1e20) is read as absent, so nothing downstream ever divides by it, raises 2 to it or prints it.
+RANGES = {0x829A: (1e-7, 86_400.0), 0x829D: (0.3, 1000.0), 0x9204: (-20.0, 20.0), 0x9203: (-30.0, 30.0),
+          0x920A: (0.1, 100_000.0), 0x0112: (1.0, 8.0), SENSITIVITY_TYPE_TAG: (0.0, 7.0)}
+ISO_RANGE = (1.0, 1e8)
 
 
 @dataclass(frozen=True)
@@ -80,13 +86,26 @@ def _numbers(tag: Any) -> list[float]:
     return out
 
 
+def in_range(value: Any, low: float, high: float) -> float | None:
+    """``value`` as a float when it is a finite number within [low, high], else None."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) and low <= number <= high else None
+
+
 def _number(tags: dict[str, Any], code: int) -> float | None:
+    """A tag's first value; None when absent, unreadable, or outside what a real shot can say."""
     tag = _by_code(tags, code)
     try:
         values = _numbers(tag) if tag is not None else []
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError, ZeroDivisionError):
         return None
-    return values[0] if values else None
+    if not values:
+        return None
+    low, high = RANGES.get(code, ISO_RANGE if code in (ISO_TAG, 0x8831, 0x8832, 0x8833) else (-math.inf, math.inf))
+    return in_range(values[0], low, high)
 
 
 def _text(tags: dict[str, Any], code: int) -> str | None:
@@ -118,12 +137,10 @@ def read_exif(path: str | Path, tags: dict[str, Any] | None = None, libraw: Any 
     exposure_time, f_number = _number(tags, 0x829A), _number(tags, 0x829D)
     when = _text(tags, 0x9003) or _text(tags, 0x0132)
     if libraw is not None:
-        if not iso and getattr(libraw, "iso_speed", 0) > 0:
+        if not iso and in_range(getattr(libraw, "iso_speed", None), *ISO_RANGE):
             iso, iso_source = float(libraw.iso_speed), "LibRaw"
-        if not exposure_time and getattr(libraw, "shutter_speed", 0) > 0:
-            exposure_time = float(libraw.shutter_speed)
-        if not f_number and getattr(libraw, "aperture", 0) > 0:
-            f_number = float(libraw.aperture)
+        exposure_time = exposure_time or in_range(getattr(libraw, "shutter_speed", None), *RANGES[0x829A])
+        f_number = f_number or in_range(getattr(libraw, "aperture", None), *RANGES[0x829D])
         stamp = getattr(libraw, "timestamp", None)
         if not when and isinstance(stamp, datetime) and stamp.year > 1970:
             when = stamp.strftime("%Y:%m:%d %H:%M:%S")
@@ -133,7 +150,7 @@ def read_exif(path: str | Path, tags: dict[str, Any] | None = None, libraw: Any 
         exposure_bias=_number(tags, 0x9204), brightness=_number(tags, 0x9203), make=_text(tags, 0x010F),
         model=_text(tags, 0x0110), lens=_text(tags, 0xA434), focal_length=_number(tags, 0x920A) or None,
         datetime=when,
-        orientation=int(orientation) if orientation else None)
+        orientation=int(orientation) if orientation else None)  # 1 to 8 (RANGES)
 
 
 def noise_profile(tags: dict[str, Any]) -> list[tuple[float, float]] | None:
@@ -145,8 +162,11 @@ def noise_profile(tags: dict[str, Any]) -> list[tuple[float, float]] | None:
     tag = _by_code(tags, NOISE_PROFILE_TAG)
     if tag is None:
         return None
-    values = _numbers(tag)
-    if len(values) < 2 or len(values) % 2:
+    try:
+        values = _numbers(tag)
+    except (TypeError, ValueError, OverflowError, ZeroDivisionError):
+        return None
+    if len(values) < 2 or len(values) % 2 or not all(math.isfinite(v) and v >= 0 for v in values):
         return None
     return [(values[i], values[i + 1]) for i in range(0, len(values), 2)]
 
@@ -156,15 +176,25 @@ def dng_calibrations(tags: dict[str, Any]) -> tuple[Calibration, ...]:
     matrices); empty for other raws and for DNGs of cameras with other than three colours."""
     found = []
     for i in range(2):
-        matrix = _by_code(tags, 0xC621 + i)
-        values = _numbers(matrix) if matrix is not None else []
-        if len(values) != 9:
+        values, forward_values = _matrix(tags, 0xC621 + i), _matrix(tags, 0xC714 + i)
+        if values is None:
             continue
-        forward = _by_code(tags, 0xC714 + i)
-        forward_values = _numbers(forward) if forward is not None else []
-        found.append(Calibration(int(_number(tags, 0xC65A + i) or 0), np.reshape(values, (3, 3)),
-                                 np.reshape(forward_values, (3, 3)) if len(forward_values) == 9 else None))
+        illuminant = in_range(_number(tags, 0xC65A + i), 0.0, 255.0)
+        found.append(Calibration(int(illuminant or 0), values, forward_values))
     return tuple(found)
+
+
+def _matrix(tags: dict[str, Any], code: int) -> np.ndarray | None:
+    """A 3 x 3 matrix tag that an inverse exists for (a colour matrix), or None."""
+    tag = _by_code(tags, code)
+    try:
+        values = np.array(_numbers(tag) if tag is not None else [], dtype=np.float64)
+    except (TypeError, ValueError, OverflowError, ZeroDivisionError):
+        return None
+    if values.size != 9 or not np.all(np.isfinite(values)):
+        return None
+    matrix = values.reshape(3, 3)
+    return matrix if abs(np.linalg.det(matrix)) > 1e-9 * max(np.abs(matrix).max(), 1e-300) ** 3 else None
 
 
 def unique_camera_model(tags: dict[str, Any]) -> str | None:

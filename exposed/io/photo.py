@@ -5,6 +5,7 @@ Errors are :class:`exposed.io.raw.RawError` subclasses, so a batch reports them 
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ from torch import Tensor
 
 from exposed.io.exif import ExifInfo, read_exif
 from exposed.io.orientation import flip_from_tiff, orient
-from exposed.io.raw import RawError
+from exposed.io.raw import RawError, check_regular_file, size_problem
 
 PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff"})
 
@@ -22,18 +23,42 @@ class NotAPhotoError(RawError):
     """Not a JPEG, PNG or TIFF photograph that can be decoded."""
 
 
+def _check_size(path: Path) -> None:
+    """Refuse a photo too large to process from its header, before decoding allocates it (Pillow reads
+    only the header here; formats it cannot open are left to the decoder)."""
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path) as image:
+                width, height = image.size
+    except Image.DecompressionBombError:
+        limit = 2 * (Image.MAX_IMAGE_PIXELS or 0) / 1e6  # where Pillow refuses to decode
+        raise NotAPhotoError(f"too large: more than {limit:.0f} megapixels") from None
+    except Exception:  # not something Pillow knows: the decoder says what it is
+        return
+    problem = size_problem(width, height)
+    if problem:
+        raise NotAPhotoError(problem)
+
+
 def read_photo(path: str | Path) -> tuple[Tensor, ExifInfo]:
     """(1, 3, H, W) float32 in [0, 1], turned upright by its EXIF orientation, and its EXIF.
     Grey images are repeated to three channels; alpha is dropped."""
     import imageio.v3 as iio
 
     path = Path(path)
+    check_regular_file(path, "a photo")
+    _check_size(path)
     try:
-        array = np.asarray(iio.imread(path))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow's own warnings carry no file name; _check_size spoke
+            array = np.asarray(iio.imread(path))
     except FileNotFoundError:
         raise NotAPhotoError("no such file") from None
-    except IsADirectoryError:
-        raise NotAPhotoError("is a folder, not a photo") from None
+    except MemoryError:
+        raise NotAPhotoError("not enough memory to decode it") from None
     except Exception:  # imageio's plugins raise many kinds of errors for files they cannot decode
         raise NotAPhotoError("not a JPEG, PNG or TIFF photo that can be decoded") from None
     if array.ndim == 2:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import sys
 import threading
 from dataclasses import dataclass
@@ -23,6 +24,9 @@ from exposed.io.exif import ExifInfo, dng_calibrations, noise_profile, read_exif
 # Real raw files hold several bits per photosite even losslessly compressed; far less than this
 # means a metadata-only stub or a file cut short that LibRaw filled with nothing.
 MIN_BITS_PER_PIXEL = 0.5
+# The largest picture exposed takes, raw or photo: above the largest sensors made (150 MP) and what a
+# 24 GB machine processes in strips and tiles; a file claiming more is refused before allocation.
+MAX_MEGAPIXELS = 200.0
 
 
 class RawError(Exception):
@@ -154,20 +158,41 @@ _LIBRAW_REASONS = {
 }
 
 
+def check_regular_file(path: Path, what: str = "a raw file") -> int:
+    """The size of ``path`` if it is a regular file (links followed); else the reason, before any
+    open: a FIFO would block for ever and a device (/dev/zero) never ends."""
+    try:
+        info = path.stat()
+    except OSError as error:
+        raise NotRawError(error.strerror or "cannot be read") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise NotRawError(f"is a folder, not {what}")
+    if not stat.S_ISREG(info.st_mode):
+        kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(info.st_mode) else "a socket" if stat.S_ISSOCK(info.st_mode)
+                else "a device")
+        raise NotRawError(f"is {kind}, not {what}")
+    if info.st_size == 0:
+        raise NotRawError("empty file")
+    return info.st_size
+
+
+def size_problem(width: int, height: int) -> str | None:
+    """Why a picture of this size is refused before its pixels are allocated (None: it is not)."""
+    if width * height > MAX_MEGAPIXELS * 1e6:
+        return f"too large: {width} x {height} pixels is more than {MAX_MEGAPIXELS:g} megapixels"
+    return None
+
+
 def read_raw(path: str | Path) -> RawImage:
     """Read the Bayer mosaic, levels, colour data, orientation and EXIF of a raw file."""
     path = Path(path)
-    if path.is_dir():
-        raise NotRawError("is a folder, not a raw file")
-    try:
-        size = path.stat().st_size
-    except OSError as error:
-        raise NotRawError(error.strerror or "cannot be read") from None
-    if size == 0:
-        raise NotRawError("empty file")
+    size = check_regular_file(path)
     tags = read_tags(path)
     try:
         with _quiet_stderr(), rawpy.imread(str(path)) as raw:
+            too_large = size_problem(raw.sizes.raw_width, raw.sizes.raw_height)
+            if too_large:
+                raise NotRawError(too_large)
             pattern, cell = _bayer_pattern(raw, path, read_exif(path, tags))
             visible = raw.raw_image_visible
             top, left, height, width = default_crop(raw.sizes, visible.shape)
@@ -180,9 +205,22 @@ def read_raw(path: str | Path) -> RawImage:
             orientation = int(raw.sizes.flip)
             libraw_other = getattr(raw, "other", None)
     except rawpy.LibRawError as error:
-        raise NotRawError(_LIBRAW_REASONS.get(type(error).__name__, "not a readable raw file")) from None
-    if size * 8 < MIN_BITS_PER_PIXEL * mosaic.size or mosaic.min() == mosaic.max():
+        reason = _LIBRAW_REASONS.get(type(error).__name__, "not a readable raw file")
+        small = _tiny_image(tags)
+        raise NotRawError(f"too small to read ({small}; LibRaw needs at least 22 pixels a side)" if small
+                          else reason) from None
+    if mosaic.size == 0:
         raise NotRawError("no image data (a metadata-only or truncated file)")
+    if not np.all(np.isfinite(black)) or not np.isfinite(white) or white <= black.max():
+        raise NotRawError(f"its levels leave no range for light: black {black.max():g}, white {white:g}")
+    if size * 8 < MIN_BITS_PER_PIXEL * mosaic.size:
+        raise NotRawError("no image data (a metadata-only or truncated file)")
+    if mosaic.min() == mosaic.max():
+        level = float(mosaic.min())
+        what = ("every photosite is saturated (a completely overexposed frame)" if level >= white else
+                "every photosite is at the black level (no light reached the sensor)" if level <= black.min() else
+                "every photosite holds the same value")
+        raise NotRawError(f"{what}: nothing to enhance")
     if as_shot is not None:
         wb, wb_source = as_shot, "as shot"
     elif daylight is not None:
@@ -197,15 +235,69 @@ def read_raw(path: str | Path) -> RawImage:
                     calibrations, unique_camera_model(tags))
 
 
+def _tiny_image(tags: dict) -> str | None:
+    """"W x H pixels" when the file's TIFF tags describe no image of 22 pixels a side (LibRaw's least)."""
+    sizes = []
+    for name, tag in tags.items():
+        if name.endswith(("ImageWidth", "ImageLength")):
+            values = getattr(tag, "values", None)
+            if isinstance(values, list) and values and isinstance(values[0], int):
+                sizes.append((name.rsplit(" ", 1)[0], name.endswith("Width"), values[0]))
+    images: dict[str, dict[bool, int]] = {}
+    for ifd, is_width, value in sizes:
+        images.setdefault(ifd, {})[is_width] = value
+    whole = [(d[True], d[False]) for d in images.values() if True in d and False in d]
+    if whole and all(min(w, h) < 22 for w, h in whole):
+        w, h = max(whole)
+        return f"{w} x {h} pixels"
+    return None
+
+
+def _dng_refusal(path: Path) -> str:
+    """Why a DNG LibRaw finds no 2x2 Bayer mosaic in is refused, from the file's own tags.
+
+    LibRaw's view of a broken colour filter is not always the same from one decode to the next
+    (it can depend on what it decoded before), so for a DNG the reason comes from the tags alone:
+    the same file always gets the same line, wherever it stands in a batch."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            pages = list(tif.pages)
+            for page in list(pages):
+                pages += list(getattr(page, "pages", None) or [])
+            kinds = [(int(p.photometric), p.tags.get(33421), p.tags.get(33422)) for p in pages
+                     if isinstance(p, tifffile.TiffPage)]
+    except Exception:  # tifffile's many errors on a broken file: its structure says it all
+        return "a DNG whose structure is corrupt; no Bayer mosaic can be read"
+    cfa = [(dims, pattern) for kind, dims, pattern in kinds if kind == 32803]
+    if not cfa:
+        return "a linear DNG: already demosaiced, so there is no Bayer mosaic to denoise"
+    dims, pattern = cfa[0]
+    if dims is not None and tuple(dims.value) != (2, 2):
+        return f"a {dims.value[0]}x{dims.value[1]} colour filter (X-Trans or similar); only 2x2 Bayer sensors"
+    values = sorted(pattern.value) if pattern is not None else []
+    if values != [0, 1, 1, 2]:
+        return "a DNG whose colour filter tags (CFAPattern) are missing or corrupt"
+    return "a DNG whose Bayer mosaic LibRaw cannot read"
+
+
 def _bayer_pattern(raw: rawpy.RawPy, path: Path, exif: ExifInfo) -> tuple[str, np.ndarray]:
     """The 2x2 colour filter's letters (``RGGB``...) and its colour indices, or the reason there is none."""
-    pattern = raw.raw_pattern
+    pattern: np.ndarray | None
+    try:
+        pattern = raw.raw_pattern
+    except NotImplementedError:  # rawpy: a filter code it has no pattern for
+        pattern = np.zeros((0, 0), dtype=np.uint8)
+    valid = pattern is not None and pattern.shape == (2, 2) and raw.num_colors in (3, 4)
+    if not valid and path.suffix.lower() == ".dng":
+        raise UnsupportedRawError(f"{_dng_refusal(path)}; not supported")
+    if pattern is not None and pattern.size == 0:
+        raise UnsupportedRawError("a colour filter layout exposed cannot read (not a 2x2 Bayer mosaic)")
     if pattern is None or raw.num_colors not in (3, 4):
         maker = f"{exif.make or ''} {exif.model or ''}".lower()
         if "scan" in maker:
             what = f"a film scanner file ({exif.model}), not a camera raw"
-        elif path.suffix.lower() == ".dng":
-            what = "a linear DNG: already demosaiced, so there is no Bayer mosaic to denoise"
         else:
             what = "not a Bayer mosaic (a Foveon or other full-colour sensor)"
         raise UnsupportedRawError(f"{what}; not supported")
@@ -242,12 +334,16 @@ def _white_balance(multipliers: list[float]) -> np.ndarray | None:
 def _colour(raw: rawpy.RawPy) -> tuple[np.ndarray, str, np.ndarray | None]:
     """Camera to sRGB from whichever matrix the file carries (LibRaw fills one or the other)."""
     xyz_to_cam = np.asarray(raw.rgb_xyz_matrix, dtype=np.float64)[:3]
-    has_xyz = bool(np.abs(xyz_to_cam).sum() > 0)
-    if has_xyz:
+    if np.all(np.isfinite(xyz_to_cam)) and np.abs(xyz_to_cam).sum() > 0:
         rgb_to_cam = xyz_to_cam @ SRGB_TO_XYZ.numpy()
-        rgb_to_cam /= rgb_to_cam.sum(axis=1, keepdims=True)
-        return np.linalg.inv(rgb_to_cam), "colour matrix (XYZ to camera)", xyz_to_cam
+        sums = rgb_to_cam.sum(axis=1, keepdims=True)
+        if np.all(np.abs(sums) > 1e-9):
+            try:
+                return np.linalg.inv(rgb_to_cam / sums), "colour matrix (XYZ to camera)", xyz_to_cam
+            except np.linalg.LinAlgError:  # a corrupt matrix: the next source
+                pass
     cam_to_rgb = np.asarray(raw.color_matrix, dtype=np.float64)[:3, :3]
-    if np.abs(cam_to_rgb).sum() > 0:
-        return cam_to_rgb / cam_to_rgb.sum(axis=1, keepdims=True), "camera to sRGB matrix", None
+    sums = cam_to_rgb.sum(axis=1, keepdims=True)
+    if np.all(np.isfinite(cam_to_rgb)) and np.all(np.abs(sums) > 1e-9):
+        return cam_to_rgb / sums, "camera to sRGB matrix", None
     return np.eye(3), "none (camera colours shown as they are)", None

@@ -5,6 +5,7 @@ encodes them ("2I" rational, "2i" signed rational, "H" short, "I" long, "s" ASCI
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from fractions import Fraction
 from typing import TYPE_CHECKING
@@ -32,22 +33,27 @@ def ascii_text(text: str) -> str:
     return text.encode("ascii", "replace").decode("ascii")
 
 
+def _usable(value: float | None, low: float, high: float) -> bool:
+    return value is not None and math.isfinite(value) and low <= value <= high
+
+
 def exif_entries(exif: ExifInfo) -> list[Entry]:
-    """The EXIF IFD's entries (code, type, count, value) for what ``exif`` knows."""
+    """The EXIF IFD's entries (code, type, count, value) for what ``exif`` knows; values no tag can
+    hold (an ExifInfo built by hand with NaN, infinity or a negative time) are left out."""
     entries: list[Entry] = [(36864, "X", 4, b"0231")]  # ExifVersion
-    if exif.exposure_time:
+    if exif.exposure_time and _usable(exif.exposure_time, 1e-7, 1e6):
         entries.append((33434, "2I", 1, rational(exif.exposure_time)))
-    if exif.f_number:
+    if exif.f_number and _usable(exif.f_number, 0.1, 1e4):
         entries.append((33437, "2I", 1, rational(exif.f_number)))
-    if exif.iso:
+    if exif.iso and _usable(exif.iso, 1.0, 2.0**32 - 1):
         entries.append((34855, "H", 1, int(min(round(exif.iso), 65535))))  # ISOSpeedRatings
         if exif.iso > 65535:  # EXIF 2.3: SensitivityType 2 says RecommendedExposureIndex holds it
             entries += [(34864, "H", 1, 2), (34866, "I", 1, int(round(exif.iso)))]
     if exif.datetime:
         entries.append((36867, "s", 0, ascii_text(exif.datetime)))  # DateTimeOriginal
-    if exif.exposure_bias is not None:
+    if exif.exposure_bias is not None and _usable(exif.exposure_bias, -1e4, 1e4):
         entries.append((37380, "2i", 1, rational(exif.exposure_bias, signed=True)))
-    if exif.focal_length:
+    if exif.focal_length and _usable(exif.focal_length, 1e-3, 1e6):
         entries.append((37386, "2I", 1, rational(exif.focal_length)))
     if exif.lens:
         entries.append((42036, "s", 0, ascii_text(exif.lens)))  # LensModel
