@@ -18,6 +18,7 @@ from collections.abc import Iterator
 import numpy as np
 import rawpy
 
+from exposed.imaging.bayer import PATTERNS
 from exposed.imaging.color import D65, SRGB_TO_XYZ, Calibration, calibration_from_srgb
 from exposed.io.exif import ExifInfo, dng_calibrations, noise_profile, read_exif, read_tags, unique_camera_model
 
@@ -253,11 +254,12 @@ def _tiny_image(tags: dict) -> str | None:
     return None
 
 
-def _dng_refusal(path: Path) -> str:
-    """Why a DNG LibRaw finds no 2x2 Bayer mosaic in is refused, from the file's own tags.
+def _dng_refusal(path: Path) -> str | None:
+    """Why a DNG's own tags say it holds no 2x2 Bayer mosaic; None when they describe one (or
+    cannot be parsed, leaving the decision to LibRaw).
 
     LibRaw's view of a broken colour filter is not always the same from one decode to the next
-    (it can depend on what it decoded before), so for a DNG the reason comes from the tags alone:
+    (it can depend on what it decoded before: uninitialised state), so for a DNG the tags decide:
     the same file always gets the same line, wherever it stands in a batch."""
     import tifffile
 
@@ -268,18 +270,20 @@ def _dng_refusal(path: Path) -> str:
                 pages += list(getattr(page, "pages", None) or [])
             kinds = [(int(p.photometric), p.tags.get(33421), p.tags.get(33422)) for p in pages
                      if isinstance(p, tifffile.TiffPage)]
-    except Exception:  # tifffile's many errors on a broken file: its structure says it all
-        return "a DNG whose structure is corrupt; no Bayer mosaic can be read"
+    except Exception:  # tifffile's many errors on a broken file: LibRaw may still read it
+        return None
     cfa = [(dims, pattern) for kind, dims, pattern in kinds if kind == 32803]
     if not cfa:
-        return "a linear DNG: already demosaiced, so there is no Bayer mosaic to denoise"
+        return "a linear DNG: already demosaiced, so there is no Bayer mosaic to denoise; not supported"
     dims, pattern = cfa[0]
-    if dims is not None and tuple(dims.value) != (2, 2):
-        return f"a {dims.value[0]}x{dims.value[1]} colour filter (X-Trans or similar); only 2x2 Bayer sensors"
-    values = sorted(pattern.value) if pattern is not None else []
-    if values != [0, 1, 1, 2]:
-        return "a DNG whose colour filter tags (CFAPattern) are missing or corrupt"
-    return "a DNG whose Bayer mosaic LibRaw cannot read"
+    shape = tuple(dims.value) if dims is not None and isinstance(dims.value, tuple) else None
+    if shape is not None and shape != (2, 2):
+        return f"a {'x'.join(map(str, shape))} colour filter (X-Trans or similar); only 2x2 Bayer sensors are supported"
+    values = pattern.value if pattern is not None else None
+    if not isinstance(values, bytes | tuple) or sorted(values) != [0, 1, 1, 2] or \
+            "".join("RGB"[v] for v in values) not in PATTERNS:
+        return "a DNG whose colour filter tags (CFAPattern) are missing or corrupt: no Bayer mosaic to read"
+    return None
 
 
 def _bayer_pattern(raw: rawpy.RawPy, path: Path, exif: ExifInfo) -> tuple[str, np.ndarray]:
@@ -289,9 +293,10 @@ def _bayer_pattern(raw: rawpy.RawPy, path: Path, exif: ExifInfo) -> tuple[str, n
         pattern = raw.raw_pattern
     except NotImplementedError:  # rawpy: a filter code it has no pattern for
         pattern = np.zeros((0, 0), dtype=np.uint8)
-    valid = pattern is not None and pattern.shape == (2, 2) and raw.num_colors in (3, 4)
-    if not valid and path.suffix.lower() == ".dng":
-        raise UnsupportedRawError(f"{_dng_refusal(path)}; not supported")
+    if path.suffix.lower() == ".dng":
+        refusal = _dng_refusal(path)
+        if refusal:
+            raise UnsupportedRawError(refusal)
     if pattern is not None and pattern.size == 0:
         raise UnsupportedRawError("a colour filter layout exposed cannot read (not a 2x2 Bayer mosaic)")
     if pattern is None or raw.num_colors not in (3, 4):
@@ -305,7 +310,7 @@ def _bayer_pattern(raw: rawpy.RawPy, path: Path, exif: ExifInfo) -> tuple[str, n
         raise UnsupportedRawError(f"{pattern.shape[0]}x{pattern.shape[1]} colour filter (X-Trans or similar); "
                                   "only 2x2 Bayer sensors are supported")
     letters = "".join(chr(raw.color_desc[i]) for i in pattern.flatten())
-    if sorted(letters) != ["B", "G", "G", "R"]:
+    if letters not in PATTERNS:
         raise UnsupportedRawError(f"colour filter {letters} is not an RGB Bayer pattern")
     return letters, np.array(pattern)
 
