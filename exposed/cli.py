@@ -263,6 +263,19 @@ def _format_of(output: str | None) -> str | None:
     return _SUFFIX_FORMATS.get(Path(output).suffix.lower())
 
 
+def _parse_shard(text: str | tuple[int, int]) -> tuple[int, int]:
+    """``K/N`` with 1 <= K <= N, as (K, N)."""
+    if isinstance(text, tuple):
+        return text
+    try:
+        k, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: expected K/N, such as 2/8") from None
+    if not 1 <= k <= n:
+        raise click.BadParameter(f"{text!r}: K must be from 1 to N")
+    return k, n
+
+
 def _device_option(function: Command) -> Command:
     return click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")(function)
 
@@ -295,6 +308,10 @@ def _device_option(function: Command) -> Command:
 @click.option("--tile", type=click.IntRange(min=0), default=512, show_default=True,
               help="Tile size in packed pixels, bounding memory on large frames; 0 for the whole frame at once.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the exposure process.")
+@click.option("--strength", type=click.FloatRange(0.0, 1.0), default=1.0, show_default=True,
+              help="How much of the denoised result to keep, the rest plain brightening (0: exactly --mode amplify).")
+@click.option("--shard", type=_parse_shard, metavar="K/N",
+              help="Only the K-th of N equal slices of the sorted inputs, for job arrays spread over machines.")
 @click.option("--ratio", type=click.FloatRange(min=0, min_open=True), help="Brighten this many times.")
 @click.option("--ev", type=float, help="Brighten by this many stops.")
 @click.option("--target-exposure", type=click.FloatRange(min=0, min_open=True),
@@ -315,9 +332,10 @@ def _device_option(function: Command) -> Command:
 def enhance(inputs: tuple[str, ...], output: str | None, recursive: bool, fmt: str | None, dng: DngLayout,
             bits: str | None, suffix: str | None, overwrite: bool, mode: Mode, gp_k: int, gp_patch: int,
             steps: int | None, model: Path | None, device: str, precision: Literal["auto", "fp32", "bf16"],
-            tile: int, seed: int, ratio: float | None, ev: float | None, target_exposure: float | None,
-            target_iso: float | None, target_f_number: float | None, noise_profile: str | None, wb: str,
-            tone: bool, isp: Isp, jobs: int, dry_run: bool, quiet: bool, verbose: bool) -> None:
+            tile: int, seed: int, strength: float, shard: tuple[int, int] | None, ratio: float | None,
+            ev: float | None, target_exposure: float | None, target_iso: float | None,
+            target_f_number: float | None, noise_profile: str | None, wb: str, tone: bool, isp: Isp, jobs: int,
+            dry_run: bool, quiet: bool, verbose: bool) -> None:
     """Brighten and denoise dark raw photos (files, folders, globs, or - for standard input)."""
     from exposed.batch.report import Reporter
     from exposed.batch.run import BatchOptions, run_batch
@@ -352,8 +370,8 @@ def enhance(inputs: tuple[str, ...], output: str | None, recursive: bool, fmt: s
     settings = Settings(mode=mode, steps=steps, model=model, device=device, precision=precision, tile=tile or None,
                         seed=seed, ratio=ratio, ev=ev, target_exposure=target_exposure, target_iso=target_iso,
                         target_f_number=target_f_number, noise_profile=noise_profile, wb=wb, tone=tone, isp=isp,
-                        bits=n_bits, dng=dng, gp_k=gp_k, gp_patch=gp_patch)
-    options = BatchOptions(output, recursive, fmt, suffix, overwrite, jobs, dry_run)
+                        bits=n_bits, dng=dng, gp_k=gp_k, gp_patch=gp_patch, strength=strength)
+    options = BatchOptions(output, recursive, fmt, suffix, overwrite, jobs, dry_run, shard)
     if not verbose:  # libraries' warnings name no file; each file's own line says what went wrong
         warnings.simplefilter("ignore")
     try:

@@ -70,6 +70,9 @@ class Settings:
     dng: DngLayout = "cfa"  # DNG output: the Bayer mosaic ("cfa") or demosaiced camera RGB ("linear")
     gp_k: int = 30  # GP mode: k-means centres the Gaussian process is fitted on
     gp_patch: int = 1  # GP mode: p = q, the patch side (1: pixel pairs, the best measured)
+    # How much of the denoised result to keep, the rest plain brightening, in linear raw: 1 all of
+    # it, 0 none (exactly --mode amplify's output). For a taste of grain, or a frame the model overdoes.
+    strength: float = 1.0
 
 
 @dataclass
@@ -109,6 +112,8 @@ class Enhancer:
             raise ValueError(f"unknown DNG layout {settings.dng!r}; expected cfa or linear")
         if settings.wb not in WHITE_BALANCES:
             parse_wb(settings.wb)
+        if not 0.0 <= settings.strength <= 1.0:
+            raise ValueError(f"strength {settings.strength:g}: expected a number from 0 to 1")
         self.settings = settings
         self.device = pick_device(settings.device)
         self.precision: Precision = choose_precision(settings.precision, self.device)
@@ -157,8 +162,9 @@ class Enhancer:
         mosaic = plan.mosaic.to(self.device)
         saturated = plan.saturated.to(self.device)
         ratio = torch.tensor([plan.ratio.ratio], device=self.device)
-        if self.model is None:
-            return brighten(mosaic, ratio, saturated).clamp(0.0, 1.0)
+        amplified = brighten(mosaic, ratio, saturated).clamp(0.0, 1.0)
+        if self.model is None or self.settings.strength == 0.0:
+            return amplified
         assert plan.noise is not None
         # MPS has no Poisson sampler: its photons are drawn on the CPU (see exposed.denoise.process.expose).
         generator = torch.Generator(device="cpu" if self.device.type == "mps" else self.device)
@@ -166,7 +172,9 @@ class Enhancer:
         out = denoise(self.model, pack(mosaic, raw.pattern), ratio, plan.noise.sensor(), self.settings.steps,
                       generator, self.precision, self.settings.tile, on_step=on_step,
                       saturated=pack(saturated, raw.pattern))
-        return unpack(out, raw.pattern)
+        denoised = unpack(out, raw.pattern)
+        strength = self.settings.strength
+        return denoised if strength == 1.0 else strength * denoised + (1.0 - strength) * amplified
 
     def render(self, plan: Plan, mosaic: torch.Tensor, bits: int | None = None) -> np.ndarray:
         """Display-ready (H, W, 3) uint8 or uint16, upright.
@@ -212,12 +220,13 @@ class Enhancer:
             model = self.model
             assert model is not None
             steps = s.steps if s.steps is not None else default_steps(model, plan.ratio.ratio)
-            what = f"brightened x{plan.ratio.ratio:.4g} ({plan.ratio.source}) and denoised ({s.mode}, T={steps})"
+            what = f"brightened x{plan.ratio.ratio:.4g} ({plan.ratio.source}) and denoised ({s.mode}, T={steps}" + (
+                f", strength {s.strength:g})" if s.strength < 1.0 else ")")
         meta = DngMetadata(
             pattern=raw.pattern, black=np.zeros((2, 2)), white=65535, calibrations=raw.calibrations,
             as_shot_neutral=1.0 / plan.wb, unique_camera_model=raw.unique_camera_model,
             orientation=TIFF_ORIENTATION.get(raw.orientation, 1), exif=raw.exif, baseline_exposure=0.0,
-            noise_reduction_applied=0.0 if s.mode == "amplify" else 1.0,
+            noise_reduction_applied=0.0 if s.mode == "amplify" else s.strength,
             description=f"exposed: {what}", original_name=raw.path.name)
         return pixels, meta
 

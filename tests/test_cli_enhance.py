@@ -190,3 +190,38 @@ def test_the_output_name_sets_the_format(shots, tmp_path):
         assert (tmp_path / name).read_bytes()[:4].startswith(magic)
     clash = run("enhance", shots / "a.dng", "-o", tmp_path / "y.png", "-f", "jpg", "--mode", "amplify")
     assert clash.returncode == 2 and not (tmp_path / "y.png").exists()
+
+
+def test_strength_zero_is_amplify_bit_for_bit_and_a_half_lies_between(shots, model, tmp_path):
+    """Issue 17, item 3: --strength blends the denoised result with plain brightening in linear raw."""
+    outputs = {}
+    for name, extra in (("amplify", ["--mode", "amplify"]), ("s0", ["--model", model, "--strength", "0"]),
+                        ("s1", ["--model", model]), ("half", ["--model", model, "--strength", "0.5"])):
+        done = run("enhance", shots / "a.dng", "-o", tmp_path / f"{name}.png", "--bits", "16", "--ratio", "30", *extra)
+        assert done.returncode == 0, done.stderr
+        outputs[name] = iio.imread(tmp_path / f"{name}.png").astype(np.int64)
+    assert (tmp_path / "s0.png").read_bytes() == (tmp_path / "amplify.png").read_bytes()
+    assert not np.array_equal(outputs["s1"], outputs["amplify"])
+    low, high = np.minimum(outputs["amplify"], outputs["s1"]), np.maximum(outputs["amplify"], outputs["s1"])
+    # the blend is in linear raw, before demosaicing and the tone curve: between the two up to rounding
+    inside = ((outputs["half"] >= low - 64) & (outputs["half"] <= high + 64)).mean()
+    assert inside > 0.99
+    assert run("enhance", shots / "a.dng", "--strength", "1.5").returncode == 2
+
+
+def test_shards_split_a_sorted_batch_with_nothing_twice_or_left_out(tmp_path):
+    """Issue 17, item 7: --shard K/N takes the K-th of N slices of the sorted inputs."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(7):
+        synthetic_dng(folder / f"s{i}.dng", height=32, width=48, seed=i)
+    done_by = {}
+    for k in (1, 2, 3):
+        out = tmp_path / f"out{k}"
+        done = run("enhance", *sorted(folder.iterdir(), reverse=True), "-o", f"{out}/", "--mode", "amplify",
+                   "--ratio", "4", "--shard", f"{k}/3")
+        assert done.returncode == 0, done.stderr
+        done_by[k] = sorted(p.stem for p in out.iterdir())
+    assert sorted(sum(done_by.values(), [])) == [f"s{i}" for i in range(7)]
+    assert [len(v) for v in done_by.values()] == [2, 2, 3] and done_by[1] == ["s0", "s1"]
+    assert run("enhance", folder, "--shard", "4/3").returncode == 2

@@ -71,6 +71,17 @@ class BatchOptions:
     overwrite: bool = False
     jobs: int = 1
     dry_run: bool = False
+    shard: tuple[int, int] | None = None  # (K, N): only the K-th of N slices of the sorted inputs
+
+
+def shard_of(found: list[tuple[str, Path | None]], shard: tuple[int, int] | None) -> list[tuple[str, Path | None]]:
+    """The K-th of N contiguous, nearly equal slices of the inputs sorted by name: N machines given
+    K = 1..N share a batch with no file done twice or left out, whatever order the shell gave."""
+    if shard is None:
+        return found
+    k, n = shard
+    ordered = sorted(found, key=lambda item: item[0])
+    return ordered[(k - 1) * len(ordered) // n:k * len(ordered) // n]
 
 
 def _load_model(enhancer: Enhancer | PhotoEnhancer) -> None:
@@ -91,6 +102,7 @@ def run_batch(inputs: list[str], settings: Settings, options: BatchOptions, repo
     photos = MODES[settings.mode].photos
     found, problems = expand_inputs(inputs, options.recursive, RAW_SUFFIXES | PHOTO_SUFFIXES if photos
                                     else RAW_SUFFIXES)
+    found = shard_of(found, options.shard)
     planned, clashes = plan_outputs(found, options.output, options.fmt, options.suffix) if found else ([], [])
     problems += clashes
     enhancer = PhotoEnhancer(settings) if photos else Enhancer(settings)
