@@ -32,6 +32,7 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
+import imageio.v3 as iio
 import numpy as np
 import torch
 
@@ -117,8 +118,6 @@ def make_inputs(folder: Path, count: int, seed: int) -> list[tuple[Path, str]]:
     for i, ext in enumerate(("jpg", "png", "tif") * 2):
         image = (np.random.default_rng(i).random((48 + 8 * i, 64, 3)) * 60).astype(np.uint8)
         path = folder / f"photo{i}.{ext}"
-        import imageio.v3 as iio
-
         iio.imwrite(path, image)
         photos.append(path)
     made: list[tuple[Path, str]] = []

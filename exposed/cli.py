@@ -263,10 +263,8 @@ def _format_of(output: str | None) -> str | None:
     return _SUFFIX_FORMATS.get(Path(output).suffix.lower())
 
 
-def _parse_shard(text: str | tuple[int, int]) -> tuple[int, int]:
+def _parse_shard(text: str) -> tuple[int, int]:
     """``K/N`` with 1 <= K <= N, as (K, N)."""
-    if isinstance(text, tuple):
-        return text
     try:
         k, n = (int(v) for v in text.split("/"))
     except ValueError:

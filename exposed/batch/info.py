@@ -12,11 +12,10 @@ from rich.markup import escape
 
 from exposed.batch.files import expand_inputs
 from exposed.batch.report import shown
+from exposed.batch.run import EXIT_FAILED, EXIT_OK
 from exposed.io.raw import RawError, read_raw
 from exposed.modes import Mode
 from exposed.pipeline import Enhancer, Settings
-
-EXIT_OK, EXIT_FAILED = 0, 1
 
 
 def describe_files(files: list[str], as_json: bool, mode: str, noise_profile: str | None, console: Console) -> int:
