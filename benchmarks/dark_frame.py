@@ -17,7 +17,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from exposed.training.calibrate import compare_to_dark_frame, fit_dark_frame
+from exposed.sensor.calibrate import compare_to_dark_frame, fit_dark_frame
 from exposed.io.exif import noise_profile, read_tags
 from exposed.sensor.noise import NoiseParams
 from exposed.io.raw import read_raw

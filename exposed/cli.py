@@ -230,10 +230,13 @@ def evaluate(folder: Path, models: tuple[Path, ...], ratios: tuple[float, ...], 
 @click.option("--ratio-per-step", type=click.FloatRange(min=0), default=None,
               help="Exposure ratio one default step covers, T = min(steps, ratio // this); 0: always --steps. "
                    "Choose it with benchmarks/steps.py.")
+@click.option("--snr-per-step", type=click.FloatRange(min=0), default=None,
+              help="Signal-to-noise ratio a default step is for, T <= this // the frame's SNR; 0: the ratio alone. "
+                   "Choose it with benchmarks/steps_snr.py.")
 @click.option("--fusion", help="RATIO:TAU2,... the network's error variance by ratio, for blending with the "
                                "brightened frame; 'none' for no blending. Choose it with benchmarks/steps.py.")
 def export(checkpoint: Path, output: Path, fp32: bool, steps: int | None, ratio_per_step: float | None,
-           fusion: str | None) -> None:
+           snr_per_step: float | None, fusion: str | None) -> None:
     """Turn a training checkpoint into a model file to ship or share (no optimizer state)."""
     from exposed.denoise.checkpoint import export_model
     from exposed.io.checkpoint import load_checkpoint, save_checkpoint
@@ -248,19 +251,21 @@ def export(checkpoint: Path, output: Path, fp32: bool, steps: int | None, ratio_
         if any(r <= 0 or t <= 0 for r, t in table):
             raise click.BadParameter("ratios and variances must be positive", param_hint="--fusion")
     save_checkpoint(output, export_model(load_checkpoint(checkpoint), half=not fp32, steps=steps,
-                                         ratio_per_step=ratio_per_step, fusion=table))
+                                         ratio_per_step=ratio_per_step, fusion=table,
+                                         snr_per_step=snr_per_step))
     err.print(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB)")
 
 
-_SUFFIX_FORMATS = {".jpg": "jpg", ".jpeg": "jpg", ".png": "png", ".tif": "tiff", ".tiff": "tiff", ".dng": "dng"}
 DNG_SUFFIX = "-exposed"  # a DNG's default name must not be its raw input's
 
 
 def _format_of(output: str | None) -> str | None:
     """The format an output file name asks for (None for folders, standard output or no name)."""
-    if not output or output == "-" or output.endswith(("/", "\\")) or Path(output).is_dir():
+    from exposed.batch.files import OUTPUT_SUFFIXES, names_a_file
+
+    if not output or output == "-" or not names_a_file(output):
         return None
-    return _SUFFIX_FORMATS.get(Path(output).suffix.lower())
+    return OUTPUT_SUFFIXES[Path(output).suffix.lower()]
 
 
 def _parse_shard(text: str) -> tuple[int, int]:
@@ -280,7 +285,8 @@ def _device_option(function: Command) -> Command:
 
 @main.command()
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("-o", "--output", help="Output folder, file (one input), or - for standard output.")
+@click.option("-o", "--output", help="Output file (one input; a name ending .jpg, .png, .tif or .dng), - for "
+                                     "standard output, or else a folder, made if need be.")
 @click.option("-r", "--recursive", is_flag=True, help="Descend into folders and mirror their subfolders.")
 @click.option("-f", "--format", "fmt", type=click.Choice(["jpg", "png", "tiff", "dng"]),
               help="Output format (default: from -o FILE's extension, else jpg). dng: a raw for Lightroom, "
@@ -288,6 +294,8 @@ def _device_option(function: Command) -> Command:
 @click.option("--dng", type=click.Choice(["cfa", "linear"]), default="cfa", show_default=True,
               help="DNG layout: the camera's Bayer mosaic, or demosaiced camera RGB (LinearRaw).")
 @click.option("--bits", type=click.Choice(["8", "16"]), help="Bits per channel (default: 8; 16 for tiff and dng).")
+@click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True,
+              help="JPEG quality (from 90 up, colour at full resolution, 4:4:4).")
 @click.option("--suffix", help=f"Added to each output's name (default: none; {DNG_SUFFIX} for dng and GP mode).")
 @click.option("--overwrite", is_flag=True, help="Replace outputs that exist (default: skip them).")
 @click.option("--mode", type=click.Choice(list(MODES)), default="diffusion",
@@ -308,6 +316,11 @@ def _device_option(function: Command) -> Command:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the exposure process.")
 @click.option("--strength", type=click.FloatRange(0.0, 1.0), default=1.0, show_default=True,
               help="How much of the denoised result to keep, the rest plain brightening (0: exactly --mode amplify).")
+@click.option("--uncertainty", is_flag=True,
+              help="Also write where the result is unsure: NAME.uncertainty.tif (the spread over --runs runs of "
+                   "the exposure process) and NAME.uncertainty.png (a heat map). Diffusion mode.")
+@click.option("--runs", type=click.IntRange(min=2), default=4, show_default=True,
+              help="With --uncertainty: runs of the exposure process, each with its own seed.")
 @click.option("--shard", type=_parse_shard, metavar="K/N",
               help="Only the K-th of N equal slices of the sorted inputs, for job arrays spread over machines.")
 @click.option("--ratio", type=click.FloatRange(min=0, min_open=True), help="Brighten this many times.")
@@ -319,6 +332,8 @@ def _device_option(function: Command) -> Command:
 @click.option("--target-f-number", type=click.FloatRange(min=0, min_open=True),
               help="With --target-exposure: a different aperture.")
 @click.option("--noise-profile", help="Noise 'S,O' in normalised units (variance = S * x + O), as DNG NoiseProfile.")
+@click.option("--profile", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Your camera's noise profile, from `exposed calibrate`: its noise, black offset and hot pixels.")
 @click.option("--wb", default="camera", show_default=True, help="camera, daylight, none, or R,G,B multipliers.")
 @click.option("--tone", is_flag=True, help="Apply a gentle contrast curve (to images; a DNG is left to the editor).")
 @click.option("--isp", type=click.Choice(["exposed", "libraw"]), default="exposed", show_default=True,
@@ -328,11 +343,13 @@ def _device_option(function: Command) -> Command:
 @click.option("-q", "--quiet", is_flag=True, help="Only errors.")
 @click.option("-v", "--verbose", is_flag=True, help="Say why: ratio reasoning, noise source, timing.")
 def enhance(inputs: tuple[str, ...], output: str | None, recursive: bool, fmt: str | None, dng: DngLayout,
-            bits: str | None, suffix: str | None, overwrite: bool, mode: Mode, gp_k: int, gp_patch: int,
+            bits: str | None, quality: int, suffix: str | None, overwrite: bool, mode: Mode, gp_k: int, gp_patch: int,
             steps: int | None, model: Path | None, device: str, precision: Literal["auto", "fp32", "bf16"],
-            tile: int, seed: int, strength: float, shard: tuple[int, int] | None, ratio: float | None,
+            tile: int, seed: int, strength: float, uncertainty: bool, runs: int, shard: tuple[int, int] | None,
+            ratio: float | None,
             ev: float | None, target_exposure: float | None, target_iso: float | None,
-            target_f_number: float | None, noise_profile: str | None, wb: str, tone: bool, isp: Isp, jobs: int,
+            target_f_number: float | None, noise_profile: str | None, profile: Path | None, wb: str, tone: bool,
+            isp: Isp, jobs: int,
             dry_run: bool, quiet: bool, verbose: bool) -> None:
     """Brighten and denoise dark raw photos (files, folders, globs, or - for standard input)."""
     from exposed.batch.report import Reporter
@@ -363,13 +380,18 @@ def enhance(inputs: tuple[str, ...], output: str | None, recursive: bool, fmt: s
                                    "are for raw modes")
         if gp_patch % 2 == 0:
             raise click.UsageError("--gp-patch must be odd, so each patch has a centre pixel")
+    if uncertainty and (mode != "diffusion" or output == "-"):
+        raise click.UsageError("--uncertainty needs --mode diffusion (the other modes draw nothing at random) "
+                               "and files to write its maps beside (not -o -)")
     if suffix is None:
         suffix = DNG_SUFFIX if fmt == "dng" or MODES[mode].photos else ""
     settings = Settings(mode=mode, steps=steps, model=model, device=device, precision=precision, tile=tile or None,
                         seed=seed, ratio=ratio, ev=ev, target_exposure=target_exposure, target_iso=target_iso,
-                        target_f_number=target_f_number, noise_profile=noise_profile, wb=wb, tone=tone, isp=isp,
-                        bits=n_bits, dng=dng, gp_k=gp_k, gp_patch=gp_patch, strength=strength)
-    options = BatchOptions(output, recursive, fmt, suffix, overwrite, jobs, dry_run, shard)
+                        target_f_number=target_f_number, noise_profile=noise_profile, profile=profile, wb=wb,
+                        tone=tone, isp=isp,
+                        bits=n_bits, dng=dng, gp_k=gp_k, gp_patch=gp_patch, strength=strength,
+                        uncertainty=runs if uncertainty else 0)
+    options = BatchOptions(output, recursive, fmt, suffix, overwrite, jobs, dry_run, shard, quality)
     if not verbose:  # libraries' warnings name no file; each file's own line says what went wrong
         warnings.simplefilter("ignore")
     try:
@@ -391,11 +413,36 @@ def enhance(inputs: tuple[str, ...], output: str | None, recursive: bool, fmt: s
 @click.option("--mode", type=click.Choice(RAW_MODES), default="diffusion",
               show_default=True, help="Whose ratio range and noise needs to report.")
 @click.option("--noise-profile", help="As for enhance.")
-def info(files: tuple[str, ...], as_json: bool, mode: str, noise_profile: str | None) -> None:
+@click.option("--profile", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="As for enhance.")
+def info(files: tuple[str, ...], as_json: bool, mode: str, noise_profile: str | None, profile: Path | None) -> None:
     """Camera, ISO, exposure, Bayer pattern, levels, and the ratio and noise exposed would use."""
     from exposed.io.raw import silenced_stderr
     from exposed.batch.info import describe_files
 
+    try:
+        with silenced_stderr():
+            code = describe_files(list(files), as_json, mode, noise_profile, profile, err)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    raise SystemExit(code)
+
+
+@main.command()
+@click.argument("darks", nargs=-1, required=True)
+@click.option("--flat", "flats", multiple=True,
+              help="A flat frame (repeat): pairs of the same ISO and exposure time give the gain K.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The profile file to write (JSON).")
+def calibrate(darks: tuple[str, ...], flats: tuple[str, ...], output: Path) -> None:
+    """Your camera's noise profile from DARK frames (lens cap on; two or more per ISO find hot pixels).
+
+    \b
+    exposed calibrate darks/*.ARW --flat flats/*.ARW -o a7s.json
+    exposed enhance --profile a7s.json night.ARW
+    """
+    from exposed.batch.calibrate import calibrate_files
+    from exposed.io.raw import silenced_stderr
+
     with silenced_stderr():
-        code = describe_files(list(files), as_json, mode, noise_profile, err)
+        code = calibrate_files(list(darks), list(flats), output, err)
     raise SystemExit(code)

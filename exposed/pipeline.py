@@ -18,7 +18,7 @@ the packed raw with the exposure process (:mod:`exposed.denoise.infer`), then re
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -26,18 +26,21 @@ import numpy as np
 import rawpy
 import torch
 
-from exposed.imaging.bayer import pack, unpack
+from exposed.imaging.bayer import cell_offsets, fill_photosites, pack, unpack
 from exposed.denoise.checkpoint import load_model
 from exposed.io.checkpoint import default_model_path
 from exposed.io.dng import DngMetadata
 from exposed.io.orientation import TIFF_ORIENTATION, upright
 from exposed.exposure import RatioChoice, choose_ratio
 from exposed.denoise.infer import (Precision, brighten, channels_last, choose_precision, default_steps, denoise,
-                                   pick_device)
+                                   frame_snr, pick_device)
 from exposed.imaging.isp import demosaic, render
 from exposed.modes import MODES, Mode, default_model
+from exposed.sensor.calibration import SensorCalibration
+from exposed.sensor.darktable import darktable_noise
 from exposed.sensor.estimate import NoiseLevel, noise_level
 from exposed.denoise.model import ExposureModel
+from exposed.denoise.uncertainty import spread, varied_steps
 from exposed.io.raw import RawImage, default_crop, read_raw
 
 STRIP = 256  # rows of the frame rendered at a time
@@ -63,6 +66,7 @@ class Settings:
     target_iso: float | None = None
     target_f_number: float | None = None
     noise_profile: str | None = None
+    profile: Path | None = None  # a camera calibration from `exposed calibrate`
     wb: str = "camera"  # camera, daylight, none, or "R,G,B" multipliers
     tone: bool = False
     isp: Isp = "exposed"
@@ -73,6 +77,7 @@ class Settings:
     # How much of the denoised result to keep, the rest plain brightening, in linear raw: 1 all of
     # it, 0 none (exactly --mode amplify's output). For a taste of grain, or a frame the model overdoes.
     strength: float = 1.0
+    uncertainty: int = 0  # runs of the exposure process behind an uncertainty map (0: no map)
 
 
 @dataclass
@@ -86,6 +91,7 @@ class Plan:
     noise: NoiseLevel | None
     wb: np.ndarray
     wb_source: str
+    corrections: tuple[str, ...] = ()  # what the camera profile changed in the raw data (shown with -v)
 
 
 def parse_wb(text: str) -> np.ndarray:
@@ -114,10 +120,14 @@ class Enhancer:
             parse_wb(settings.wb)
         if not 0.0 <= settings.strength <= 1.0:
             raise ValueError(f"strength {settings.strength:g}: expected a number from 0 to 1")
+        if settings.uncertainty and (settings.mode != "diffusion" or settings.uncertainty < 2):
+            raise ValueError("an uncertainty map needs --mode diffusion (the other modes draw nothing at random) "
+                             "and two runs or more")
         self.settings = settings
         self.device = pick_device(settings.device)
         self.precision: Precision = choose_precision(settings.precision, self.device)
         self._model: ExposureModel | None = None
+        self.calibration = SensorCalibration.load(settings.profile) if settings.profile else None
 
     @property
     def model(self) -> ExposureModel | None:
@@ -133,6 +143,7 @@ class Enhancer:
 
     def plan(self, raw: RawImage) -> Plan:
         s = self.settings
+        raw, corrections = self._corrected(raw)
         mosaic = torch.from_numpy(raw.normalised())[None, None]
         packed = pack(mosaic, raw.pattern)
         if s.wb == "camera":
@@ -150,14 +161,42 @@ class Enhancer:
                              target_f_number=s.target_f_number)
         noise = None
         if MODES[s.mode].denoises_raw:
-            noise = noise_level(packed, s.noise_profile, raw.noise_profile, raw.exif.iso, raw.scale,
-                                float(-raw.black.min() / raw.scale))
+            ex = raw.exif
+            noise = noise_level(packed, s.noise_profile, raw.noise_profile, ex.iso, raw.scale,
+                                float(-raw.black.min() / raw.scale),
+                                camera=self.calibration.at_iso(ex.iso) if self.calibration else None,
+                                darktable=darktable_noise(ex.make, ex.model, ex.iso))
         saturated = torch.from_numpy(raw.mosaic >= raw.white)[None, None]
-        return Plan(raw, mosaic, saturated, ratio, noise, np.asarray(wb, dtype=np.float64), wb_source)
+        return Plan(raw, mosaic, saturated, ratio, noise, np.asarray(wb, dtype=np.float64), wb_source, corrections)
 
-    def enhance_mosaic(self, plan: Plan, on_step: Callable[[int, int], None] | None = None) -> torch.Tensor:
+    def _corrected(self, raw: RawImage) -> tuple[RawImage, tuple[str, ...]]:
+        """The raw with the camera profile's corrections: its black level's true offset at the
+        file's ISO, and its hot photosites filled from their neighbours of the same colour.
+        ValueError when the profile is of another camera."""
+        c = self.calibration
+        if c is None:
+            return raw, ()
+        ex = raw.exif
+        if c.model and ex.model and (c.make, c.model) != (ex.make, ex.model):
+            raise ValueError(f"the camera profile is of a {c.make} {c.model}, this file of a {ex.make} {ex.model}")
+        offset = c.at_iso(ex.iso).offset
+        black = raw.black.astype(np.float64).copy()
+        for (r, col), value in zip(cell_offsets(raw.pattern), offset):
+            black[r, col] += value
+        notes = [f"black level {raw.black.mean():g} + {sum(offset) / 4:.2f} DN (the profile's measured offset)"]
+        mosaic = raw.mosaic
+        if c.hot_pixels and mosaic.shape == (c.height, c.width):
+            mosaic = fill_photosites(mosaic, np.array(c.hot_pixels))
+            notes.append(f"{len(c.hot_pixels)} hot photosites filled from their neighbours")
+        elif c.hot_pixels:
+            notes.append(f"hot photosites left alone: the profile's frames are {c.width}x{c.height}, this "
+                         f"one {mosaic.shape[1]}x{mosaic.shape[0]}")
+        return replace(raw, black=black, mosaic=mosaic), tuple(notes)
+
+    def enhance_mosaic(self, plan: Plan, on_step: Callable[[int, int], None] | None = None,
+                       seed: int | None = None, steps: int | None = None) -> torch.Tensor:
         """The brightened (and denoised) normalised mosaic, (1, 1, H, W) in [0, 1]; ``on_step(done,
-        total)`` reports each network pass."""
+        total)`` reports each network pass; ``seed`` and ``steps`` override the settings'."""
         raw = plan.raw
         mosaic = plan.mosaic.to(self.device)
         saturated = plan.saturated.to(self.device)
@@ -168,13 +207,38 @@ class Enhancer:
         assert plan.noise is not None
         # MPS has no Poisson sampler: its photons are drawn on the CPU (see exposed.denoise.process.expose).
         generator = torch.Generator(device="cpu" if self.device.type == "mps" else self.device)
-        generator.manual_seed(self.settings.seed)
-        out = denoise(self.model, pack(mosaic, raw.pattern), ratio, plan.noise.sensor(), self.settings.steps,
-                      generator, self.precision, self.settings.tile, on_step=on_step,
+        generator.manual_seed(self.settings.seed if seed is None else seed)
+        out = denoise(self.model, pack(mosaic, raw.pattern), ratio, plan.noise.sensor(),
+                      self.settings.steps if steps is None else steps, generator, self.precision, self.settings.tile,
+                      on_step=on_step,
                       saturated=pack(saturated, raw.pattern))
         denoised = unpack(out, raw.pattern)
         strength = self.settings.strength
         return denoised if strength == 1.0 else strength * denoised + (1.0 - strength) * amplified
+
+    def steps(self, plan: Plan) -> int:
+        """The exposure steps T this file gets: the settings', or the model's default for its ratio
+        and signal-to-noise ratio (what :func:`exposed.denoise.infer.denoise` chooses)."""
+        assert self.model is not None and plan.noise is not None
+        if self.settings.steps is not None:
+            return self.settings.steps
+        snr = frame_snr(pack(plan.mosaic, plan.raw.pattern), plan.noise.sensor())
+        return default_steps(self.model, plan.ratio.ratio, snr)
+
+    def uncertainty(self, plan: Plan, delivered: torch.Tensor) -> np.ndarray:
+        """(H, W) float32, upright like :meth:`render`'s image: the spread of the result's brightness
+        (0 to 1, on the sRGB curve) over ``settings.uncertainty`` runs of the exposure process, seeds
+        ``seed``, ``seed + 1``, ... (:mod:`exposed.denoise.uncertainty`). ``delivered``: the seed's
+        own result, reused when its steps already draw photons."""
+        s, pattern = self.settings, plan.raw.pattern
+        steps = self.steps(plan)
+        varied = varied_steps(steps)
+        first = delivered if varied == steps else self.enhance_mosaic(plan, steps=varied)
+        runs = [pack(first, pattern)] + [pack(self.enhance_mosaic(plan, seed=s.seed + k, steps=varied), pattern)
+                                          for k in range(1, s.uncertainty)]
+        cells = spread(runs, torch.from_numpy(plan.wb)[None].float().to(first.device))[0, 0]
+        full = cells.repeat_interleave(2, 0).repeat_interleave(2, 1)
+        return upright(full.cpu().numpy().astype(np.float32), plan.raw.orientation)
 
     def render(self, plan: Plan, mosaic: torch.Tensor, bits: int | None = None) -> np.ndarray:
         """Display-ready (H, W, 3) uint8 or uint16, upright.
@@ -217,9 +281,7 @@ class Enhancer:
         if s.mode == "amplify":
             what = f"brightened x{plan.ratio.ratio:.4g} ({plan.ratio.source}), not denoised"
         else:
-            model = self.model
-            assert model is not None
-            steps = s.steps if s.steps is not None else default_steps(model, plan.ratio.ratio)
+            steps = self.steps(plan)
             what = f"brightened x{plan.ratio.ratio:.4g} ({plan.ratio.source}) and denoised ({s.mode}, T={steps}" + (
                 f", strength {s.strength:g})" if s.strength < 1.0 else ")")
         meta = DngMetadata(

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from exposed.training.calibrate import compare_to_dark_frame, fit_dark_frame
+from exposed.sensor.calibrate import compare_to_dark_frame, fit_dark_frame
 from exposed.io.exif import noise_profile, read_tags
 from exposed.sensor.noise import NoiseParams, add_noise
 from exposed.io.raw import read_raw

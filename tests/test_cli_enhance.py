@@ -225,3 +225,12 @@ def test_shards_split_a_sorted_batch_with_nothing_twice_or_left_out(tmp_path):
     assert sorted(sum(done_by.values(), [])) == [f"s{i}" for i in range(7)]
     assert [len(v) for v in done_by.values()] == [2, 2, 3] and done_by[1] == ["s0", "s1"]
     assert run("enhance", folder, "--shard", "4/3").returncode == 2
+
+
+def test_o_with_a_plain_name_and_several_inputs_makes_that_folder(tmp_path):
+    shots = [synthetic_dng(tmp_path / f"{n}.dng") for n in "ab"]
+    done = run("enhance", *shots, "-o", tmp_path / "developed", "--mode", "amplify", "--quality", "80")
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in (tmp_path / "developed").iterdir()) == ["a.jpg", "b.jpg"]
+    help_text = " ".join(run("enhance", "--help").stdout.decode().split())
+    assert "a name ending .jpg, .png, .tif or .dng), - for standard output, or else a folder" in help_text

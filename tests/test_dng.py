@@ -108,7 +108,7 @@ def test_a_failed_write_leaves_no_file(tmp_path, monkeypatch):
     def fail(*args: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(dng, "_append_exif_ifd", fail)
+    monkeypatch.setattr(dng, "append_exif_ifd", fail)
     with pytest.raises(OSError):
         write_dng(tmp_path / "f.dng", np.ones((16, 16), np.uint16), meta)
     assert list(tmp_path.iterdir()) == []

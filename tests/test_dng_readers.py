@@ -169,3 +169,21 @@ def test_real_raws_come_back_as_dngs_both_editors_open(tmp_path, name):
         assert abs(theirs.shape[0] - ours.shape[0]) <= 8 and abs(theirs.shape[1] - ours.shape[1]) <= 8  # upright
         # The colour balance of the whole frame (mean of each channel over the grey mean) agrees.
         assert np.allclose(balance, own, atol=0.03)
+
+
+@pytest.mark.parametrize("fmt,bits", [("jpg", 8), ("png", 8), ("png", 16), ("tiff", 8), ("tiff", 16)])
+def test_pictures_pass_exiftools_validator_with_their_exif_and_srgb_profile(tmp_path, fmt, bits):
+    from exposed.io.images import save_image
+
+    exiftool = _need("exiftool")
+    dtype = np.uint16 if bits == 16 else np.uint8
+    image = (np.random.default_rng(0).random((24, 32, 3)) * np.iinfo(dtype).max).astype(dtype)
+    path = save_image(tmp_path / f"a.{fmt}", image, fmt, ExifInfo(make="SONY", model="ILCE-7S", iso=3200.0,
+                                                                  exposure_time=1 / 30, f_number=2.8))
+    done = subprocess.run([exiftool, "-validate", "-warning", "-a", "-ColorSpace", "-ProfileDescription", "-ISO",
+                           str(path)], capture_output=True, text=True, timeout=60)
+    pairs = (line.split(":", 1) for line in done.stdout.strip().splitlines())
+    lines = {key.strip(): value.strip() for key, value in pairs}
+    assert lines["Validate"] == "OK", done.stdout
+    assert lines["Color Space"] == "sRGB" and "sRGB" in lines["Profile Description"]
+    assert lines["ISO"] == "3200"

@@ -123,3 +123,53 @@ def test_an_input_that_would_be_its_own_output_is_skipped_and_the_rest_go_on(tmp
     jobs, problems = plan_outputs(found, None, "jpg", "")
     assert [Path(j.source).name for j in jobs] == ["a.dng"]
     assert [Path(p.source).name for p in problems] == ["x.jpg"] and "input itself" in problems[0].reason
+
+
+EXIF = ExifInfo(exposure_time=1 / 30, f_number=2.8, iso=3200, make="Sony", model="ILCE-7SM2",
+                datetime="2026:01:02 03:04:05")
+
+
+@pytest.mark.parametrize("fmt,dtype", [("jpg", np.uint8), ("png", np.uint8), ("png", np.uint16), ("tiff", np.uint8),
+                                       ("tiff", np.uint16)])
+def test_every_picture_carries_the_srgb_profile_and_the_shots_exif(tmp_path, fmt, dtype):
+    """Read back by exifread (EXIF) and by Pillow's littleCMS (the ICC profile is a valid sRGB one)."""
+    from PIL import Image, ImageCms
+
+    image = (np.random.default_rng(0).random((12, 16, 3)) * np.iinfo(dtype).max).astype(dtype)
+    path = save_image(tmp_path / f"a.{fmt}", image, fmt, EXIF)
+    with open(path, "rb") as f:
+        tags = exifread.process_file(f, details=False)
+    assert str(tags["EXIF ISOSpeedRatings"]) == "3200" and str(tags["EXIF ExposureTime"]) == "1/30"
+    assert str(tags["EXIF FNumber"]) == "14/5" and str(tags["Image Make"]) == "Sony"
+    if fmt == "tiff":
+        icc = tifffile.TiffFile(path).pages[0].tags["InterColorProfile"].value
+        np.testing.assert_array_equal(tifffile.imread(path), image)
+    else:
+        with Image.open(path) as reread:
+            icc = reread.info["icc_profile"]
+    profile = ImageCms.ImageCmsProfile(io.BytesIO(bytes(icc)))
+    assert "sRGB" in ImageCms.getProfileDescription(profile)
+
+
+def test_jpeg_quality_sets_size_and_chroma_resolution():
+    from PIL import Image, JpegImagePlugin
+
+    image = (np.random.default_rng(1).random((64, 64, 3)) * 255).astype(np.uint8)
+    sizes = {q: len(image_bytes(image, "jpg", None, quality=q)) for q in (50, 80, 95)}
+    assert sizes[50] < sizes[80] < sizes[95]
+    for quality, sampling in ((95, 0), (80, 2)):  # 0: 4:4:4, 2: 4:2:0
+        with Image.open(io.BytesIO(image_bytes(image, "jpg", None, quality=quality))) as jpeg:
+            assert JpegImagePlugin.get_sampling(jpeg) == sampling
+    with pytest.raises(ValueError, match="quality"):
+        image_bytes(image, "jpg", None, quality=0)
+
+
+def test_an_output_name_without_an_image_extension_is_a_folder(tmp_path):
+    _touch(tmp_path / "a.dng", tmp_path / "b.dng")
+    found, _ = expand_inputs([str(tmp_path / "a.dng"), str(tmp_path / "b.dng")], recursive=False)
+    jobs, _ = plan_outputs(found, str(tmp_path / "developed"), "jpg", "")
+    assert [Path(j.output) for j in jobs] == [tmp_path / "developed" / "a.jpg", tmp_path / "developed" / "b.jpg"]
+    one, _ = expand_inputs([str(tmp_path / "a.dng")], recursive=False)
+    dotted = plan_outputs(one, str(tmp_path / "night.v2"), "png", "")[0][0]
+    assert Path(dotted.output) == tmp_path / "night.v2" / "a.png"
+    assert plan_outputs(one, str(tmp_path / "one.JPEG"), "jpg", "")[0][0].output == str(tmp_path / "one.JPEG")

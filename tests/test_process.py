@@ -238,3 +238,27 @@ def test_a_blended_model_keeps_a_barely_noisy_frame_as_brightening_does():
     blended = denoise(model, dark, torch.tensor([4.0]), sensor, 0)
     assert (blended - amplified).abs().max() < 0.01 < (plain - amplified).abs().max()
     assert torch.equal(denoise(model, dark, torch.tensor([4.0]), sensor, 0, blend=False), plain)
+
+
+def test_the_frames_snr_is_its_median_level_over_the_sensors_noise_there():
+    from exposed.denoise.infer import frame_snr
+
+    dark = torch.rand(1, 4, 20, 30, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 0.02 - 0.002
+    sensor = SensorScale(torch.tensor([[2e-4, 2e-4, 2e-4, 2e-4]]), torch.tensor([[1e-7, 2e-7, 2e-7, 3e-7]]))
+    level = float(dark.clamp_min(0).flatten().sort().values[(dark.numel() - 1) // 2])  # the lower middle value
+    assert frame_snr(dark, sensor) == pytest.approx(level / math.sqrt(2e-4 * level + 2e-7), rel=1e-6)
+
+
+@pytest.mark.parametrize("snr,steps", [(1.0, 3), (1.9, 3), (2.1, 2), (3.1, 1), (5.9, 1), (6.1, 0), (100.0, 0)])
+def test_a_clean_frame_takes_fewer_steps_than_its_ratio_alone_would_give(snr, steps):
+    """T = min(ratio rule, snr_per_step // SNR): with snr_per_step 6 and T = 3 at x300, a frame of SNR
+    above 6 gets one pass, below 2 all three steps."""
+    from dataclasses import replace
+
+    from exposed.denoise.infer import steps_for_snr
+
+    model = _model()
+    model.config = replace(model.config, steps=3, ratio_per_step=100.0, snr_per_step=6.0)
+    assert default_steps(model, 300.0, snr) == min(3, steps) == steps_for_snr(3, 6.0, snr)
+    assert default_steps(model, 150.0, snr) == min(1, steps)  # never more than the ratio gives
+    assert default_steps(model, 300.0) == 3 and steps_for_snr(3, 0.0, snr) == 3

@@ -20,6 +20,22 @@ RAW_SUFFIXES = frozenset({
     ".x3f", ".gpr", ".dcs", ".k25", ".bay", ".cap", ".eip", ".rwz",
 })
 STDIN = "-"
+# The names -o treats as one output file; any other name is a folder (made if need be).
+OUTPUT_SUFFIXES = {".jpg": "jpg", ".jpeg": "jpg", ".png": "png", ".tif": "tiff", ".tiff": "tiff", ".dng": "dng"}
+
+
+def uncertainty_paths(output: str) -> tuple[Path, Path]:
+    """Where ``--uncertainty`` writes its maps, beside the output: NAME.uncertainty.tif (16 bits)
+    and NAME.uncertainty.png (the heat map)."""
+    stem = Path(output).with_suffix("")
+    return stem.with_name(f"{stem.name}.uncertainty.tif"), stem.with_name(f"{stem.name}.uncertainty.png")
+
+
+def names_a_file(output: str) -> bool:
+    """Whether ``-o output`` is one output file: a name with an image or DNG extension that is not
+    an existing folder and does not end in a separator. Everything else is a folder."""
+    return (Path(output).suffix.lower() in OUTPUT_SUFFIXES and not output.endswith(("/", "\\"))
+            and not Path(output).is_dir())
 
 
 @dataclass(frozen=True)
@@ -85,8 +101,8 @@ def plan_outputs(found: list[tuple[str, Path | None]], output: str | None, fmt: 
     reason, and the rest go on.
 
     output: None (beside each input; standard output for standard input), ``-`` (standard output,
-    one input only), an existing folder or a name ending in a separator (a folder), or a file name
-    (one input only). Raises ValueError for combinations that cannot work.
+    one input only), a file name with an image or DNG extension (one input only), or else a folder
+    (see :func:`names_a_file`). Raises ValueError for combinations that cannot work.
     """
     extension = "tif" if fmt == "tiff" else fmt
     if output == STDIN or (output is None and [s for s, _ in found] == [STDIN]):
@@ -97,11 +113,10 @@ def plan_outputs(found: list[tuple[str, Path | None]], output: str | None, fmt: 
         if len(found) != 1 or output is None:
             raise ValueError("standard input must be the only input, with -o - or -o FILE")
     out_path = Path(output) if output is not None else None
-    as_folder = output is not None and (Path(output).is_dir() or output.endswith(("/", "\\")))
-    if out_path is not None and not as_folder:
+    if output is not None and out_path is not None and names_a_file(output):
         if len(found) != 1:
             raise ValueError(f"-o {output} names one file but there are {len(found)} inputs; "
-                             "give a folder (a new one ends with /)")
+                             "give a folder (a name without an image extension)")
         if found[0][0] != STDIN and out_path.resolve() == Path(found[0][0]).resolve():
             raise ValueError(f"-o {output} is the input itself; inputs are never overwritten")
         return [Job(found[0][0], str(out_path))], []

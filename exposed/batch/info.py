@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, cast
 
 from rich.console import Console
 from rich.markup import escape
 
 from exposed.batch.files import expand_inputs
+from exposed.batch.job import raised_by_exposed
 from exposed.batch.report import shown
 from exposed.batch.run import EXIT_FAILED, EXIT_OK
 from exposed.io.raw import RawError, read_raw
@@ -18,10 +20,11 @@ from exposed.modes import Mode
 from exposed.pipeline import Enhancer, Settings
 
 
-def describe_files(files: list[str], as_json: bool, mode: str, noise_profile: str | None, console: Console) -> int:
+def describe_files(files: list[str], as_json: bool, mode: str, noise_profile: str | None, profile: Path | None,
+                   console: Console) -> int:
     """``exposed info``: what each file is and what exposed would do with it."""
     found, problems = expand_inputs(files, recursive=False)
-    enhancer = Enhancer(replace(Settings(), mode=cast(Mode, mode), noise_profile=noise_profile))
+    enhancer = Enhancer(replace(Settings(), mode=cast(Mode, mode), noise_profile=noise_profile, profile=profile))
     records: list[dict[str, Any]] = []
     failures = len(problems)
     for problem in problems:
@@ -32,7 +35,8 @@ def describe_files(files: list[str], as_json: bool, mode: str, noise_profile: st
             plan = enhancer.plan(raw)
         except Exception as error:  # the file boundary, as in enhance
             failures += 1
-            records.append({"file": source, "error": str(error) if isinstance(error, RawError | OSError)
+            ours = isinstance(error, RawError | OSError) or isinstance(error, ValueError) and raised_by_exposed(error)
+            records.append({"file": source, "error": str(error) if ours
                             else "could not be read: the file holds values exposed cannot use"})
             continue
         ex = raw.exif
@@ -47,7 +51,8 @@ def describe_files(files: list[str], as_json: bool, mode: str, noise_profile: st
             "ratio_warning": plan.ratio.warning,
             "noise_gain": plan.noise.gain if plan.noise else None,
             "noise_read_variance": plan.noise.read_var if plan.noise else None,
-            "noise_source": plan.noise.source if plan.noise else None})
+            "noise_source": plan.noise.source if plan.noise else None,
+            "noise_notes": list(plan.noise.notes) if plan.noise else [], "corrections": list(plan.corrections)})
     if as_json:
         sys.stdout.write(json.dumps(records, indent=2) + "\n")
     else:

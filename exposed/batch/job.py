@@ -16,16 +16,18 @@ from pathlib import Path
 
 import numpy as np
 
-from exposed.batch.files import STDIN, Job
+from exposed.batch.files import STDIN, Job, uncertainty_paths
 from exposed.gp.pipeline import PhotoEnhancer
 from exposed.io.dng import DngMetadata, write_dng
 from exposed.io.exif import ExifInfo
-from exposed.io.images import image_bytes, save_image
+from exposed.imaging.heatmap import heat_map
+from exposed.io.images import JPEG_QUALITY, image_bytes, save_gray16, save_image
 from exposed.io.photo import PHOTO_SUFFIXES
 from exposed.io.raw import RawError, read_raw
 from exposed.pipeline import Enhancer, Plan
 
 StepReport = Callable[[int, int], None]  # (network passes done, passes in all)
+MAP_FLOOR = 0.005  # the least spread a heat map's brightest colour stands for (half a percent of the range)
 
 # Standard input arrives without a name; JPEG and PNG say what they are in their first bytes (TIFF's
 # header is also every TIFF-based raw's, so anything else is taken for a raw).
@@ -42,6 +44,7 @@ class Outcome:
     detail: str | None = None  # the library's own words and the traceback, shown with -v
     seconds: float = 0.0
     written: bool = False
+    maps: tuple[Path, Path] | None = None  # --uncertainty: the spread and heat-map files written
 
 
 class ClosedStreamError(OSError):
@@ -59,8 +62,9 @@ def _stdin_to_file(folder: Path) -> Path:
 
 
 def deliver(output: str, fmt: str, tmp: Path, exif: ExifInfo, image: np.ndarray | None = None,
-            dng: tuple[np.ndarray, DngMetadata] | None = None) -> None:
-    """Send one result, a picture or DNG pixels and tags, to standard output or to its file."""
+            dng: tuple[np.ndarray, DngMetadata] | None = None, quality: int = JPEG_QUALITY) -> None:
+    """Send one result, a picture or DNG pixels and tags, to standard output or to its file
+    (``quality``: JPEG's)."""
     if output == STDIN:
         if sys.stdout is None or sys.stdout.closed:
             raise ClosedStreamError("standard output is closed: nowhere to write the picture")
@@ -68,7 +72,7 @@ def deliver(output: str, fmt: str, tmp: Path, exif: ExifInfo, image: np.ndarray 
         if dng is not None:
             data = write_dng(tmp / "stdout.dng", *dng).read_bytes()
         elif image is not None:
-            data = image_bytes(image, fmt, exif)
+            data = image_bytes(image, fmt, exif, quality)
         else:
             raise ValueError("nothing to deliver")
         sys.stdout.buffer.write(data)
@@ -78,7 +82,19 @@ def deliver(output: str, fmt: str, tmp: Path, exif: ExifInfo, image: np.ndarray 
     if dng is not None:
         write_dng(output, *dng)
     elif image is not None:
-        save_image(output, image, fmt, exif)
+        save_image(output, image, fmt, exif, quality)
+
+
+def write_uncertainty(output: str, spread: np.ndarray, runs: int) -> tuple[Path, Path]:
+    """The uncertainty maps beside ``output``: the spread itself (16-bit TIFF, 65535 = a standard
+    deviation of the whole sRGB range) and a heat map scaled to the frame's 99th percentile (at
+    least :data:`MAP_FLOOR`, so a frame the process is sure of does not look alarming)."""
+    tif, png = uncertainty_paths(output)
+    top = max(float(np.percentile(spread, 99)), MAP_FLOOR)
+    save_gray16(tif, spread, f"exposed: standard deviation over {runs} runs of the exposure process, "
+                              "of the brightness on the sRGB curve (65535 = 1)")
+    save_image(png, heat_map(spread, top), "png")
+    return tif, png
 
 
 def _disk_full(output: str) -> bool:
@@ -108,12 +124,12 @@ def _reason(error: BaseException, job: Job, photo_mode: bool) -> str:
             f": {error.filename}" if error.filename else "")
     if isinstance(error, MemoryError):
         return "not enough memory to process it (try a smaller --tile, or fewer -j)"
-    if isinstance(error, ValueError) and _raised_by_exposed(error):
+    if isinstance(error, ValueError) and raised_by_exposed(error):
         return str(error)  # exposed's own refusals are sentences; numpy's and torch's are not
     return "could not be processed: the file holds values exposed cannot use (-v shows the details)"
 
 
-def _raised_by_exposed(error: BaseException) -> bool:
+def raised_by_exposed(error: BaseException) -> bool:
     """Whether the innermost frame that raised ``error`` is exposed's own code."""
     tb = error.__traceback__
     while tb is not None and tb.tb_next is not None:
@@ -122,9 +138,10 @@ def _raised_by_exposed(error: BaseException) -> bool:
 
 
 def run_job(job: Job, enhancer: Enhancer | PhotoEnhancer, fmt: str, tmp: Path, dry_run: bool = False,
-            stop: threading.Event | None = None, on_step: StepReport | None = None) -> Outcome:
+            stop: threading.Event | None = None, on_step: StepReport | None = None,
+            quality: int = JPEG_QUALITY) -> Outcome:
     """Enhance one file and deliver it (``fmt``: an image format of :mod:`exposed.io.images`, or
-    ``dng``). Nothing is written once ``stop`` is set (the batch was
+    ``dng``; ``quality``: JPEG's). Nothing is written once ``stop`` is set (the batch was
     interrupted); ``on_step`` hears of each network pass."""
     start = time.perf_counter()
     outcome = Outcome(job)
@@ -135,7 +152,7 @@ def run_job(job: Job, enhancer: Enhancer | PhotoEnhancer, fmt: str, tmp: Path, d
             if not dry_run:
                 picture, exif = enhancer.enhance(source)
                 if stop is None or not stop.is_set():
-                    deliver(job.output, fmt, tmp, exif, picture)
+                    deliver(job.output, fmt, tmp, exif, picture, quality=quality)
                     outcome.written = True
         else:
             outcome.plan = plan = enhancer.plan(read_raw(source))
@@ -143,8 +160,11 @@ def run_job(job: Job, enhancer: Enhancer | PhotoEnhancer, fmt: str, tmp: Path, d
                 mosaic = enhancer.enhance_mosaic(plan, on_step if plan.noise is not None else None)
                 dng = enhancer.dng(plan, mosaic) if fmt == "dng" else None
                 image = None if dng else enhancer.render(plan, mosaic)
+                spread = enhancer.uncertainty(plan, mosaic) if enhancer.settings.uncertainty else None
                 if stop is None or not stop.is_set():
-                    deliver(job.output, fmt, tmp, plan.raw.exif, image, dng)
+                    deliver(job.output, fmt, tmp, plan.raw.exif, image, dng, quality)
+                    if spread is not None:
+                        outcome.maps = write_uncertainty(job.output, spread, enhancer.settings.uncertainty)
                     outcome.written = True
     except Exception as error:  # the file boundary: whatever one file does, the batch goes on
         outcome.error = _reason(error, job, photo_mode)

@@ -117,10 +117,14 @@ class Reporter:
         if plan.ratio.warning:
             self.say(f"[yellow]warning[/]: {shown(job.source)}: {plan.ratio.warning}")
         self.say(f"{where}: {describe(plan)}{timing}")
+        if outcome.maps is not None:
+            self.say(f"    uncertainty: {shown(str(outcome.maps[0]))}, {shown(str(outcome.maps[1]))}")
         if self.verbose:
             self.say(f"    ratio: {plan.ratio.reason}; white balance: {plan.wb_source}")
             for note in plan.noise.notes if plan.noise is not None else ():
-                self.say(f"    noise: {note}")
+                self.say(f"    noise: {escape(note)}")
+            for note in plan.corrections:
+                self.say(f"    camera profile: {escape(note)}")
 
     def interrupted(self) -> None:
         self.say("interrupted: no partial files were left")

@@ -26,6 +26,7 @@ from exposed.batch.files import RAW_SUFFIXES, STDIN, Job, expand_inputs, plan_ou
 from exposed.batch.job import run_job
 from exposed.batch.report import Reporter
 from exposed.gp.pipeline import PhotoEnhancer
+from exposed.io.images import JPEG_QUALITY
 from exposed.io.photo import PHOTO_SUFFIXES
 from exposed.modes import MODES
 from exposed.pipeline import Enhancer, Settings
@@ -72,6 +73,7 @@ class BatchOptions:
     jobs: int = 1
     dry_run: bool = False
     shard: tuple[int, int] | None = None  # (K, N): only the K-th of N slices of the sorted inputs
+    quality: int = JPEG_QUALITY  # of JPEG outputs
 
 
 def shard_of(found: list[tuple[str, Path | None]], shard: tuple[int, int] | None) -> list[tuple[str, Path | None]]:
@@ -125,12 +127,14 @@ def run_batch(inputs: list[str], settings: Settings, options: BatchOptions, repo
             if options.jobs == 1:  # in the main thread, so Ctrl-C stops the work at once
                 for job in todo:
                     with reporter.passes(job) as on_step:
-                        reporter.finished(run_job(job, enhancer, options.fmt, tmp, options.dry_run, on_step=on_step),
+                        reporter.finished(run_job(job, enhancer, options.fmt, tmp, options.dry_run, on_step=on_step,
+                                                   quality=options.quality),
                                           options.dry_run)
             else:
                 pool = ThreadPoolExecutor(max_workers=options.jobs)
                 try:
-                    for outcome in pool.map(lambda j: run_job(j, enhancer, options.fmt, tmp, options.dry_run, stop),
+                    for outcome in pool.map(lambda j: run_job(j, enhancer, options.fmt, tmp, options.dry_run, stop,
+                                                                 quality=options.quality),
                                             todo):
                         reporter.finished(outcome, options.dry_run)
                 finally:

@@ -110,20 +110,43 @@ def predict(model: ExposureModel, amplified: Tensor, std: Tensor, tile: int | No
     return out / weight
 
 
-def default_steps(model: ExposureModel, ratio: float | None = None) -> int:
+def default_steps(model: ExposureModel, ratio: float | None = None, snr: float | None = None) -> int:
     """The exposure steps T a model runs at ``ratio`` when none are asked for: one pass for the
     twin; for ExposureDiffusion its own T, or fewer for small ratios if the model says how much
-    exposure a step should cover. The process re-exposes F's own estimate, which pays off where
-    the dark frame is very noisy and costs detail where it is not (benchmarks/steps.py)."""
+    exposure a step should cover, and fewer for clean frames (a high ``snr``, :func:`frame_snr`) if
+    it says how clean a frame a step is for. The process re-exposes F's own estimate, which pays off
+    where the dark frame is very noisy and costs detail where it is not (benchmarks/steps.py,
+    benchmarks/steps_snr.py)."""
     config = model.config
     if config.kind == "feedforward":
         return 0
-    return config.steps if ratio is None else steps_for_ratio(config.steps, config.ratio_per_step, ratio)
+    steps = config.steps if ratio is None else steps_for_ratio(config.steps, config.ratio_per_step, ratio)
+    if snr is not None and config.snr_per_step > 0:
+        steps = min(steps, steps_for_snr(config.steps, config.snr_per_step, snr))
+    return steps
 
 
 def steps_for_ratio(steps: int, ratio_per_step: float, ratio: float) -> int:
     """T = min(steps, ratio // ratio_per_step); always ``steps`` when ratio_per_step is 0."""
     return min(steps, int(ratio // ratio_per_step)) if ratio_per_step > 0 else steps
+
+
+def frame_snr(dark: Tensor, sensor: SensorScale) -> float:
+    """A dark frame's signal-to-noise ratio as it can be known without the truth: its median level
+    over the noise the sensor has there, sqrt(gain * level + read variance). dark: (B, 4, H, W)
+    normalised, not amplified (a batch is taken as a whole); sensor: its noise (per frame, or per
+    frame and site)."""
+    level = float(dark.float().clamp_min(0.0).median())
+    gain, read_var = float(sensor.gain.float().mean()), float(sensor.read_var.float().mean())
+    return level / math.sqrt(gain * level + read_var)
+
+
+def steps_for_snr(steps: int, snr_per_step: float, snr: float) -> int:
+    """T = min(steps, snr_per_step // snr): the noisier the frame, the more steps; always ``steps``
+    when snr_per_step is 0."""
+    if snr_per_step <= 0:
+        return steps
+    return steps if snr <= 0 else min(steps, int(snr_per_step // snr))
 
 
 def error_variance(fusion: tuple[tuple[float, float], ...], ratio: Tensor) -> Tensor:
@@ -195,7 +218,7 @@ def denoise(model: ExposureModel, dark: Tensor, ratio: Tensor, sensor: SensorSca
     frame (:func:`fuse`). Returns (B, 4, H, W) in [0, 1].
     """
     if steps is None:
-        steps = default_steps(model, float(ratio.max()))
+        steps = default_steps(model, float(ratio.max()), frame_snr(dark, sensor))
     with autocast(dark.device, precision):
         estimates = run_process(model, dark, ratio, sensor, steps, generator, saturated=saturated,
                                 forward=lambda state, std: predict(model, state, std, tile, overlap))

@@ -28,6 +28,11 @@ class ModelConfig:
     # frame only a few times too dark gets one pass. 0: always ``steps``. Chosen on validation at
     # export (benchmarks/steps.py); training ignores it.
     ratio_per_step: float = 0.0
+    # Signal-to-noise ratio below which a frame gets each further step: T is also at most
+    # snr_per_step // SNR (exposed.denoise.infer.frame_snr), so a bright scene shot x100 too dark at a
+    # low ISO gets fewer passes than a dim one. 0: the ratio alone. Chosen on validation at export
+    # (benchmarks/steps_snr.py); training ignores it.
+    snr_per_step: float = 0.0
     # The state is clamped to [state_low, state_high] before the network sees it (its noise channel
     # is computed from the clamped state too). Noise at x100-x300 routinely reaches 2 or 3 times
     # white and must stay visible; a lamp clipped in the dark frame is about ``ratio`` times white

@@ -8,6 +8,7 @@ are always (0, 1) and (2, 3), which is what row noise needs.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -64,3 +65,19 @@ def unpack(packed: Tensor, pattern: str) -> Tensor:
 def _check_even(x: Tensor) -> None:
     if x.shape[-2] % 2 or x.shape[-1] % 2:
         raise ValueError(f"a Bayer mosaic needs even height and width, got {tuple(x.shape[-2:])}")
+
+
+def fill_photosites(mosaic: np.ndarray, where: np.ndarray) -> np.ndarray:
+    """A copy of ``mosaic`` (H, W) with the photosites at ``where`` (N, 2 rows and columns) replaced
+    by the mean of their nearest neighbours of the same colour (two rows or columns away) that are
+    not themselves in ``where``: how a camera maps out hot pixels."""
+    out = mosaic.copy()
+    h, w = mosaic.shape
+    bad = np.zeros((h, w), dtype=bool)
+    bad[where[:, 0], where[:, 1]] = True
+    for r, c in where:
+        values = [mosaic[r + dr, c + dc] for dr, dc in ((-2, 0), (2, 0), (0, -2), (0, 2))
+                  if 0 <= r + dr < h and 0 <= c + dc < w and not bad[r + dr, c + dc]]
+        if values:
+            out[r, c] = np.asarray(np.mean(values)).round().astype(mosaic.dtype)
+    return out

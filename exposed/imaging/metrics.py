@@ -1,4 +1,5 @@
-"""Image quality metrics on (B, C, H, W) tensors in [0, 1]: PSNR and SSIM per image."""
+"""Image quality metrics on (B, C, H, W) tensors in [0, 1]: PSNR and SSIM per image; and a rank
+correlation, for how well one map (an uncertainty) orders another (an error)."""
 
 from __future__ import annotations
 
@@ -58,3 +59,19 @@ def ssim(estimate: Tensor, target: Tensor) -> Tensor:
     c1, c2 = 0.01**2, 0.03**2
     s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
     return s.flatten(1).mean(dim=1)
+
+
+def spearman(x: Tensor, y: Tensor) -> float:
+    """Spearman's rank correlation of two equally long 1-D samples (ties share their mean rank),
+    in float64: how well the order of one predicts the order of the other."""
+    if x.shape != y.shape or x.dim() != 1 or x.numel() < 2:
+        raise ValueError("spearman needs two 1-D tensors of the same length, at least 2")
+
+    def ranks(v: Tensor) -> Tensor:
+        values, inverse, counts = torch.unique(v.double(), return_inverse=True, return_counts=True)
+        ends = counts.cumsum(0).double()
+        return ((ends - counts.double() + 1 + ends) / 2)[inverse]  # mean of each tie group's positions
+
+    rx, ry = ranks(x), ranks(y)
+    rx, ry = rx - rx.mean(), ry - ry.mean()
+    return float((rx * ry).sum() / (rx.norm() * ry.norm()))

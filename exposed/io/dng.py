@@ -4,21 +4,17 @@ A CFA DNG holds the mosaic as LibRaw and raw editors expect a camera's raw: 16-b
 CFAPattern and BlackLevel given for the 2x2 cell at the top-left of the stored image (the stored
 image is the active area, so nothing has to be re-aligned to an ActiveArea corner), the camera's
 colour calibration (ColorMatrix, CalibrationIlluminant, ForwardMatrix) and AsShotNeutral. The shot
-data (exposure, f-number, ISO, lens, date) go in an EXIF IFD, which tifffile does not write (it
-filters the ExifIFD pointer out of extra tags): IFD0 gets a placeholder entry with the next tag
-code, which sorts to the same place, and once the EXIF IFD is appended at the end of the file the
-placeholder becomes the ExifIFD pointer to it, the TIFF way.
+data (exposure, f-number, ISO, lens, date) go in an EXIF IFD (:func:`exposed.io.tags.append_exif_ifd`,
+as for TIFF outputs).
 
 The same writer makes every raw fixture of the test suite and the demo's dark raw.
 """
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Iterable, Sequence
-from typing import cast
+from collections.abc import Sequence
 
 import numpy as np
 import tifffile
@@ -28,14 +24,9 @@ from exposed.imaging.color import Calibration
 from exposed.io.exif import ExifInfo
 from exposed.io.atomic import atomic_write
 from exposed.io.images import SOFTWARE
-from exposed.io.tags import Entry, ascii_text, exif_entries, rational, rationals
+from exposed.io.tags import EXIF_PLACEHOLDER, append_exif_ifd, ascii_text, exif_entries, rational, rationals
 
 _CFA_CODES = {"R": 0, "G": 1, "B": 2}
-_EXIF_IFD = 34665
-_PLACEHOLDER = _EXIF_IFD + 1  # no tag is written between the two codes, so IFD0 stays sorted
-# TIFF field types: code and the struct format of one value.
-_TYPES = {"B": (1, "B"), "s": (2, "s"), "H": (3, "H"), "I": (4, "I"), "2I": (5, "2I"), "X": (7, "B"),
-          "2i": (10, "2i"), "d": (12, "d")}
 
 
 @dataclass
@@ -60,52 +51,6 @@ class DngMetadata:
     noise_reduction_applied: float | None = None
     description: str | None = None
     original_name: str | None = None
-
-
-def _encode_ifd(entries: list[Entry], offset: int, order: str) -> bytes:
-    """One TIFF IFD at file ``offset``: entries, a zero next-IFD pointer, then the values that do
-    not fit in an entry's four bytes (each on a word boundary)."""
-    head = struct.calcsize(f"{order}H") + 12 * len(entries) + 4
-    table, data = [struct.pack(f"{order}H", len(entries))], b""
-    for code, kind, count, value in entries:
-        type_code, fmt = _TYPES[kind]
-        if kind == "s":
-            payload = str(value).encode("ascii") + b"\0"
-            count = len(payload)
-        elif kind == "X":
-            payload = value if isinstance(value, bytes) else bytes(cast(Iterable[int], value))
-        else:
-            values = value if isinstance(value, tuple) else (value,)
-            payload = struct.pack(f"{order}{len(values)}{fmt[-1]}", *values)
-        if len(payload) <= 4:
-            table.append(struct.pack(f"{order}HHI", code, type_code, count) + payload.ljust(4, b"\0"))
-        else:
-            table.append(struct.pack(f"{order}HHII", code, type_code, count, offset + head + len(data)))
-            data += payload + b"\0" * (len(payload) & 1)
-    return b"".join(table) + struct.pack(f"{order}I", 0) + data
-
-
-def _append_exif_ifd(path: Path, entries: list[Entry]) -> None:
-    """Append an EXIF IFD to a classic TIFF and turn IFD0's placeholder entry into the ExifIFD
-    pointer (a LONG) to it."""
-    with open(path, "r+b") as f:
-        order = {b"II": "<", b"MM": ">"}[f.read(2)]
-        _, ifd0 = struct.unpack(f"{order}HI", f.read(6))
-        f.seek(ifd0)
-        (count,) = struct.unpack(f"{order}H", f.read(2))
-        for i in range(count):
-            code, _, _ = struct.unpack(f"{order}HHI", f.read(8))
-            if code == _PLACEHOLDER:
-                entry_at = ifd0 + 2 + 12 * i
-                break
-            f.read(4)
-        else:
-            raise ValueError(f"{path}: no placeholder entry for the EXIF IFD")
-        end = f.seek(0, 2)
-        start = end + (end & 1)
-        f.write(b"\0" * (start - end) + _encode_ifd(entries, start, order))
-        f.seek(entry_at)
-        f.write(struct.pack(f"{order}HHII", _EXIF_IFD, _TYPES["I"][0], 1, start))
 
 
 def write_dng(path: str | Path, pixels: np.ndarray, meta: DngMetadata) -> Path:
@@ -164,11 +109,12 @@ def write_dng(path: str | Path, pixels: np.ndarray, meta: DngMetadata) -> Path:
         tags.append((50827, "s", 0, ascii_text(meta.original_name), True))  # OriginalRawFileName
     if exif.datetime:
         tags.append((306, "s", 0, ascii_text(exif.datetime), True))  # DateTime
-    tags.append((_PLACEHOLDER, "I", 1, 0, True))  # becomes the ExifIFD pointer once the EXIF IFD is appended
+    tags.append(EXIF_PLACEHOLDER)
 
     def write(tmp: Path) -> None:
         tifffile.imwrite(tmp, pixels, photometric=34892 if linear else 32803, planarconfig="contig",
                          software=SOFTWARE, extratags=tags, metadata=None, byteorder="<", bigtiff=False)
-        _append_exif_ifd(tmp, exif_entries(exif))
+        with open(tmp, "r+b") as f:
+            append_exif_ifd(f, exif_entries(exif))
 
     return atomic_write(path, write)

@@ -1,14 +1,19 @@
-"""The EXIF tags exposed writes, in one list for every output: DNG's EXIF IFD and the EXIF block of
-JPEG and PNG files. Entries are TIFF's (code, type, count, value); types as :mod:`exposed.io.dng`
-encodes them ("2I" rational, "2i" signed rational, "H" short, "I" long, "s" ASCII, "X" undefined).
+"""The EXIF tags exposed writes, in one list for every output: the EXIF IFD of DNG and TIFF files and
+the EXIF block of JPEG and PNG files. Entries are TIFF's (code, type, count, value); types: "2I"
+rational, "2i" signed rational, "H" short, "I" long, "s" ASCII, "X" undefined, "B" byte, "d" double.
+
+tifffile does not write an EXIF IFD (it filters the ExifIFD pointer out of extra tags), so IFD0
+gets a placeholder entry with the next tag code, which sorts to the same place, and once the EXIF
+IFD is appended at the end of the file the placeholder becomes the ExifIFD pointer, the TIFF way.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import struct
+from collections.abc import Iterable, Sequence
 from fractions import Fraction
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 import numpy as np
 
@@ -16,6 +21,12 @@ if TYPE_CHECKING:  # exifread is not needed to write tags
     from exposed.io.exif import ExifInfo
 
 Entry = tuple[int, str, int, object]
+_EXIF_IFD = 34665
+_PLACEHOLDER = _EXIF_IFD + 1  # no tag is written between the two codes, so IFD0 stays sorted
+EXIF_PLACEHOLDER = (_PLACEHOLDER, "I", 1, 0, True)  # a tifffile extratag: the ExifIFD pointer to be
+# TIFF field types: code and the struct format of one value.
+_TYPES = {"B": (1, "B"), "s": (2, "s"), "H": (3, "H"), "I": (4, "I"), "2I": (5, "2I"), "X": (7, "B"),
+          "2i": (10, "2i"), "d": (12, "d")}
 
 
 def rational(value: float, signed: bool = False) -> tuple[int, int]:
@@ -58,3 +69,61 @@ def exif_entries(exif: ExifInfo) -> list[Entry]:
     if exif.lens:
         entries.append((42036, "s", 0, ascii_text(exif.lens)))  # LensModel
     return sorted(entries)
+
+
+def picture_entries(size: tuple[int, int] | None = None, jpeg: bool = False) -> list[Entry]:
+    """The EXIF IFD entries a rendered sRGB picture adds to :func:`exif_entries`, as EXIF 2.3 asks:
+    its colour space; for JPEG and PNG its (width, height) ``size`` (a TIFF has its own), and for
+    JPEG the order of its components (Y, Cb, Cr)."""
+    entries: list[Entry] = [(40960, "X", 4, b"0100"), (40961, "H", 1, 1)]  # FlashpixVersion, ColorSpace sRGB
+    if size is not None:
+        entries += [(40962, "I", 1, int(size[0])), (40963, "I", 1, int(size[1]))]  # PixelX/YDimension
+    if jpeg:
+        entries.append((37121, "X", 4, bytes((1, 2, 3, 0))))  # ComponentsConfiguration
+    return entries
+
+
+def _encode_ifd(entries: list[Entry], offset: int, order: str) -> bytes:
+    """One TIFF IFD at file ``offset``: entries, a zero next-IFD pointer, then the values that do
+    not fit in an entry's four bytes (each on a word boundary)."""
+    head = struct.calcsize(f"{order}H") + 12 * len(entries) + 4
+    table, data = [struct.pack(f"{order}H", len(entries))], b""
+    for code, kind, count, value in entries:
+        type_code, fmt = _TYPES[kind]
+        if kind == "s":
+            payload = str(value).encode("ascii") + b"\0"
+            count = len(payload)
+        elif kind == "X":
+            payload = value if isinstance(value, bytes) else bytes(cast(Iterable[int], value))
+        else:
+            values = value if isinstance(value, tuple) else (value,)
+            payload = struct.pack(f"{order}{len(values)}{fmt[-1]}", *values)
+        if len(payload) <= 4:
+            table.append(struct.pack(f"{order}HHI", code, type_code, count) + payload.ljust(4, b"\0"))
+        else:
+            table.append(struct.pack(f"{order}HHII", code, type_code, count, offset + head + len(data)))
+            data += payload + b"\0" * (len(payload) & 1)
+    return b"".join(table) + struct.pack(f"{order}I", 0) + data
+
+
+def append_exif_ifd(f: BinaryIO, entries: list[Entry]) -> None:
+    """Append an EXIF IFD to a classic TIFF (a seekable stream open for reading and writing) and
+    turn IFD0's placeholder entry (:data:`EXIF_PLACEHOLDER`) into the ExifIFD pointer (a LONG) to it."""
+    f.seek(0)
+    order = {b"II": "<", b"MM": ">"}[f.read(2)]
+    _, ifd0 = struct.unpack(f"{order}HI", f.read(6))
+    f.seek(ifd0)
+    (count,) = struct.unpack(f"{order}H", f.read(2))
+    for i in range(count):
+        code, _, _ = struct.unpack(f"{order}HHI", f.read(8))
+        if code == _PLACEHOLDER:
+            entry_at = ifd0 + 2 + 12 * i
+            break
+        f.read(4)
+    else:
+        raise ValueError("no placeholder entry for the EXIF IFD")
+    end = f.seek(0, 2)
+    start = end + (end & 1)
+    f.write(b"\0" * (start - end) + _encode_ifd(entries, start, order))
+    f.seek(entry_at)
+    f.write(struct.pack(f"{order}HHII", _EXIF_IFD, _TYPES["I"][0], 1, start))

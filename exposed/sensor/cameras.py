@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
 
+from exposed.sensor.calibration import SensorCalibration
 from exposed.sensor.noise import NoiseModel, NoiseParams
 
 # ISO 100 to ISO 6400 spans K_min to K_max in every released ELD file (K_min = K_max / 64).
@@ -133,11 +135,24 @@ class VirtualCamera:
 VIRTUAL_CAMERA = VirtualCamera()
 
 
-def noise_source(name: str) -> CameraProfile | VirtualCamera:
-    """A camera profile by name, or ``virtual`` for the camera-agnostic sampler."""
+NoiseSource = CameraProfile | VirtualCamera | SensorCalibration
+
+
+def noise_source(name: str) -> NoiseSource:
+    """A calibrated camera by name, ``virtual`` for the camera-agnostic sampler, or the path of a
+    camera profile (``.json``, from ``exposed calibrate``)."""
     if name == "virtual":
         return VIRTUAL_CAMERA
+    if name.lower().endswith(".json"):
+        return _calibration(name)
     try:
         return CAMERAS[name]
     except KeyError:
-        raise ValueError(f"unknown camera {name!r}; expected 'virtual' or one of {', '.join(CAMERAS)}") from None
+        raise ValueError(f"unknown camera {name!r}; expected 'virtual', a profile .json file, or one of "
+                         f"{', '.join(CAMERAS)}") from None
+
+
+@lru_cache(maxsize=8)
+def _calibration(path: str) -> SensorCalibration:
+    """A profile read once however many samples are drawn from it."""
+    return SensorCalibration.load(path)

@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
 
+from exposed.sensor.calibration import IsoNoise
 from exposed.sensor.cameras import CAMERAS
+from exposed.sensor.darktable import DarktableNoise
 from exposed.sensor.noise import SensorScale
 
+PICTURE = "estimated from the picture"
 MIN_SAMPLES_PER_LEVEL = 200
 LEVEL_BINS = 16
 ISO_DEFAULT_CAMERA = "sony-a7s2"
@@ -81,11 +84,24 @@ def parse_noise_profile(text: str) -> tuple[float, float]:
 
 @dataclass(frozen=True)
 class SiteFit:
-    """One CFA site's fit. gain is None where the picture's levels do not pin the slope down."""
+    """One CFA site's fit. gain is None where the picture's levels do not pin the slope down.
+    levels, variances, weights: the binned measurements the line was fitted to."""
 
     gain: float | None
     read_var: float
     gain_max: float | None = None  # where gain is None: the largest slope the levels allow
+    levels: tuple[float, ...] = ()
+    variances: tuple[float, ...] = ()
+    weights: tuple[float, ...] = ()
+
+    def read_var_given(self, gain: float, floor: float) -> float:
+        """The read variance these measurements show once a gain known from elsewhere is taken as
+        the slope: the weighted mean of variance - gain * level, no lower than ``floor``. (The
+        picture's own intercept belongs with its own slope, not with another source's.)"""
+        if not self.levels:
+            return max(self.read_var, floor)
+        total = sum(w * (v - gain * x) for x, v, w in zip(self.levels, self.variances, self.weights))
+        return max(total / sum(self.weights), floor)
 
 
 def _robust_variance(detail: Tensor) -> Tensor:
@@ -133,6 +149,7 @@ def estimate_site(channel: Tensor, step: float, floor: float, generator: torch.G
     if not levels:
         return None
     L, y, W = torch.stack(levels), torch.stack(variances), torch.stack(weights)
+    seen = (tuple(L.tolist()), tuple(y.tolist()), tuple(W.tolist()))
     gain_max = None
     if len(levels) >= 3:
         X = torch.stack([L, torch.ones_like(L)], dim=1)
@@ -140,11 +157,11 @@ def estimate_site(channel: Tensor, step: float, floor: float, generator: torch.G
         coef = torch.linalg.solve(normal, X.T @ (W * y))
         error = torch.linalg.inv(normal)[0, 0].sqrt()
         if coef[0] > 2 * error:
-            return SiteFit(float(coef[0]), max(float(coef[1]), step**2 / 12.0))
+            return SiteFit(float(coef[0]), max(float(coef[1]), step**2 / 12.0), None, *seen)
         gain_max = max(float(coef[0] + 2 * error), 0.0)
     # The slope is lost in the scatter (a narrow range of levels, read noise dominating): the
     # variance the picture shows, as if signal-independent.
-    return SiteFit(None, float((W * y).sum() / W.sum()), gain_max)
+    return SiteFit(None, float((W * y).sum() / W.sum()), gain_max, *seen)
 
 
 def estimate_noise(packed: Tensor, scale: float = 65535.0, floor: float | None = None,
@@ -172,21 +189,34 @@ def iso_default(iso: float | None) -> tuple[float, float]:
     return (profile.K / profile.scale).item(), (profile.read_variance() / profile.scale**2).item()
 
 
-def implausible(gains: Sequence[float | None], read_vars: Sequence[float]) -> str | None:
-    """Why these figures belong to no real sensor, or None when they might."""
+def gain_problem(gains: Sequence[float | None]) -> str | None:
+    """Why these shot-noise gains belong to no real sensor, or None when they might."""
     known = [g for g in gains if g is not None]
     if len(known) < len(gains):
         return "its shot noise could not be measured (too narrow a range of brightness)"
-    if any(not math.isfinite(v) for v in [*known, *read_vars]):
+    if any(not math.isfinite(g) for g in known):
         return "not finite"
     low, high = GAIN_RANGE
     for g in known:
         if not low <= g <= high:
             return f"gain {g:.3g} is outside what sensors have ({low:.2g} to {high:.2g}: {1 / high:.0f} to " \
                    f"{1 / low:,.0f} electrons at white)"
+    return None
+
+
+def read_problem(read_vars: Sequence[float]) -> str | None:
+    """Why these read variances belong to no real sensor, or None when they might."""
+    if any(not math.isfinite(v) or v < 0 for v in read_vars):
+        return "read noise not finite"
     if max(read_vars) > MAX_READ_SIGMA**2:
         return f"read noise {math.sqrt(max(read_vars)):.3g} of white is more than any sensor's"
     return None
+
+
+def _problem(gains: Sequence[float | None] | None, read_vars: Sequence[float] | None) -> str | None:
+    """Why what a source offers belongs to no real sensor, or None when it might."""
+    return (gain_problem(gains) if gains is not None else None) or \
+        (read_problem(read_vars) if read_vars is not None else None)
 
 
 def _sites(pairs: list[tuple[float, float]]) -> tuple[list[float], list[float]]:
@@ -198,46 +228,79 @@ def _sites(pairs: list[tuple[float, float]]) -> tuple[list[float], list[float]]:
     return [s for s, _ in pairs], [o for _, o in pairs]
 
 
-def noise_level(packed: Tensor, profile: str | None, tag: list[tuple[float, float]] | None,
-                iso: float | None, scale: float = 65535.0, floor: float | None = None) -> NoiseLevel:
-    """The noise level to use, from the first source that gives a plausible one.
+@dataclass(frozen=True)
+class _Offer:
+    """What one source says: per-site gains and read variances, either of which may be missing.
+    ``guess``: a default, not a measurement (the picture's bound on its gain caps it)."""
 
+    name: str
+    gains: list[float] | None
+    read_vars: list[float] | None
+    guess: bool = False
+
+
+def noise_level(packed: Tensor, profile: str | None, tag: list[tuple[float, float]] | None,
+                iso: float | None, scale: float = 65535.0, floor: float | None = None, *,
+                camera: IsoNoise | None = None, darktable: DarktableNoise | None = None) -> NoiseLevel:
+    """The noise level to use: the gain and the read noise each from the first source that gives a
+    plausible one.
+
+    Sources in order of trust: ``--noise-profile``, the user's camera calibration (``camera``: read
+    noise always, gain when it was calibrated with flats), the file's DNG NoiseProfile tag,
+    darktable's profile for the camera (its gain; its read noise only after the picture's, see
+    :mod:`exposed.sensor.darktable`), the picture itself, and the ISO default.
     packed: (1, 4, H, W) normalised; scale: the file's white minus black in DN; floor: the lowest
     value it can hold (-black / scale). Every read variance is raised to at least the quantisation
     noise of one DN, step^2 / 12, which any file holds however clean its sensor.
     """
     quantisation = 1.0 / (12.0 * scale**2)
     notes: list[str] = []
-
-    def level(gains: list[float], read_vars: list[float], source: str) -> NoiseLevel:
-        return NoiseLevel(tuple(gains), tuple(max(v, quantisation) for v in read_vars), source, tuple(notes))
-
     if profile:
         gain, read_var = parse_noise_profile(profile)
-        return level([gain] * 4, [read_var] * 4, "--noise-profile")
+        return NoiseLevel((gain,) * 4, (max(read_var, quantisation),) * 4, "--noise-profile")
+    offers: list[_Offer] = []
+    if camera is not None:
+        offers.append(_Offer(camera.name, None if camera.gains is None else list(camera.gains), list(camera.read_vars)))
+        if camera.note:
+            notes.append(camera.note)
     if tag:
-        gains, read_vars = _sites(tag)
-        reason = implausible(gains, read_vars)
-        if reason is None:
-            return level(gains, read_vars, "DNG NoiseProfile tag")
-        notes.append(f"DNG NoiseProfile tag passed over: {reason}")
-    gain, read_var = iso_default(iso)
-    default = f"default for ISO {iso:g}" if iso else f"default (no ISO; ISO {FALLBACK_ISO:g} assumed)"
+        offers.append(_Offer("DNG NoiseProfile tag", *_sites(tag)))
+    if darktable is not None:
+        offers.append(_Offer(darktable.name, [darktable.gain] * 4, None))
     fits = estimate_noise(packed, scale, floor)
     if fits is None:
         notes.append("estimate from the picture passed over: too few photosites clear of the clipped floor and white")
     else:
-        read_vars = [f.read_var for f in fits]
-        if all(f.gain is None for f in fits) and implausible([gain] * 4, read_vars) is None:
-            # The picture shows its read noise but not its shot noise (a very dark frame): keep the
-            # first and take the second from the default, no larger than the picture allows.
-            notes.append("the picture's shot noise is below what it shows; its gain is the default's, capped")
-            return level([gain if f.gain_max is None else min(gain, f.gain_max) for f in fits], read_vars,
-                         f"estimated from the picture (shot noise: {default})")
         fitted = [f.gain for f in fits]
-        reason = implausible(fitted, read_vars)
-        measured = [g for g in fitted if g is not None]
-        if reason is None:  # every site's gain was measured (implausible says so otherwise)
-            return level(measured, read_vars, "estimated from the picture")
-        notes.append(f"estimate from the picture passed over: {reason}")
-    return level([gain] * 4, [read_var] * 4, default)
+        measured = None if any(g is None for g in fitted) else [g for g in fitted if g is not None]
+        offers.append(_Offer(PICTURE, measured, [f.read_var for f in fits]))
+    if darktable is not None and darktable.read_var is not None:
+        offers.append(_Offer(darktable.name, None, [darktable.read_var] * 4))
+    gain, read_var = iso_default(iso)
+    offers.append(_Offer(f"default for ISO {iso:g}" if iso else f"default (no ISO; ISO {FALLBACK_ISO:g} assumed)",
+                         [gain] * 4, [read_var] * 4, guess=True))
+    gains_from = reads_from = None
+    for offer in offers:
+        wanted = offer.gains is not None and gains_from is None or offer.read_vars is not None and reads_from is None
+        problem = _problem(offer.gains, offer.read_vars)
+        if problem is not None:
+            if wanted:
+                notes.append(f"{offer.name} passed over: {problem}")
+            continue
+        if offer.gains is not None and gains_from is None:
+            gains_from = offer
+        if offer.read_vars is not None and reads_from is None:
+            reads_from = offer
+    if fits is not None and gains_from is not None and gains_from.guess:
+        caps = [f.gain_max for f in fits]
+        if any(c is not None for c in caps):
+            notes.append("the picture's shot noise is below what it shows; the default gain is capped by it")
+        capped = [g if c is None else min(g, c) for g, c in zip(gains_from.gains or [], caps)]
+        gains_from = replace(gains_from, gains=capped)
+    assert gains_from is not None and reads_from is not None and gains_from.gains and reads_from.read_vars
+    read_vars = [max(v, quantisation) for v in reads_from.read_vars]
+    if fits is not None and reads_from.name == PICTURE and gains_from.name != PICTURE:
+        read_vars = [f.read_var_given(g, quantisation) for f, g in zip(fits, gains_from.gains)]
+    source = gains_from.name if gains_from.name == reads_from.name else \
+        f"{gains_from.name} (read noise: {reads_from.name})"
+    return NoiseLevel(tuple(gains_from.gains), tuple(read_vars), source, tuple(notes))

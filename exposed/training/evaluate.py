@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from exposed.imaging.bayer import mosaic, pack, unpack
-from exposed.sensor.cameras import CameraProfile, VirtualCamera, noise_source
+from exposed.sensor.cameras import NoiseSource, noise_source
 from exposed.training.data import find_images, read_rgb8
 from exposed.imaging.metrics import masked_psnr, psnr, ring, ssim
 from exposed.training.night import NightScenes
@@ -66,7 +66,7 @@ def _centre_crop(x: Tensor, crop: int | None, mosaic_phase: bool = False) -> Ten
     return x[..., top:top + ch, left:left + cw]
 
 
-def _darken(name: str, light: Tensor, ratios: Sequence[float], source: CameraProfile | VirtualCamera,
+def _darken(name: str, light: Tensor, ratios: Sequence[float], source: NoiseSource,
             noise_model: NoiseModel, generator: torch.Generator) -> list[EvalItem]:
     """One item per ratio: ``light`` (1, 1, H, W) RGGB mosaic, 1 = white, may exceed it) darkened."""
     clean = pack(light.clamp_max(1.0), "RGGB")

@@ -28,7 +28,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from exposed.sensor.cameras import CAMERAS
+from exposed.sensor.cameras import CAMERAS, noise_source
 from exposed.io.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
 from exposed.training.data import ImageBank, RatioRange, SensorMix, SyntheticRaw, TrainingBatch
 from exposed.training.evaluate import EvalSet, evaluate, make_eval_set
@@ -53,6 +53,7 @@ class TrainConfig:
     images: str = "../shared/data/images/train"  # a folder, or a training pack (exposed pack)
     val_images: str = "../shared/data/images/val"
     camera: str = "sony-a7s2"  # a calibrated camera, "virtual", a comma-separated list, or "all" (drawn per sample)
+    profile: str = ""  # your camera's profile (exposed calibrate --flat ...): train on its noise alone, not camera's
     noise_model: str = "pg"  # "pg", "eld" or "pg,eld" (drawn per batch)
     bits: tuple[int, ...] = (14,)  # the frames' bit depths, drawn uniformly (repeat one to weight it)
     varied_black: bool = False  # black 0 (clipped floor) or 1/64-1/16 of the range, else 512 at 14 bits
@@ -103,6 +104,9 @@ class TrainConfig:
 
     def sensors(self) -> SensorMix:
         cameras = tuple(CAMERAS) + ("virtual",) if self.camera == "all" else tuple(self.camera.split(","))
+        if self.profile:
+            noise_source(self.profile).sample(1)  # a profile without a gain is refused now, not mid-run
+            cameras = (self.profile,)
         models = tuple(self.noise_model.split(","))
         if not set(models) <= set(NOISE_MODELS):
             raise ValueError(f"unknown noise model in {self.noise_model!r}; expected {', '.join(NOISE_MODELS)}")
