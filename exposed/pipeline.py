@@ -139,6 +139,8 @@ class Enhancer:
             self._model = load_model(path, self.device)
             if self.device.type == "cpu":
                 self._model = channels_last(self._model)
+                if self.precision == "bf16":  # autocast would cast every weight at every call
+                    self._model.backbone.to(torch.bfloat16)
         return self._model
 
     def plan(self, raw: RawImage) -> Plan:
@@ -201,9 +203,9 @@ class Enhancer:
         mosaic = plan.mosaic.to(self.device)
         saturated = plan.saturated.to(self.device)
         ratio = torch.tensor([plan.ratio.ratio], device=self.device)
-        amplified = brighten(mosaic, ratio, saturated).clamp(0.0, 1.0)
-        if self.model is None or self.settings.strength == 0.0:
-            return amplified
+        strength = self.settings.strength
+        if self.model is None or strength == 0.0:
+            return brighten(mosaic, ratio, saturated).clamp(0.0, 1.0)
         assert plan.noise is not None
         # MPS has no Poisson sampler: its photons are drawn on the CPU (see exposed.denoise.process.expose).
         generator = torch.Generator(device="cpu" if self.device.type == "mps" else self.device)
@@ -213,8 +215,9 @@ class Enhancer:
                       on_step=on_step,
                       saturated=pack(saturated, raw.pattern))
         denoised = unpack(out, raw.pattern)
-        strength = self.settings.strength
-        return denoised if strength == 1.0 else strength * denoised + (1.0 - strength) * amplified
+        if strength == 1.0:
+            return denoised
+        return strength * denoised + (1.0 - strength) * brighten(mosaic, ratio, saturated).clamp(0.0, 1.0)
 
     def steps(self, plan: Plan) -> int:
         """The exposure steps T this file gets: the settings', or the model's default for its ratio

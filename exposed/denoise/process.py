@@ -33,11 +33,15 @@ def _per_site(x: Tensor) -> Tensor:
     return x.view(x.shape[0], -1, 1, 1)
 
 
+def noise_var(amplified: Tensor, exposure: Tensor, ratio: Tensor, sensor: SensorScale) -> Tensor:
+    """Variance of shot plus read noise of a state, in amplified units. (B, 4, H, W)."""
+    boost = _per_image(ratio / exposure)
+    return amplified.clamp_min(0.0).mul(_per_site(sensor.gain) * boost).add_(_per_site(sensor.read_var) * boost**2)
+
+
 def noise_std(amplified: Tensor, exposure: Tensor, ratio: Tensor, sensor: SensorScale) -> Tensor:
     """Standard deviation of shot plus read noise of a state, in amplified units. (B, 4, H, W)."""
-    boost = _per_image(ratio / exposure)
-    var = _per_site(sensor.gain) * boost * amplified.clamp_min(0.0) + _per_site(sensor.read_var) * boost**2
-    return var.sqrt()
+    return noise_var(amplified, exposure, ratio, sensor).sqrt_()
 
 
 def exposure_schedule(ratio: Tensor, steps: int, generator: torch.Generator | None = None,
