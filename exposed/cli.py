@@ -123,12 +123,18 @@ def train(config_path: Path | None, **settings: object) -> None:
 @click.option("--iterations", type=click.IntRange(min=1), default=4000, show_default=True)
 @click.option("--width", type=click.IntRange(min=4), default=8, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-def train_reference(images: str, val_images: str, out: str, iterations: int, width: int, seed: int) -> None:
+@click.option("--camera-share", type=click.FloatRange(0.0, 1.0), default=0.0, show_default=True,
+              help="Share of each batch that is dim camera photos (a short raw exposure developed like a JPEG) "
+                   "rather than gamma-darkened ones.")
+@click.option("--chroma-weight", type=click.FloatRange(min=0.0), default=0.0, show_default=True,
+              help="Weight of an L1 loss on chroma beside the RGB one (against washed-out colour).")
+def train_reference(images: str, val_images: str, out: str, iterations: int, width: int, seed: int,
+                    camera_share: float, chroma_weight: float) -> None:
     """Train the GP mode's reference CNN on darkened photographs; writes OUT/reference.pt."""
     from exposed.gp.reference import ReferenceConfig, train_reference as run
 
     config = ReferenceConfig(images=images, val_images=val_images, out=out, iterations=iterations, width=width,
-                             seed=seed)
+                             seed=seed, camera_share=camera_share, chroma_weight=chroma_weight)
     try:
         err.print(f"wrote {run(config, log=err.print)}")
     except (ValueError, FileNotFoundError) as error:

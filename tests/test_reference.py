@@ -28,3 +28,35 @@ def test_training_resumes_and_ships_a_weights_only_file(tmp_path):
     model = load_reference(first)  # torch.load(weights_only=True) inside
     assert model.width == 4 and all(p.dtype == torch.float32 for p in model.parameters())
     assert model(torch.rand(1, 3, 37, 41)).shape == (1, 3, 37, 41)
+
+
+def test_a_camera_dim_photo_is_the_scene_exposed_shorter_with_noise_and_developed_like_a_jpeg():
+    """Without noise, the dim photo is the same development of ratio-times less light; with the
+    sensor's noise its flat patches spread as the noise model says, and both are 8-bit."""
+    import pytest
+
+    from exposed.gp.reference import camera_dark, colour_loss, develop
+    from exposed.imaging.isp import tone_curve
+    from exposed.sensor.noise import NoiseParams
+    from exposed.training.unprocess import CameraColour, unprocess
+
+    g = torch.Generator().manual_seed(0)
+    y, x = torch.linspace(0.2, 0.9, 32)[:, None], torch.linspace(0.3, 0.8, 48)[None, :]
+    clean = torch.stack([y * x, y.expand(32, 48), x.expand(32, 48) ** 2])[None].repeat(2, 1, 1, 1)  # smooth
+    colour = CameraColour.random(2, g)
+    silent = NoiseParams.create(K=1e-4, read_sigma=1e-3, black=0.0, white=65535.0)
+    ratio = torch.tensor([4.0, 10.0])
+    dark, reference = camera_dark(clean, ratio, NoiseParams.cat([silent, silent]), colour, g)
+    assert torch.allclose(reference, develop(unprocess(clean, colour), colour))
+    # an in-gamut scene comes back as itself through the camera's tone curve, to 8 bits
+    assert (reference - tone_curve(clean)).abs().median() < 2 / 255
+    assert (dark * 255 - (dark * 255).round()).abs().max() < 1e-4 and (dark < reference)[..., 2:-2, 2:-2].all()
+    flat = torch.full((1, 3, 64, 64), 0.5)
+    noisy = NoiseParams.create(K=5.0, read_sigma=20.0, black=512.0, white=16383.0)
+    one = CameraColour(torch.eye(3)[None], torch.ones(1, 3))
+    dark, _ = camera_dark(flat, torch.tensor([8.0]), noisy, one, g)
+    quiet, _ = camera_dark(flat, torch.tensor([8.0]), silent, one, g)
+    assert dark.std() > 2 / 255 > 4 * quiet.std()  # the short exposure's noise shows in the developed photo
+    grey = flat.expand(1, 3, 64, 64)
+    tinted = grey * torch.tensor([1.2, 1.0, 0.8])[None, :, None, None]
+    assert colour_loss(grey, tinted, 1.0) == pytest.approx(2 * float((grey - tinted).abs().mean()), rel=1e-5)

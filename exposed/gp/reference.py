@@ -2,8 +2,10 @@
 
 The Gaussian process of :mod:`exposed.gp.enhance` learns each photo's own enhancement from pairs of dark
 and reference patches, so the reference only has to be right on average, on a thumbnail: a SID
-UNet of width 8 (0.5 M parameters) trained on photographs darkened as in the paper (a gamma curve,
-then noise and 8-bit quantisation, as a dark JPEG has).
+UNet of width 8 (0.5 M parameters) trained on photographs darkened two ways: as in the paper (a
+gamma curve, then noise and 8-bit quantisation, as a dark JPEG has), and as a camera makes a dim
+photo (:func:`camera_dark`: the scene as raw light, a short exposure with a calibrated sensor's
+noise, then developed like a camera's JPEG), against the same scene developed at full exposure.
 
     exposed train-reference --images ../shared/data/images/train --out runs/reference
 """
@@ -19,14 +21,41 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from exposed.imaging.bayer import mosaic
+from exposed.imaging.isp import demosaic, tone_curve
 from exposed.io.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
+from exposed.sensor.cameras import VIRTUAL_CAMERA
+from exposed.sensor.noise import NoiseParams, synthesize_dark
 from exposed.training.data import ImageBank
+from exposed.training.unprocess import CameraColour, reprocess, unprocess
 from exposed.denoise.infer import autocast, channels_last, choose_precision, pick_device
 from exposed.imaging.metrics import pooled_psnr
 from exposed.training.train import cosine_decay
 from exposed.denoise.networks import UNet, crop_to, pad_to_multiple
 
 GAMMAS = (1.0, 5.0)  # darkening exponents drawn in training: from none to very dark
+CAMERA_RATIOS = (2.0, 50.0)  # how many times too short the dim photos' exposures are (log-uniform)
+
+
+def develop(camera: Tensor, colour: CameraColour) -> Tensor:
+    """Linear camera RGB (B, 3, H, W) to an 8-bit camera JPEG's values: white balance, colour
+    matrix, the sRGB curve, a gentle S tone curve as cameras add, rounded to 8 bits."""
+    return tone_curve(reprocess(camera.clamp(0.0, 1.0), colour)).mul(255.0).round().div(255.0)
+
+
+def camera_dark(clean: Tensor, ratio: Tensor, noise: NoiseParams, colour: CameraColour,
+                generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    """A dim photo as a camera makes it, and the same scene at full exposure: (dark, reference).
+
+    clean: (B, 3, H, W) sRGB, H and W even, taken as the scene's light (unprocessed to camera RGB
+    with ``colour``); ratio: (B,) how many times too short the exposure is; noise: the sensor's, per
+    image. The short exposure is mosaicked, given shot, read and quantisation noise, demosaiced and
+    developed (:func:`develop`) without brightening; the reference is the noise-free scene developed
+    the same way. Both (B, 3, H, W) in [0, 1], 8-bit steps.
+    """
+    camera = unprocess(clean, colour)
+    raw = synthesize_dark(mosaic(camera, "RGGB"), ratio, noise, generator, round_dn=True)
+    return develop(demosaic(raw.clamp(0.0, 1.0), "RGGB"), colour), develop(camera, colour)
 
 
 def darken(clean: Tensor, gamma: Tensor, shot: Tensor, read: Tensor,
@@ -68,16 +97,38 @@ class ReferenceConfig:
     seed: int = 0
     val_every: int = 500
     device: str = "auto"  # cuda, then mps, then the CPU
+    camera_share: float = 0.0  # of each batch, dim camera photos (camera_dark) rather than gamma curves
+    chroma_weight: float = 0.0  # colour_loss's weight on chroma
 
 
-def _samples(bank: ImageBank, n: int, patch: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-    """(dark, clean) pairs: half of them noise-free, half with up to about 3 levels of noise."""
+def _samples(bank: ImageBank, n: int, patch: int, generator: torch.Generator,
+             camera_share: float = 0.0) -> tuple[Tensor, Tensor]:
+    """(dark, reference) pairs: ``camera_share`` of them dim camera photos (:func:`camera_dark`,
+    calibrated noise of the virtual camera), the rest gamma-darkened (half noise-free, half with up
+    to about 3 levels of noise)."""
     clean = bank.crops(n, patch, generator)
     gamma = GAMMAS[0] + (GAMMAS[1] - GAMMAS[0]) * torch.rand(n, generator=generator)
     noisy = torch.rand(n, generator=generator) < 0.5
     shot = torch.where(noisy, 2e-3 * torch.rand(n, generator=generator), torch.zeros(n))
     read = torch.where(noisy, 1e-5 * torch.rand(n, generator=generator), torch.zeros(n))
-    return darken(clean, gamma, shot, read, generator), clean
+    dark, reference = darken(clean, gamma, shot, read, generator), clean
+    cameras = int(round(camera_share * n))
+    if cameras:
+        low, high = (torch.log(torch.tensor(r)) for r in CAMERA_RATIOS)
+        ratio = (low + (high - low) * torch.rand(cameras, generator=generator)).exp()
+        noise = VIRTUAL_CAMERA.sample(cameras, "eld", generator)
+        pair = camera_dark(clean[:cameras], ratio, noise, CameraColour.random(cameras, generator), generator)
+        dark, reference = torch.cat([pair[0], dark[cameras:]]), torch.cat([pair[1], reference[cameras:]])
+    return dark, reference
+
+
+def colour_loss(estimate: Tensor, target: Tensor, chroma_weight: float) -> Tensor:
+    """L1 on RGB plus ``chroma_weight`` times L1 on the chroma (each channel minus the pixel's mean):
+    plain L1 lets a small network wash colour out to grey at little cost, this charges for it."""
+    def chroma(x: Tensor) -> Tensor:
+        return x - x.mean(1, keepdim=True)
+
+    return F.l1_loss(estimate, target) + chroma_weight * F.l1_loss(chroma(estimate), chroma(target))
 
 
 def train_reference(config: ReferenceConfig, log: Any = print) -> Path:
@@ -101,16 +152,17 @@ def train_reference(config: ReferenceConfig, log: Any = print) -> Path:
         log(f"resumed at iteration {start}")
     bank = ImageBank.from_folder(config.images, config.patch)
     val_bank = ImageBank.from_folder(config.val_images, config.patch)
-    val_dark, val_clean = (x.to(device) for x in
-                           _samples(val_bank, 32, config.patch, torch.Generator().manual_seed(1234)))
+    val_dark, val_clean = (x.to(device) for x in _samples(val_bank, 32, config.patch,
+                                                          torch.Generator().manual_seed(1234), config.camera_share))
     began = time.perf_counter() - seconds
     for iteration in range(start, config.iterations):
         lr = cosine_decay(config.lr, 0.01 * config.lr, iteration / config.iterations)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        dark, clean = (x.to(device) for x in _samples(bank, config.batch_size, config.patch, generator))
+        dark, clean = (x.to(device) for x in _samples(bank, config.batch_size, config.patch, generator,
+                                                      config.camera_share))
         with autocast(device, precision):
-            loss = F.l1_loss(model(dark.to(memory_format=torch.channels_last)).float(), clean)
+            loss = colour_loss(model(dark.to(memory_format=torch.channels_last)).float(), clean, config.chroma_weight)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
