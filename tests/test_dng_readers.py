@@ -18,10 +18,11 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 import pytest
+import torch
 
 from conftest import shared_file
 from exposed.imaging.bayer import PATTERNS
-from exposed.imaging.color import CAMERA_XYZ, D65, Calibration
+from exposed.imaging.color import CAMERA_XYZ, D65, Calibration, srgb_to_lab
 from exposed.io.dng import DngMetadata, write_dng
 from exposed.io.exif import ExifInfo
 from exposed.io.raw import read_raw
@@ -42,14 +43,9 @@ def _exposed(*args: object) -> None:
 
 
 def _lab(srgb: np.ndarray) -> np.ndarray:
-    """8-bit sRGB (..., 3) to CIELAB (D65 white)."""
-    c = srgb / 255.0
-    linear = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
-    to_xyz = np.array([[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750],
-                       [0.0193339, 0.1191920, 0.9503041]])
-    xyz = linear @ to_xyz.T / np.array([0.95047, 1.0, 1.08883])
-    f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
-    return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], -1)
+    """8-bit sRGB (..., 3) to CIELAB (D65 white), through exposed.imaging.color.srgb_to_lab."""
+    x = torch.from_numpy(np.asarray(srgb, dtype=np.float64) / 255.0).reshape(1, -1, 1, 3).permute(0, 3, 1, 2)
+    return srgb_to_lab(x)[0, :, :, 0].T.reshape(*np.shape(srgb)).numpy()
 
 
 def _patches(image: np.ndarray, height: int = 512, width: int = 768) -> np.ndarray:

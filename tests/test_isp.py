@@ -73,3 +73,14 @@ def test_render_gives_display_values_and_grey_stays_grey():
     out = render(raw, "RGGB", torch.tensor([[2.0, 1.0, 1.5]]), torch.eye(3))
     torch.testing.assert_close(out, torch.full_like(out, out[0, 0, 0, 0].item()))
     assert out[0, 0, 0, 0].item() == pytest.approx(1.055 * 0.18 ** (1 / 2.4) - 0.055, rel=1e-5)
+
+
+def test_srgb_to_lab_matches_the_published_values_of_the_primaries():
+    from exposed.imaging.color import srgb_to_lab
+
+    colours = torch.tensor([[1.0, 1.0, 1.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [0.0, 0.0, 0.0]],
+                           dtype=torch.float64)
+    lab = srgb_to_lab(colours.T[None, :, :, None])[0, :, :, 0].T
+    expected = torch.tensor([[100.0, 0.0, 0.0], [53.2408, 80.0925, 67.2032], [87.7347, -86.1827, 83.1793],
+                             [32.2970, 79.1875, -107.8602], [0.0, 0.0, 0.0]], dtype=torch.float64)
+    torch.testing.assert_close(lab, expected, atol=2e-3, rtol=0)

@@ -66,6 +66,18 @@ def linear_to_srgb(x: Tensor) -> Tensor:
     return torch.where(x <= 0.0031308, x * 12.92, curve)
 
 
+D65_WHITE = (0.95047, 1.0, 1.08883)  # XYZ of the D65 white, Y = 1
+
+
+def srgb_to_lab(x: Tensor) -> Tensor:
+    """sRGB (B, 3, H, W) in [0, 1] to CIELAB (D65 white): L* 0 to 100, a* and b* around 0."""
+    linear = srgb_to_linear(x.clamp(0.0, 1.0))
+    white = torch.tensor(D65_WHITE, dtype=x.dtype, device=x.device)[:, None, None]
+    xyz = apply_matrix(linear, SRGB_TO_XYZ.to(x)) / white
+    f = torch.where(xyz > (6 / 29) ** 3, xyz.clamp_min(1e-12).pow(1 / 3), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
+    return torch.stack([116 * f[:, 1] - 16, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])], dim=1)
+
+
 def rgb_to_camera(xyz_to_camera: Tensor) -> Tensor:
     """Linear sRGB to camera RGB, rows normalised to sum to one.
 

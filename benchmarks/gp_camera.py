@@ -1,0 +1,125 @@
+"""GP mode on dim photos as cameras make them: PSNR, SSIM and colour against the full exposure.
+
+    python benchmarks/gp_camera.py [--reference models/gp-reference-unet8.pt] [--candidate runs/x/reference.pt]
+
+Each CBSD68 image is taken as a scene's light and shot 4, 10 and 30 times too short with the virtual
+camera's calibrated noise and a random camera colour, then developed like a camera's JPEG
+(exposed.gp.reference.camera_dark, fixed seed); the reference photo is the same scene developed at
+full exposure. Rows: the dark input; auto gamma (the power curve bringing the mean to 0.45);
+histogram equalisation of the luminance; each reference network alone; GP mode at k = 10, 30 and
+100 with it. Columns: PSNR and SSIM against the reference photo, and mean CIELAB chroma C* as a
+share of the reference photos' (1.00: as colourful; washed out below). Side-by-side crops of the
+first images go to benchmarks/results/gp_camera.png. Results: benchmarks/results/gp_camera.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from exposed.gp import enhance as gp
+from exposed.gp.reference import camera_dark, load_reference
+from exposed.imaging.color import srgb_to_lab
+from exposed.imaging.metrics import pooled_psnr, ssim
+from exposed.io.checkpoint import default_model_path
+from exposed.sensor.cameras import VIRTUAL_CAMERA
+from exposed.training.data import find_images, read_rgb8
+from exposed.training.unprocess import CameraColour
+from gp import auto_gamma  # benchmarks/, the script's own folder
+
+ROOT = Path(__file__).resolve().parents[1]
+RATIOS = (4.0, 10.0, 30.0)
+KS = (10, 30, 100)
+
+
+def equalise(image: torch.Tensor, bins: int = 256) -> torch.Tensor:
+    """Histogram equalisation of the luminance, colour scaled with it: (1, 3, H, W) in [0, 1]."""
+    luma = (image * torch.tensor([0.2126, 0.7152, 0.0722])[None, :, None, None]).sum(1, keepdim=True)
+    counts = torch.histc(luma, bins, 0.0, 1.0)
+    cdf = counts.cumsum(0) / counts.sum()
+    mapped = cdf[(luma * (bins - 1)).round().long().clamp(0, bins - 1)]
+    return (image * mapped / luma.clamp_min(1e-4)).clamp(0.0, 1.0)
+
+
+def chroma(image: torch.Tensor) -> float:
+    """Mean CIELAB chroma C* of an sRGB image."""
+    lab = srgb_to_lab(image.double())
+    return float(lab[:, 1:].pow(2).sum(1).sqrt().mean())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--images", type=Path, default=ROOT.parent / "shared" / "data" / "images" / "val")
+    parser.add_argument("--reference", type=Path, default=None, help="default: the shipped one")
+    parser.add_argument("--candidate", type=Path, action="append", default=[], help="another reference (repeat)")
+    parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "gp_camera.json")
+    args = parser.parse_args()
+    torch.set_grad_enabled(False)
+    nets = {"shipped": load_reference(args.reference or default_model_path("gp-reference-unet8.pt"))}
+    nets.update({path.parent.name or path.stem: load_reference(path) for path in args.candidate})
+    generator = torch.Generator().manual_seed(2024)
+    scores: dict[str, dict[str, list[float]]] = {}
+    crops = []
+
+    def add(name: str, out: torch.Tensor, target: torch.Tensor) -> None:
+        row = scores.setdefault(name, {"psnr": [], "ssim": [], "chroma": []})
+        row["psnr"].append(pooled_psnr(out, target))
+        row["ssim"].append(float(ssim(out, target).mean()))
+        row["chroma"].append(chroma(out))
+
+    references = []
+    for i, path in enumerate(find_images(args.images)[:args.limit]):
+        clean = read_rgb8(path)[None].float() / 255
+        clean = clean[..., : clean.shape[-2] & ~1, : clean.shape[-1] & ~1]
+        for ratio in RATIOS:
+            noise = VIRTUAL_CAMERA.sample(1, "eld", generator)
+            colour = CameraColour.random(1, generator)
+            dark, target = camera_dark(clean, torch.tensor([ratio]), noise, colour, generator)
+            references.append(chroma(target))
+            add("dark input", dark, target)
+            add("auto gamma (mean to 0.45)", auto_gamma(dark), target)
+            add("histogram equalisation", equalise(dark), target)
+            shown = [dark, target]
+            for name, net in nets.items():
+                alone = net(dark).clamp(0.0, 1.0)
+                add(f"reference CNN alone ({name})", alone, target)
+                for k in KS:
+                    out = gp.enhance_image(dark, net, k=k, generator=torch.Generator().manual_seed(i))
+                    add(f"GP, k = {k} ({name})", out, target)
+                    if k == 30:
+                        shown.append(out)
+            if i < 3 and ratio == RATIOS[1]:
+                crops.append(torch.cat([x[..., :160, :160] for x in shown], dim=-1))
+    mean_reference_chroma = float(np.mean(references))
+    table = Table(title=f"GP mode on camera-dim {args.images.name} ({len(references)} photos: ratios {RATIOS})")
+    for column in ("method", "PSNR (dB)", "SSIM", "chroma / reference"):
+        table.add_column(column, justify="left" if column == "method" else "right")
+    results = {}
+    for name, row in scores.items():
+        results[name] = {"psnr": float(np.mean(row["psnr"])), "ssim": float(np.mean(row["ssim"])),
+                         "chroma_share": float(np.mean(row["chroma"])) / mean_reference_chroma}
+        table.add_row(name, f"{results[name]['psnr']:.2f}", f"{results[name]['ssim']:.3f}",
+                      f"{results[name]['chroma_share']:.2f}")
+    Console().print(table)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    if crops:
+        grid = torch.cat(crops, dim=-2)[0].permute(1, 2, 0).mul(255).round().byte().numpy()
+        iio.imwrite(args.out.with_suffix(".png"), grid)
+    args.out.write_text(json.dumps({"images": str(args.images), "photos": len(references), "ratios": RATIOS,
+                                    "references": {k: str(v) for k, v in zip(nets, [args.reference or "shipped",
+                                                                                     *args.candidate])},
+                                    "crops": "dark, reference photo, then GP k = 30 with each network",
+                                    "results": results}, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
