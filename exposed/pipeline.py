@@ -36,7 +36,7 @@ from exposed.denoise.infer import (Precision, brighten, channels_last, choose_pr
                                    frame_snr, pick_device)
 from exposed.imaging.isp import demosaic, render
 from exposed.modes import MODES, Mode, default_model
-from exposed.sensor.calibration import SensorCalibration
+from exposed.sensor.calibration import IsoNoise, SensorCalibration
 from exposed.sensor.darktable import darktable_noise
 from exposed.sensor.estimate import NoiseLevel, noise_level
 from exposed.denoise.model import ExposureModel
@@ -145,7 +145,8 @@ class Enhancer:
 
     def plan(self, raw: RawImage) -> Plan:
         s = self.settings
-        raw, corrections = self._corrected(raw)
+        at_iso = self.calibration.at_iso(raw.exif.iso) if self.calibration else None
+        raw, corrections = self._corrected(raw, at_iso)
         mosaic = torch.from_numpy(raw.normalised())[None, None]
         packed = pack(mosaic, raw.pattern)
         if s.wb == "camera":
@@ -166,22 +167,22 @@ class Enhancer:
             ex = raw.exif
             noise = noise_level(packed, s.noise_profile, raw.noise_profile, ex.iso, raw.scale,
                                 float(-raw.black.min() / raw.scale),
-                                camera=self.calibration.at_iso(ex.iso) if self.calibration else None,
+                                camera=at_iso,
                                 darktable=darktable_noise(ex.make, ex.model, ex.iso))
         saturated = torch.from_numpy(raw.mosaic >= raw.white)[None, None]
         return Plan(raw, mosaic, saturated, ratio, noise, np.asarray(wb, dtype=np.float64), wb_source, corrections)
 
-    def _corrected(self, raw: RawImage) -> tuple[RawImage, tuple[str, ...]]:
+    def _corrected(self, raw: RawImage, at_iso: IsoNoise | None) -> tuple[RawImage, tuple[str, ...]]:
         """The raw with the camera profile's corrections: its black level's true offset at the
         file's ISO, and its hot photosites filled from their neighbours of the same colour.
         ValueError when the profile is of another camera."""
         c = self.calibration
-        if c is None:
+        if c is None or at_iso is None:
             return raw, ()
         ex = raw.exif
         if c.model and ex.model and (c.make, c.model) != (ex.make, ex.model):
             raise ValueError(f"the camera profile is of a {c.make} {c.model}, this file of a {ex.make} {ex.model}")
-        offset = c.at_iso(ex.iso).offset
+        offset = at_iso.offset
         black = raw.black.astype(np.float64).copy()
         for (r, col), value in zip(cell_offsets(raw.pattern), offset):
             black[r, col] += value
