@@ -5,12 +5,14 @@
 Each clean image is darkened as the paper does, clean ** gamma for gamma 2, 3 and 4, and stored in 8
 bits (no added noise). Rows: the dark input; a plain brightening baseline (a gamma curve chosen so
 the mean comes to 0.45, knowing nothing of the true gamma); the reference CNN alone on the whole
-image; GP mode at k = 10 ... 200 with its defaults (pixel pairs, the reference on a thumbnail of at
-most 128 x 128 pixels, the GP predicting every pixel); at k = 30 also 3 x 3 patches and the paper's
-pooled-channel colour model; both patch sizes again on inputs with noise (variance 1e-3 x + 1e-5,
-as in the reference CNN's training); and the paper's own
-Table II figures (other data: 300 COCO images, an i7 at 3.6 GHz) for the trend. Times are whole GP
-mode per image, reference CNN included, on this machine's CPU threads; results go to
+image; GP mode at k = 10 ... 200 with its other defaults (pixel pairs, smoothing 3, the reference
+on a thumbnail of at most 128 x 128 pixels, the GP predicting every pixel); at k = 10 also without
+the smoothing, with 3 x 3 patches and with the paper's pooled-channel colour model, and the defaults
+before (k = 30, no smoothing); the defaults, no smoothing and 3 x 3 patches again on inputs with
+noise (variance 1e-3 x + 1e-5, as in the reference CNN's training); and the paper's own Table II
+figures (other data: 300 COCO images, an i7 at 3.6 GHz) for the trend. Times are whole GP
+mode per image, reference CNN included, on this machine's CPU threads, and the reference CNN's
+own time on the thumbnail at widths 4 to 32; results go to
 benchmarks/results/gp.json.
 """
 
@@ -31,7 +33,7 @@ from exposed.gp import enhance as gp
 from exposed.io.checkpoint import default_model_path
 from exposed.training.data import find_images, read_rgb8
 from exposed.imaging.metrics import pooled_psnr
-from exposed.gp.reference import darken, load_reference
+from exposed.gp.reference import ReferenceNet, darken, load_reference
 from speed import cpu_name  # benchmarks/, the script's own folder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,10 +72,15 @@ def main() -> None:
     cleans = [read_rgb8(p)[None].float() / 255 for p in paths]
     rows: dict[str, list[float]] = {"dark input": [], "auto gamma (mean to 0.45)": [], "reference CNN alone": []}
     rows.update({f"GP, k = {k}": [] for k in KS})
-    rows["GP, k = 30, 3 x 3 patches"] = []
-    rows["GP, k = 30, noisy input"] = []
-    rows["GP, k = 30, 3 x 3 patches, noisy input"] = []
-    rows["GP, k = 30, paper's pooled colour"] = []
+    # One choice changed at a time from the defaults (k = 10, smoothing 3, pixel pairs, joint colour).
+    variants = {"GP, k = 10, no smoothing": {"smoothing": 0.0},
+                "GP, k = 30, no smoothing (the defaults before)": {"k": 30, "smoothing": 0.0},
+                "GP, k = 10, 3 x 3 patches": {"patch": 3},
+                "GP, k = 10, paper's pooled colour": {"colour": "pooled"}}
+    noisy_variants = {"GP, k = 10, noisy input": {},
+                      "GP, k = 10, noisy input, no smoothing": {"smoothing": 0.0},
+                      "GP, k = 10, 3 x 3 patches, noisy input": {"patch": 3}}
+    rows.update({name: [] for name in [*variants, *noisy_variants]})
     for i, clean in enumerate(cleans):
         for gamma in GAMMAS:
             dark = darken(clean, torch.tensor([gamma]), torch.zeros(1), torch.zeros(1))
@@ -84,15 +91,14 @@ def main() -> None:
             for k in KS:
                 out = gp.enhance_image(dark, reference, k=k, generator=torch.Generator().manual_seed(i))
                 rows[f"GP, k = {k}"].append(pooled_psnr(out, clean))
-            out = gp.enhance_image(dark, reference, k=30, patch=3, generator=torch.Generator().manual_seed(i))
-            rows["GP, k = 30, 3 x 3 patches"].append(pooled_psnr(out, clean))
+            for name, choice in variants.items():
+                out = gp.enhance_image(dark, reference, generator=torch.Generator().manual_seed(i), **choice)
+                rows[name].append(pooled_psnr(out, clean))
             noisy = darken(clean, torch.tensor([gamma]), torch.tensor([1e-3]), torch.tensor([1e-5]),
                            torch.Generator().manual_seed(i))
-            for patch, name in ((1, "GP, k = 30, noisy input"), (3, "GP, k = 30, 3 x 3 patches, noisy input")):
-                out = gp.enhance_image(noisy, reference, k=30, patch=patch, generator=torch.Generator().manual_seed(i))
+            for name, choice in noisy_variants.items():
+                out = gp.enhance_image(noisy, reference, generator=torch.Generator().manual_seed(i), **choice)
                 rows[name].append(pooled_psnr(out, clean))
-            out = gp.enhance_image(dark, reference, k=30, colour="pooled", generator=torch.Generator().manual_seed(i))
-            rows["GP, k = 30, paper's pooled colour"].append(pooled_psnr(out, clean))
 
     # Speed: whole GP mode on 256 x 256 crops and on a 12 MP frame (a photo upscaled to 4240 x 2832).
     crop = darken(cleans[0][..., :256, :256], torch.tensor([3.0]), torch.zeros(1), torch.zeros(1))
@@ -106,6 +112,12 @@ def main() -> None:
         _, seconds_12mp[k] = timed(lambda: gp.enhance_image(big, reference, k=k,
                                                             generator=torch.Generator().manual_seed(0)), 2)
 
+    # The reference network's own cost on GP mode's thumbnail (that of a 3:2 photo), by width:
+    # untrained weights time the same as trained ones.
+    thumb = gp.thumbnail(big, 128 * 128)
+    nets = {w: ReferenceNet(w).eval() for w in (4, 8, 16, 32)}
+    with torch.no_grad():
+        reference_ms = {w: 1000 * timed(lambda: net(thumb), 10)[1] for w, net in nets.items()}
     cpu = cpu_name()
     table = Table(title=f"GP mode on gamma-darkened {args.images.name} ({len(cleans)} images x gamma {GAMMAS}), "
                         f"{torch.get_num_threads()} threads")
@@ -114,7 +126,7 @@ def main() -> None:
     results = {}
     for name, values in rows.items():
         k = int(name.split("= ")[1].split(",")[0]) if name.startswith("GP") else None
-        pooled = "pooled" in name or "patches" in name or "noisy" in name
+        pooled = name not in {f"GP, k = {k}" for k in KS}  # timed at the defaults only
         s256 = seconds_256.get(k) if k and not pooled else None
         s12 = seconds_12mp.get(k) if k and not pooled else None
         paper = PAPER.get(k) if k and not pooled else None
@@ -123,10 +135,12 @@ def main() -> None:
         table.add_row(name, f"{np.mean(values):.2f}", f"{s256:.3f}" if s256 else "", f"{s12:.2f}" if s12 else "",
                       f"{paper[0]:.2f}, {paper[1]:.2f} ({paper[1] / s256:.0f}x ours)" if paper and s256 else "")
     Console().print(table)
+    print("reference network on a", "x".join(map(str, thumb.shape[-2:])), "thumbnail:",
+          ", ".join(f"width {w} {ms:.1f} ms" for w, ms in reference_ms.items()))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"images": str(args.images), "count": len(cleans), "gammas": GAMMAS, "cpu": cpu,
                                     "threads": torch.get_num_threads(), "torch": torch.__version__,
-                                    "results": results}, indent=2) + "\n")
+                                    "reference_ms_by_width": reference_ms, "results": results}, indent=2) + "\n")
     print(f"wrote {args.out}")
 
 

@@ -6,10 +6,13 @@ Each CBSD68 image is taken as a scene's light and shot 4, 10 and 30 times too sh
 camera's calibrated noise and a random camera colour, then developed like a camera's JPEG
 (exposed.gp.reference.camera_dark, fixed seed); the reference photo is the same scene developed at
 full exposure. Rows: the dark input; auto gamma (the power curve bringing the mean to 0.45);
-histogram equalisation of the luminance; each reference network alone; GP mode at k = 10, 30 and
-100 with it. Columns: PSNR and SSIM against the reference photo, and mean CIELAB chroma C* as a
-share of the reference photos' (1.00: as colourful; washed out below). Side-by-side crops of the
-first images go to benchmarks/results/gp_camera.png. Results: benchmarks/results/gp_camera.json.
+histogram equalisation of the luminance; the reference network alone (on the whole photo); GP mode
+with its defaults, then with one choice changed at a time (k, the smoothing before the GP, the
+paper's pooled colour model, 3 x 3 patches, the thumbnail's size); each ``--candidate`` network
+alone and in GP mode's defaults. Columns: PSNR and SSIM against the reference photo, and mean
+CIELAB chroma C* as a share of the reference photos' (1.00: as colourful; washed out below).
+Side-by-side crops of the first images (dark, reference photo, GP mode's default, and with each
+candidate) go to benchmarks/results/gp_camera.png. Results: benchmarks/results/gp_camera.json.
 """
 
 from __future__ import annotations
@@ -36,7 +39,19 @@ from gp import auto_gamma  # benchmarks/, the script's own folder
 
 ROOT = Path(__file__).resolve().parents[1]
 RATIOS = (4.0, 10.0, 30.0)
-KS = (10, 30, 100)
+# GP mode's choices, one changed at a time from the defaults: (row, enhance_image's arguments).
+CHOICES = (
+    ("GP mode, defaults (k = 10, smoothing 3, joint colour, pixel pairs, 128 x 128 thumbnail)", {}),
+    ("GP, k = 30", {"k": 30}),
+    ("GP, k = 100", {"k": 100}),
+    ("GP, no smoothing", {"smoothing": 0.0}),
+    ("GP, smoothing 1.5", {"smoothing": 1.5}),
+    ("GP, k = 30, no smoothing (the defaults before)", {"k": 30, "smoothing": 0.0}),
+    ("GP, the paper's pooled colour", {"colour": "pooled"}),
+    ("GP, 3 x 3 patches", {"patch": 3}),
+    ("GP, 64 x 64 thumbnail", {"reference_pixels": 64 * 64}),
+    ("GP, 256 x 256 thumbnail", {"reference_pixels": 256 * 256}),
+)
 
 
 def equalise(image: torch.Tensor, bins: int = 256) -> torch.Tensor:
@@ -89,12 +104,11 @@ def main() -> None:
             add("histogram equalisation", equalise(dark), target)
             shown = [dark, target]
             for name, net in nets.items():
-                alone = net(dark).clamp(0.0, 1.0)
-                add(f"reference CNN alone ({name})", alone, target)
-                for k in KS:
-                    out = gp.enhance_image(dark, net, k=k, generator=torch.Generator().manual_seed(i))
-                    add(f"GP, k = {k} ({name})", out, target)
-                    if k == 30:
+                add(f"reference CNN alone ({name})", net(dark).clamp(0.0, 1.0), target)
+                for row, choice in CHOICES if name == "shipped" else CHOICES[:1]:
+                    out = gp.enhance_image(dark, net, generator=torch.Generator().manual_seed(i), **choice)
+                    add(f"{row} ({name})", out, target)
+                    if not choice:
                         shown.append(out)
             if i < 3 and ratio == RATIOS[1]:
                 crops.append(torch.cat([x[..., :160, :160] for x in shown], dim=-1))
@@ -116,7 +130,7 @@ def main() -> None:
     args.out.write_text(json.dumps({"images": str(args.images), "photos": len(references), "ratios": RATIOS,
                                     "references": {k: str(v) for k, v in zip(nets, [args.reference or "shipped",
                                                                                      *args.candidate])},
-                                    "crops": "dark, reference photo, then GP k = 30 with each network",
+                                    "crops": "dark, reference photo, then GP mode's defaults with each network",
                                     "results": results}, indent=2) + "\n")
     print(f"wrote {args.out}")
 

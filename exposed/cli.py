@@ -89,7 +89,7 @@ def _train_options(function: Command) -> Command:
     """One --option per TrainConfig setting, so the file and the command line share their names."""
     from dataclasses import fields
 
-    from exposed.training.train import TrainConfig
+    from exposed.training.config import TrainConfig
 
     for f in reversed(fields(TrainConfig)):
         kind = {int: int, float: float, str: str, bool: click.BOOL, tuple: str}[type(f.default)]
@@ -104,7 +104,8 @@ def _train_options(function: Command) -> Command:
 @_train_options
 def train(config_path: Path | None, **settings: object) -> None:
     """Train ExposureDiffusion or its feed-forward twin; resumes from OUT/last.pt."""
-    from exposed.training.train import load_config, train as run
+    from exposed.training.config import load_config
+    from exposed.training.train import train as run
 
     try:
         config = load_config(config_path, **settings)
@@ -307,8 +308,11 @@ def _device_option(function: Command) -> Command:
 @click.option("--mode", type=click.Choice(list(MODES)), default="diffusion",
               show_default=True, help="diffusion: the exposure process; feedforward: one pass; amplify: brighten "
                                       "only; gp: the lightweight Gaussian-process mode for JPEG, PNG and TIFF photos.")
-@click.option("--gp-k", type=click.IntRange(min=2), default=30, show_default=True,
+@click.option("--gp-k", type=click.IntRange(min=2), default=10, show_default=True,
               help="GP mode: k-means centres the Gaussian process is fitted on.")
+@click.option("--gp-smoothing", type=click.FloatRange(min=0.0), default=3.0, show_default=True,
+              help="GP mode: grain smoothing before the brightening, in units of the photo's own noise "
+                   "(0 keeps the grain).")
 @click.option("--gp-patch", type=click.IntRange(min=1), default=1, show_default=True,
               help="GP mode: patch side in pixels (odd; 1 pairs single pixels, which measured best).")
 @click.option("--steps", type=click.IntRange(min=0), help="Exposure steps T (default: the model's own).")
@@ -349,7 +353,8 @@ def _device_option(function: Command) -> Command:
 @click.option("-q", "--quiet", is_flag=True, help="Only errors.")
 @click.option("-v", "--verbose", is_flag=True, help="Say why: ratio reasoning, noise source, timing.")
 def enhance(inputs: tuple[str, ...], output: str | None, recursive: bool, fmt: str | None, dng: DngLayout,
-            bits: str | None, quality: int, suffix: str | None, overwrite: bool, mode: Mode, gp_k: int, gp_patch: int,
+            bits: str | None, quality: int, suffix: str | None, overwrite: bool, mode: Mode, gp_k: int,
+            gp_smoothing: float, gp_patch: int,
             steps: int | None, model: Path | None, device: str, precision: Literal["auto", "fp32", "bf16"],
             tile: int, seed: int, strength: float, uncertainty: bool, runs: int, shard: tuple[int, int] | None,
             ratio: float | None,
@@ -395,7 +400,8 @@ def enhance(inputs: tuple[str, ...], output: str | None, recursive: bool, fmt: s
                         seed=seed, ratio=ratio, ev=ev, target_exposure=target_exposure, target_iso=target_iso,
                         target_f_number=target_f_number, noise_profile=noise_profile, profile=profile, wb=wb,
                         tone=tone, isp=isp,
-                        bits=n_bits, dng=dng, gp_k=gp_k, gp_patch=gp_patch, strength=strength,
+                        bits=n_bits, dng=dng, gp_k=gp_k, gp_smoothing=gp_smoothing, gp_patch=gp_patch,
+                        strength=strength,
                         uncertainty=runs if uncertainty else 0)
     options = BatchOptions(output, recursive, fmt, suffix, overwrite, jobs, dry_run, shard, quality)
     if not verbose:  # libraries' warnings name no file; each file's own line says what went wrong

@@ -72,7 +72,8 @@ class Settings:
     isp: Isp = "exposed"
     bits: int = 8
     dng: DngLayout = "cfa"  # DNG output: the Bayer mosaic ("cfa") or demosaiced camera RGB ("linear")
-    gp_k: int = 30  # GP mode: k-means centres the Gaussian process is fitted on
+    gp_k: int = 10  # GP mode: k-means centres the Gaussian process is fitted on
+    gp_smoothing: float = 3.0  # GP mode: the guided filter before the GP, in the photo's noise levels (0: none)
     gp_patch: int = 1  # GP mode: p = q, the patch side (1: pixel pairs, the best measured)
     # How much of the denoised result to keep, the rest plain brightening, in linear raw: 1 all of
     # it, 0 none (exactly --mode amplify's output). For a taste of grain, or a frame the model overdoes.

@@ -182,7 +182,7 @@ def test_pixel7_dark_frame_calibrates_to_its_own_statistics_and_against_its_nois
 
 
 def test_train_profile_replaces_the_cameras_and_refuses_a_profile_without_gain(tmp_path):
-    from exposed.training.train import TrainConfig
+    from exposed.training.config import TrainConfig
 
     d, f, white = _frames(14, 2.0, 3.0, 0.0, 0.5, 512, 0.0, 3200, darks=2)
     with_gain = calibrate([Shot(x, 3200) for x in d], [Shot(x, 3200, 0.1) for x in f], "RGGB", white, [512] * 4)

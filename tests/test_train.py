@@ -15,7 +15,9 @@ from exposed.denoise.checkpoint import load_model
 from exposed.io.checkpoint import load_checkpoint
 from exposed.training.evaluate import evaluate, make_eval_set
 from exposed.denoise.infer import default_steps, denoise
-from exposed.training.train import TrainConfig, learning_rate, load_config, train
+from exposed.training.config import TrainConfig, load_config
+from exposed.training.schedule import learning_rate
+from exposed.training.train import train
 
 TINY = ["--arch", "unet", "--width", "4", "--patch", "64", "--batch", "2", "--val-count", "2", "--log-every", "1",
         "--threads", "1", "--warmup", "2"]

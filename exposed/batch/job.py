@@ -13,11 +13,11 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from exposed.batch.files import STDIN, Job, uncertainty_paths
-from exposed.gp.pipeline import PhotoEnhancer
 from exposed.io.dng import DngMetadata, write_dng
 from exposed.io.exif import ExifInfo
 from exposed.imaging.heatmap import heat_map
@@ -25,6 +25,9 @@ from exposed.io.images import JPEG_QUALITY, image_bytes, save_gray16, save_image
 from exposed.io.photo import PHOTO_SUFFIXES
 from exposed.io.raw import RawError, read_raw
 from exposed.pipeline import Enhancer, Plan
+
+if TYPE_CHECKING:  # GP mode's stack is imported only when a photo mode runs
+    from exposed.gp.pipeline import PhotoEnhancer
 
 StepReport = Callable[[int, int], None]  # (network passes done, passes in all)
 MAP_FLOOR = 0.005  # the least spread a heat map's brightest colour stands for (half a percent of the range)
@@ -145,10 +148,10 @@ def run_job(job: Job, enhancer: Enhancer | PhotoEnhancer, fmt: str, tmp: Path, d
     interrupted); ``on_step`` hears of each network pass."""
     start = time.perf_counter()
     outcome = Outcome(job)
-    photo_mode = isinstance(enhancer, PhotoEnhancer)
+    photo_mode = not isinstance(enhancer, Enhancer)
     try:
         source = _stdin_to_file(tmp) if job.source == STDIN else Path(job.source)
-        if isinstance(enhancer, PhotoEnhancer):
+        if not isinstance(enhancer, Enhancer):
             if not dry_run:
                 picture, exif = enhancer.enhance(source)
                 if stop is None or not stop.is_set():

@@ -112,7 +112,7 @@ class Reporter:
         if plan is None:  # GP mode
             s = self.settings
             patches = f", {s.gp_patch} x {s.gp_patch} patches" if dry_run else ""
-            self.say(f"{where}: GP, k = {s.gp_k}{patches}{timing}")
+            self.say(f"{where}: GP, k = {s.gp_k}, smoothing {s.gp_smoothing:g}{patches}{timing}")
             return
         if plan.ratio.warning:
             self.say(f"[yellow]warning[/]: {shown(job.source)}: {plan.ratio.warning}")

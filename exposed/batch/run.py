@@ -19,17 +19,20 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from exposed.batch.files import RAW_SUFFIXES, STDIN, Job, expand_inputs, plan_outputs
 from exposed.batch.job import run_job
 from exposed.batch.report import Reporter
-from exposed.gp.pipeline import PhotoEnhancer
 from exposed.io.images import JPEG_QUALITY
 from exposed.io.photo import PHOTO_SUFFIXES
 from exposed.modes import MODES
 from exposed.pipeline import Enhancer, Settings
+
+if TYPE_CHECKING:  # GP mode's stack is imported only when a photo mode runs
+    from exposed.gp.pipeline import PhotoEnhancer
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 
@@ -91,10 +94,10 @@ def _load_model(enhancer: Enhancer | PhotoEnhancer) -> None:
     (exit 2, one line) rather than the same failure once per file. The file's code never runs:
     model files are read with torch.load(weights_only=True)."""
     try:
-        _ = enhancer.reference if isinstance(enhancer, PhotoEnhancer) else enhancer.model
+        _ = enhancer.reference if not isinstance(enhancer, Enhancer) else enhancer.model
     except Exception as error:
         path = enhancer.settings.model
-        kind = "a GP reference network" if isinstance(enhancer, PhotoEnhancer) else "an exposure model"
+        kind = "a GP reference network" if not isinstance(enhancer, Enhancer) else "an exposure model"
         detail = str(error) if isinstance(error, FileNotFoundError | ValueError) and len(str(error)) < 100 else ""
         raise ValueError(f"--model {path}: not {kind} exposed can load" + (f" ({detail})" if detail else "")) from None
 
@@ -107,7 +110,13 @@ def run_batch(inputs: list[str], settings: Settings, options: BatchOptions, repo
     found = shard_of(found, options.shard)
     planned, clashes = plan_outputs(found, options.output, options.fmt, options.suffix) if found else ([], [])
     problems += clashes
-    enhancer = PhotoEnhancer(settings) if photos else Enhancer(settings)
+    enhancer: Enhancer | PhotoEnhancer
+    if photos:
+        from exposed.gp.pipeline import PhotoEnhancer
+
+        enhancer = PhotoEnhancer(settings)
+    else:
+        enhancer = Enhancer(settings)
     _load_model(enhancer)
     for problem in problems:
         reporter.problem(problem)

@@ -60,6 +60,7 @@ class PhotoEnhancer:
             developed = self._developer.render(plan, plan.mosaic).astype(np.float32) / np.float32(65535)
             dark, exif = torch.from_numpy(developed).permute(2, 0, 1)[None], plan.raw.exif
         generator = torch.Generator(device=self.device).manual_seed(s.seed)
-        out = enhance_image(dark.to(self.device), self.reference, s.gp_k, s.gp_patch, generator=generator)
+        out = enhance_image(dark.to(self.device), self.reference, s.gp_k, s.gp_patch, smoothing=s.gp_smoothing,
+                           generator=generator)
         peak, dtype = (65535.0, np.uint16) if s.bits == 16 else (255.0, np.uint8)
         return (out[0].permute(1, 2, 0).cpu().numpy() * peak).round().astype(dtype), exif

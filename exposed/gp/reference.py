@@ -30,7 +30,7 @@ from exposed.training.data import ImageBank
 from exposed.training.unprocess import CameraColour, reprocess, unprocess
 from exposed.denoise.infer import autocast, channels_last, choose_precision, pick_device
 from exposed.imaging.metrics import pooled_psnr
-from exposed.training.train import cosine_decay
+from exposed.training.schedule import cosine_decay
 from exposed.denoise.networks import UNet, crop_to, pad_to_multiple
 
 GAMMAS = (1.0, 5.0)  # darkening exponents drawn in training: from none to very dark

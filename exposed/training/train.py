@@ -15,11 +15,10 @@ import math
 import os
 import sys
 import time
-import tomllib
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -28,124 +27,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from exposed.sensor.cameras import CAMERAS, noise_source
 from exposed.io.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
-from exposed.training.data import ImageBank, RatioRange, SensorMix, SyntheticRaw, TrainingBatch
+from exposed.training.data import ImageBank, RatioRange, SyntheticRaw, TrainingBatch
+from exposed.training.config import TrainConfig
+from exposed.training.schedule import learning_rate
 from exposed.training.evaluate import EvalSet, evaluate, make_eval_set
 from exposed.denoise.infer import Precision, autocast, brighten, channels_last, choose_precision, denoise, pick_device
 from exposed.training.night import NightScenes
-from exposed.sensor.noise import NOISE_MODELS, NoiseModel
-from exposed.denoise.model import ExposureModel, Kind, ModelConfig
+from exposed.denoise.model import ExposureModel, ModelConfig
 from exposed.denoise.process import run_process
 from exposed.sensor.noise import SensorScale
-
-
-@dataclass
-class TrainConfig:
-    """Settings of a training run; a TOML file and command-line options both set these names."""
-
-    # The model.
-    arch: str = "unet"
-    width: int = 16
-    kind: Kind = "diffusion"  # or "feedforward": the twin
-    steps: int = 2  # T, exposure steps unrolled per sample
-    # The data.
-    images: str = "../shared/data/images/train"  # a folder, or a training pack (exposed pack)
-    val_images: str = "../shared/data/images/val"
-    camera: str = "sony-a7s2"  # a calibrated camera, "virtual", a comma-separated list, or "all" (drawn per sample)
-    profile: str = ""  # your camera's profile (exposed calibrate --flat ...): train on its noise alone, not camera's
-    noise_model: str = "pg"  # "pg", "eld" or "pg,eld" (drawn per batch)
-    bits: tuple[int, ...] = (14,)  # the frames' bit depths, drawn uniformly (repeat one to weight it)
-    varied_black: bool = False  # black 0 (clipped floor) or 1/64-1/16 of the range, else 512 at 14 bits
-    black_error: float = 0.0  # DN: the true black is off the stated one by up to this
-    quantise: bool = False  # dark frames rounded to whole DN
-    night_share: float = 0.0  # samples made night scenes: brighter than white, with light sources
-    ratio_low: float = 1.0
-    ratio_high: float = 300.0
-    ratio_focus_weight: float = 0.75  # share of ratios drawn in x100-x300, the rest log-uniform over the range
-    # "l1": the plain L1 of every estimate. "relative": each sample's L1 over that of its plain
-    # brightened frame, so a frame one stop dark counts as much as one 300 times dark (see relative_l1).
-    loss: str = "l1"
-    patch: int = 256  # raw pixels (the packed patch is half of it)
-    batch: int = 8
-    workers: int = 0
-    # The optimisation: AdamW (fused on CUDA), linear warm-up, then cosine decay to lr_min at the
-    # end of the run: the last iteration, or the end of ``minutes`` if that comes first.
-    iters: int = 50_000
-    minutes: float = 0.0  # a wall-clock budget for the whole run, resumes included (0: none)
-    weight_decay: float = 0.0
-    ema: float = 0.0  # decay of an exponential moving average of the weights, which is then what is validated and saved
-    lr: float = 2e-4
-    lr_min: float = 1e-6
-    warmup: int = 500
-    seed: int = 0
-    # Bookkeeping.
-    out: str = "runs/diffusion"
-    log_every: int = 25
-    val_every: int = 1000
-    val_count: int = 12  # validation images (centre 256 x 256 crops)
-    val_ratios: tuple[float, ...] = (100.0, 300.0)
-    val_camera: str = "sony-a7s2"
-    val_noise_model: NoiseModel = "pg"
-    checkpoint_minutes: float = 5.0
-    precision: str = "auto"  # auto: bf16 where it is fast (AMX / AVX-512 bf16 CPUs, CUDA), else fp32
-    device: str = "auto"
-    threads: int = 0  # CPU threads per process; 0 leaves torch's default
-    # A model file (a shipped checkpoint) to start from when the run has no last.pt yet. The run
-    # continues at that model's iteration count, so the schedule and the number of optimizer steps
-    # stay those of one run; only Adam's moment estimates start afresh, as after the warm-up.
-    init: str = ""
-    # With ``init``: start this run's own count and schedule at 0 (a fine-tune on new data, whose
-    # warm-up and decay must span its own iterations) instead of continuing the model's.
-    fine_tune: bool = False
-
-    def model_config(self) -> ModelConfig:
-        return ModelConfig(self.arch, self.width, self.kind, self.steps, ratio_range=(self.ratio_low, self.ratio_high))
-
-    def sensors(self) -> SensorMix:
-        cameras = tuple(CAMERAS) + ("virtual",) if self.camera == "all" else tuple(self.camera.split(","))
-        if self.profile:
-            noise_source(self.profile).sample(1)  # a profile without a gain is refused now, not mid-run
-            cameras = (self.profile,)
-        models = tuple(self.noise_model.split(","))
-        if not set(models) <= set(NOISE_MODELS):
-            raise ValueError(f"unknown noise model in {self.noise_model!r}; expected {', '.join(NOISE_MODELS)}")
-        return SensorMix(cameras, cast(tuple[NoiseModel, ...], models), self.bits, self.varied_black,
-                         self.black_error, self.quantise)
-
-
-def load_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig:
-    """Defaults, then the TOML file's values, then ``overrides`` that are not None."""
-    values: dict[str, Any] = {}
-    if path is not None:
-        with open(path, "rb") as f:
-            values.update(tomllib.load(f))
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    known = {f.name for f in fields(TrainConfig)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ValueError(f"unknown training setting(s): {', '.join(unknown)}")
-    for key, kind in (("val_ratios", float), ("bits", int)):  # a TOML list, or "2,100,300" from the command line
-        if key in values:
-            items = values[key]
-            values[key] = tuple(kind(v) for v in (items.split(",") if isinstance(items, str) else items))
-    return TrainConfig(**values)
-
-
-def learning_rate(config: TrainConfig, iteration: int, seconds: float = 0.0) -> float:
-    """Warm-up over ``warmup`` iterations, then cosine decay by the run's progress: the share of its
-    iterations done or, with a time budget, the share of its minutes spent, whichever is larger."""
-    if iteration < config.warmup:
-        return config.lr * (iteration + 1) / config.warmup
-    progress = (iteration - config.warmup) / max(1, config.iters - config.warmup)
-    if config.minutes > 0:
-        progress = max(progress, seconds / (60.0 * config.minutes))
-    return cosine_decay(config.lr, config.lr_min, progress)
-
-
-def cosine_decay(high: float, low: float, progress: float) -> float:
-    """Half a cosine from ``high`` (progress 0) to ``low`` (progress 1 and beyond)."""
-    return low + 0.5 * (high - low) * (1 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
 
 
 RELATIVE_FLOOR = 2e-3  # the brightened frame's L1 below which a sample weighs no more (about 50 dB)
