@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+
 def box_mean(x: Tensor, radius: int) -> Tensor:
     """Mean over the (2 radius + 1)^2 window around each pixel, borders reflected: (B, C, H, W).
     Separable sums of shifted views: for small radii several times faster than avg_pool2d on CPUs."""
