@@ -10,7 +10,9 @@ histogram equalisation of the luminance; the reference network alone (on the who
 with its defaults, then with one choice changed at a time (k, the smoothing before the GP, the
 paper's pooled colour model, 3 x 3 patches, the thumbnail's size); each ``--candidate`` network
 alone and in GP mode's defaults. Columns: PSNR and SSIM against the reference photo, and mean
-CIELAB chroma C* as a share of the reference photos' (1.00: as colourful; washed out below).
+CIELAB chroma C* as a share of the reference photos' (1.00: as colourful; washed out below) and
+global contrast, the standard deviation of L*, as a share of theirs (below 1: brightness squeezed
+towards one level).
 Side-by-side crops of the first images (dark, reference photo, GP mode's default, and with each
 candidate) go to benchmarks/results/gp_camera.png. Results: benchmarks/results/gp_camera.json.
 """
@@ -69,6 +71,11 @@ def chroma(image: torch.Tensor) -> float:
     return float(lab[:, 1:].pow(2).sum(1).sqrt().mean())
 
 
+def contrast(image: torch.Tensor) -> float:
+    """Global contrast: the standard deviation of CIELAB lightness L* over the image."""
+    return float(srgb_to_lab(image.double())[:, 0].std())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=Path, default=ROOT.parent / "shared" / "data" / "images" / "val")
@@ -85,12 +92,13 @@ def main() -> None:
     crops = []
 
     def add(name: str, out: torch.Tensor, target: torch.Tensor) -> None:
-        row = scores.setdefault(name, {"psnr": [], "ssim": [], "chroma": []})
+        row = scores.setdefault(name, {"psnr": [], "ssim": [], "chroma": [], "contrast": []})
         row["psnr"].append(pooled_psnr(out, target))
         row["ssim"].append(float(ssim(out, target).mean()))
         row["chroma"].append(chroma(out))
+        row["contrast"].append(contrast(out))
 
-    references = []
+    references, reference_contrasts = [], []
     for i, path in enumerate(find_images(args.images)[:args.limit]):
         clean = read_rgb8(path)[None].float() / 255
         clean = clean[..., : clean.shape[-2] & ~1, : clean.shape[-1] & ~1]
@@ -99,6 +107,7 @@ def main() -> None:
             colour = CameraColour.random(1, generator)
             dark, target = camera_dark(clean, torch.tensor([ratio]), noise, colour, generator)
             references.append(chroma(target))
+            reference_contrasts.append(contrast(target))
             add("dark input", dark, target)
             add("auto gamma (mean to 0.45)", auto_gamma(dark), target)
             add("histogram equalisation", equalise(dark), target)
@@ -113,15 +122,17 @@ def main() -> None:
             if i < 3 and ratio == RATIOS[1]:
                 crops.append(torch.cat([x[..., :160, :160] for x in shown], dim=-1))
     mean_reference_chroma = float(np.mean(references))
+    mean_reference_contrast = float(np.mean(reference_contrasts))
     table = Table(title=f"GP mode on camera-dim {args.images.name} ({len(references)} photos: ratios {RATIOS})")
-    for column in ("method", "PSNR (dB)", "SSIM", "chroma / reference"):
+    for column in ("method", "PSNR (dB)", "SSIM", "chroma / reference", "contrast / reference"):
         table.add_column(column, justify="left" if column == "method" else "right")
     results = {}
     for name, row in scores.items():
         results[name] = {"psnr": float(np.mean(row["psnr"])), "ssim": float(np.mean(row["ssim"])),
-                         "chroma_share": float(np.mean(row["chroma"])) / mean_reference_chroma}
+                         "chroma_share": float(np.mean(row["chroma"])) / mean_reference_chroma,
+                         "contrast_share": float(np.mean(row["contrast"])) / mean_reference_contrast}
         table.add_row(name, f"{results[name]['psnr']:.2f}", f"{results[name]['ssim']:.3f}",
-                      f"{results[name]['chroma_share']:.2f}")
+                      f"{results[name]['chroma_share']:.2f}", f"{results[name]['contrast_share']:.2f}")
     Console().print(table)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     if crops:
