@@ -8,7 +8,8 @@ camera's calibrated noise and a random camera colour, then developed like a came
 full exposure. Rows: the dark input; auto gamma (the power curve bringing the mean to 0.45);
 histogram equalisation of the luminance; the reference network alone (on the whole photo); GP mode
 with its defaults, then with one choice changed at a time (k, the smoothing before the GP, the
-paper's pooled colour model, 3 x 3 patches, the thumbnail's size); each ``--candidate`` network
+paper's pooled colour model, the prior mean: zero as the paper's or linear, a global tone term
+under the GP; 3 x 3 patches, the thumbnail's size); each ``--candidate`` network
 alone and in GP mode's defaults. Columns: PSNR and SSIM against the reference photo, and mean
 CIELAB chroma C* as a share of the reference photos' (1.00: as colourful; washed out below) and
 global contrast, the standard deviation of L*, as a share of theirs (below 1: brightness squeezed
@@ -50,6 +51,8 @@ CHOICES = (
     ("GP, smoothing 1.5", {"smoothing": 1.5}),
     ("GP, k = 30, no smoothing (the defaults before)", {"k": 30, "smoothing": 0.0}),
     ("GP, the paper's pooled colour", {"colour": "pooled"}),
+    ("GP, zero prior mean (the paper's)", {"prior": "zero"}),
+    ("GP, linear prior mean (a global tone term)", {"prior": "linear"}),
     ("GP, 3 x 3 patches", {"patch": 3}),
     ("GP, 64 x 64 thumbnail", {"reference_pixels": 64 * 64}),
     ("GP, 256 x 256 thumbnail", {"reference_pixels": 256 * 256}),

@@ -8,6 +8,7 @@ import torch
 from sklearn.cluster import KMeans as SkKMeans
 from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
+from sklearn.linear_model import Ridge
 
 from exposed.gp import enhance as gp
 
@@ -75,12 +76,45 @@ def test_grid_hyperparameters_come_close_to_scikit_learns_optimiser():
     assert ours.log_likelihood >= oracle.log_marginal_likelihood_value_ - 2.0
 
 
+def test_linear_prior_is_a_ridge_fit_with_scikit_learns_gp_on_its_residuals():
+    g = torch.Generator().manual_seed(5)
+    x = torch.rand(40, 3, generator=g, dtype=torch.float64)
+    y = torch.stack([2 * x[:, 0] - x[:, 2] + 0.1 * torch.sin(9 * x[:, 1]), x.sum(1)], 1)
+    model = gp.fit_gp(x, y, prior="linear")
+    ridge = Ridge(alpha=gp.LINEAR_RIDGE * float((x - x.mean(0)).square().mean()) * 40).fit(x.numpy(), y.numpy())
+    assert np.allclose(model.slope.numpy(), ridge.coef_.T, atol=1e-10)
+    assert np.allclose(model.mean.numpy(), ridge.intercept_, atol=1e-10)
+    kernel = ConstantKernel(model.variance, "fixed") * RBF(model.length, "fixed") + WhiteKernel(model.noise, "fixed")
+    residual = y.numpy() - ridge.predict(x.numpy())
+    oracle = GaussianProcessRegressor(kernel, alpha=0.0, optimizer=None).fit(x.numpy(), residual)
+    test = torch.rand(100, 3, generator=g, dtype=torch.float64)
+    expected = oracle.predict(test.numpy()) + ridge.predict(test.numpy())
+    assert np.allclose(model.predict(test).numpy(), expected, atol=1e-8)
+
+
+def test_prior_mean_decides_what_lies_beyond_the_centres():
+    """Fitted on dark values up to 0.3 of a doubling tone curve, far from every centre (beyond the
+    longest length scale the fit may choose) the constant prior returns the centres' mean, the zero
+    prior black, the linear prior the curve."""
+    x = torch.linspace(0.0, 0.3, 12, dtype=torch.float64)[:, None]
+    far = torch.tensor([[30.0]], dtype=torch.float64)
+    predicted = {prior: float(gp.fit_gp(x, 2 * x, prior=prior).predict(far))
+                 for prior in ("constant", "zero", "linear")}
+    assert predicted["linear"] == pytest.approx(60.0, rel=1e-3)
+    assert predicted["constant"] == pytest.approx(0.3, abs=0.01)
+    assert predicted["zero"] == pytest.approx(0.0, abs=0.01)
+    with pytest.raises(ValueError, match="prior mean"):
+        gp.fit_gp(x, 2 * x, prior="quadratic")  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("colour", ["joint", "pooled"])
 @pytest.mark.parametrize("patch", [1, 3])
-def test_image_prediction_by_convolutions_is_the_gp_of_every_patch(colour, patch):
+@pytest.mark.parametrize("prior", ["constant", "linear"])
+def test_image_prediction_by_convolutions_is_the_gp_of_every_patch(colour, patch, prior):
     g = torch.Generator().manual_seed(3)
     dark = torch.rand(1, 3, 20, 31, generator=g, dtype=torch.float64)
-    model = gp.fit(dark, dark.sqrt(), k=15, patch=patch, colour=colour, generator=torch.Generator().manual_seed(0))
+    model = gp.fit(dark, dark.sqrt(), k=15, patch=patch, colour=colour, generator=torch.Generator().manual_seed(0),
+                   prior=prior)
     image = gp.predict(model, dark, patch=patch, colour=colour, rows=7)
     if colour == "joint":
         plain = model.predict(gp.patch_vectors(dark, patch)).reshape(20, 31, 3).permute(2, 0, 1)[None]

@@ -30,6 +30,32 @@ def test_training_resumes_and_ships_a_weights_only_file(tmp_path):
     assert model(torch.rand(1, 3, 37, 41)).shape == (1, 3, 37, 41)
 
 
+def test_the_shipped_file_is_the_best_validation_and_a_divergence_goes_back_to_it(tmp_path, monkeypatch):
+    """Validations scripted at 20, 25, then 10 dB: the third is a divergence, so training returns
+    to iteration 2's weights, and reference.pt stays iteration 2's."""
+    import exposed.gp.reference as reference
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(2):
+        iio.imwrite(folder / f"{i}.png", rng.integers(0, 256, (140, 150, 3), dtype=np.uint8))
+    scripted = iter([20.0, 5.0, 25.0, 5.0, 10.0, 5.0])  # each validation: the model's, then the input's
+    monkeypatch.setattr(reference, "pooled_psnr", lambda *_: next(scripted))
+    config = ReferenceConfig(images=str(folder), val_images=str(folder), out=str(tmp_path / "run"), width=4,
+                             batch_size=2, iterations=3, val_every=1)
+    lines: list[str] = []
+    shipped = train_reference(config, log=lines.append)
+    assert "diverged (10.00 dB against the best 25.00): back to the weights of iteration 2, training on" in lines
+    best, last = load_checkpoint(tmp_path / "run" / "best.pt"), load_checkpoint(tmp_path / "run" / "last.pt")
+    assert best["train"]["iteration"] == 2 and last["train"]["iteration"] == 3
+    assert last["train"]["best_psnr"] == 25.0
+    assert all(torch.equal(best["model"][k], v) for k, v in last["model"].items())
+    ships = load_checkpoint(shipped)
+    assert ships["train"]["iterations_done"] == 2 and ships["train"]["validation_psnr"] == 25.0
+    assert all(torch.equal(best["model"][k].half(), v) for k, v in ships["model"].items())
+
+
 def test_a_camera_dim_photo_is_the_scene_exposed_shorter_with_noise_and_developed_like_a_jpeg():
     """Without noise, the dim photo is the same development of ratio-times less light; with the
     sensor's noise its flat patches spread as the noise model says, and both are 8-bit."""

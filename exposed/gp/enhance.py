@@ -14,7 +14,10 @@ Where this differs from the paper, and why:
   three outputs), which keeps each channel's own mapping. ``colour="pooled"`` is the paper's model,
   kept for comparison (benchmarks/gp.py, tests/test_gp.py).
 - mean: the GP's prior mean is the centres' mean output, not zero, so a patch unlike every centre
-  is brought to the photo's average enhancement rather than to black.
+  is brought to the photo's average enhancement rather than to black. ``prior="zero"`` (the
+  paper's) and ``prior="linear"`` (a global tone term: an affine map of the patch fitted to the
+  centres by least squares, the GP modelling what it leaves) are kept for comparison
+  (benchmarks/gp_camera.py).
 - hyperparameters: length scale and noise by maximum marginal likelihood over a grid (the signal
   variance in closed form), not hand-set.
 - patch size: p = q = 1 (pixel pairs, which the paper's conclusion also names) by default: on
@@ -44,6 +47,7 @@ from torch import Tensor
 from exposed.imaging.filters import guided_filter, noise_sigma
 
 Colour = Literal["joint", "pooled"]
+Prior = Literal["constant", "zero", "linear"]
 SMOOTHING = 3.0  # the guided filter's eps in noise levels: measured in benchmarks/gp_camera.py
 
 
@@ -122,11 +126,12 @@ def se_kernel(a: Tensor, b: Tensor, length: float | Tensor, variance: float | Te
 
 @dataclass
 class GaussianProcess:
-    """A fitted GP regression: predictive mean = mean + k(x, inputs) @ alpha."""
+    """A fitted GP regression: predictive mean = mean + x @ slope + k(x, inputs) @ alpha."""
 
     inputs: Tensor  # (k, d)
-    alpha: Tensor  # (k, m): (K + noise I)^-1 (y - mean)
+    alpha: Tensor  # (k, m): (K + noise I)^-1 (y - prior mean)
     mean: Tensor  # (m,)
+    slope: Tensor | None  # (d, m): the prior mean's linear term (None: a constant prior mean)
     length: float
     variance: float
     noise: float
@@ -136,8 +141,13 @@ class GaussianProcess:
         """Predictive means for (N, d) inputs: (N, m). The plain form; images go through
         :func:`predict`, which computes the same by convolutions."""
         x = x.to(self.alpha.dtype)
-        return torch.cat([self.mean + se_kernel(part, self.inputs, self.length, self.variance) @ self.alpha
+        return torch.cat([self.prior_mean(part)
+                          + se_kernel(part, self.inputs, self.length, self.variance) @ self.alpha
                           for part in x.split(chunk)])
+
+    def prior_mean(self, x: Tensor) -> Tensor:
+        """The prior mean at (N, d) inputs: (N, m)."""
+        return self.mean + (x @ self.slope if self.slope is not None else 0.0)
 
 
 def log_marginal_likelihood(x: Tensor, y: Tensor, length: float, variance: float, noise: float) -> float:
@@ -150,10 +160,30 @@ def log_marginal_likelihood(x: Tensor, y: Tensor, length: float, variance: float
     return float(-0.5 * (y * alpha).sum() - 0.5 * m * log_det - 0.5 * m * k * math.log(2 * math.pi))
 
 
+LINEAR_RIDGE = 1e-3  # the linear prior's ridge, relative to the inputs' mean variance: k = 10 points fit 4 terms
+
+
+def prior_mean(x: Tensor, y: Tensor, prior: Prior) -> tuple[Tensor, Tensor | None]:
+    """The prior mean's constant (m,) and linear term (d, m) or None, fitted to (k, d) inputs and
+    (k, m) outputs: their mean (``constant``), zero, or a ridge least-squares affine map (``linear``)."""
+    if prior == "zero":
+        return torch.zeros_like(y[0]), None
+    if prior == "constant":
+        return y.mean(0), None
+    if prior != "linear":
+        raise ValueError(f"unknown prior mean {prior!r}; expected constant, zero or linear")
+    centre = x.mean(0)
+    design = x - centre
+    ridge = LINEAR_RIDGE * float(design.square().mean().clamp_min(1e-12)) * x.shape[0]
+    gram = design.T @ design + ridge * torch.eye(x.shape[1], dtype=x.dtype, device=x.device)
+    slope = torch.linalg.solve(gram, design.T @ (y - y.mean(0)))
+    return y.mean(0) - centre @ slope, slope
+
+
 def fit_gp(x: Tensor, y: Tensor, length_factors: Tensor | None = None,
-           noise_ratios: Tensor | None = None) -> GaussianProcess:
-    """Fit a GP to (k, d) inputs and (k, m) outputs (after subtracting their mean), choosing the
-    length scale and noise by maximum marginal likelihood.
+           noise_ratios: Tensor | None = None, prior: Prior = "constant") -> GaussianProcess:
+    """Fit a GP to (k, d) inputs and (k, m) outputs (after subtracting the ``prior`` mean,
+    :func:`prior_mean`), choosing the length scale and noise by maximum marginal likelihood.
 
     Length scales are ``length_factors`` times the median distance between inputs; the noise is a
     ratio of the signal variance, and for each pair the signal variance that maximises the
@@ -164,8 +194,8 @@ def fit_gp(x: Tensor, y: Tensor, length_factors: Tensor | None = None,
     """
     x, y = x.double(), y.double()
     k, m = y.shape
-    mean = y.mean(0)
-    centred = y - mean
+    mean, slope = prior_mean(x, y, prior)
+    centred = y - mean - (x @ slope if slope is not None else 0.0)
     if length_factors is None:
         length_factors = torch.logspace(-1.5, 1.5, 13, dtype=torch.float64)
     if noise_ratios is None:
@@ -187,7 +217,7 @@ def fit_gp(x: Tensor, y: Tensor, length_factors: Tensor | None = None,
     best = int(log_likelihood.argmax())
     li, ri = divmod(best, len(ratios))
     alpha = vectors[li] @ (projected[li] / shifted[li, ri][:, None])
-    return GaussianProcess(x, alpha / variance[li, ri], mean, float(lengths[li]), float(variance[li, ri]),
+    return GaussianProcess(x, alpha / variance[li, ri], mean, slope, float(lengths[li]), float(variance[li, ri]),
                            float(ratios[ri] * variance[li, ri]), float(log_likelihood[li, ri]))
 
 
@@ -229,7 +259,7 @@ def _by_channel(image: Tensor, colour: Colour) -> Tensor:
 
 
 def fit(dark: Tensor, reference: Tensor, k: int = 30, patch: int = 1, colour: Colour = "joint",
-        samples: int = 2048, generator: torch.Generator | None = None) -> GaussianProcess:
+        samples: int = 2048, generator: torch.Generator | None = None, prior: Prior = "constant") -> GaussianProcess:
     """The GP of one photo: ``dark`` and its ``reference`` enhancement, (1, 3, h, w) of one size
     (a thumbnail's), give a pair for every pixel: the dark p x q patch and the reference patch, joined
     as the paper does. Up to ``samples`` random pairs are clustered into k centres; the GP maps a
@@ -249,7 +279,7 @@ def fit(dark: Tensor, reference: Tensor, k: int = 30, patch: int = 1, colour: Co
     channels = d // (patch * patch)
     middle = (patch * patch) // 2
     target = centres[:, d:].reshape(-1, channels, patch * patch)[:, :, middle]
-    return fit_gp(centres[:, :d], target)
+    return fit_gp(centres[:, :d], target, prior=prior)
 
 
 def predict(gp: GaussianProcess, dark: Tensor, patch: int = 1, colour: Colour = "joint",
@@ -274,6 +304,9 @@ def predict(gp: GaussianProcess, dark: Tensor, patch: int = 1, colour: Colour = 
         filters = filters.reshape(-1, channels, patch, patch).contiguous(memory_format=torch.channels_last)
     bias = (log_variance - 0.5 * gp.inputs.square().sum(1) / gp.length**2).to(dtype)[:, None]
     mix, mean = gp.alpha.T.to(dtype), gp.mean.to(dtype)[:, None]
+    slope = None if gp.slope is None else gp.slope.T.to(dtype)  # (m, d)
+    if slope is not None and patch > 1:
+        slope = slope.reshape(-1, channels, patch, patch).contiguous(memory_format=torch.channels_last)
     r = patch // 2
     padded = F.pad(images, (r,) * 4, mode="reflect") if r else images
     out = torch.empty(batch, mix.shape[0], h, w, dtype=dtype, device=dark.device)
@@ -285,12 +318,15 @@ def predict(gp: GaussianProcess, dark: Tensor, patch: int = 1, colour: Colour = 
             pixels = strip.transpose(0, 1).reshape(channels, -1)
             z = torch.addmm(bias, filters, pixels)
             norms = pixels.square().sum(0)
+            prior = mean if slope is None else torch.addmm(mean, slope, pixels)
         else:
             z = F.conv2d(strip.contiguous(memory_format=torch.channels_last), filters)
             z = z.permute(1, 0, 2, 3).reshape(z.shape[1], -1).add_(bias)
             norms = F.avg_pool2d(strip.square().sum(1, keepdim=True), patch, stride=1).reshape(-1) * (patch * patch)
+            prior = mean if slope is None else F.conv2d(strip.contiguous(memory_format=torch.channels_last),
+                                                        slope).permute(1, 0, 2, 3).reshape(len(mean), -1).add_(mean)
         z.sub_(norms * (0.5 / gp.length**2)).clamp_(min=min(-60.0, log_variance), max=log_variance).exp_()
-        values = torch.addmm(mean, mix, z).reshape(-1, batch, n, w)  # (outputs, batch, rows, W)
+        values = torch.addmm(prior, mix, z).reshape(-1, batch, n, w)  # (outputs, batch, rows, W)
         out[..., top:top + n, :] = values.transpose(0, 1)
     return out.reshape(dark.shape).clamp_(0.0, 1.0)
 
@@ -306,7 +342,8 @@ def smooth(image: Tensor, strength: float) -> Tensor:
 
 def enhance_image(dark: Tensor, reference: Callable[[Tensor], Tensor], k: int = 10, patch: int = 1,
                   colour: Colour = "joint", reference_pixels: int = 128 * 128, samples: int = 2048,
-                  smoothing: float = SMOOTHING, generator: torch.Generator | None = None) -> Tensor:
+                  smoothing: float = SMOOTHING, generator: torch.Generator | None = None,
+                  prior: Prior = "constant") -> Tensor:
     """GP mode for one photo (1, 3, H, W) in [0, 1]: ``reference`` (the CNN) enhances a thumbnail of
     at most ``reference_pixels`` pixels, the GP is fitted there (on the thumbnail smoothed by
     :func:`smooth`, the CNN having seen it as it is) and predicts every pixel of ``dark`` smoothed
@@ -314,5 +351,5 @@ def enhance_image(dark: Tensor, reference: Callable[[Tensor], Tensor], k: int = 
     small = thumbnail(dark, reference_pixels)
     with torch.no_grad():
         target = reference(small).clamp(0.0, 1.0).to(small.dtype)
-    gp = fit(smooth(small, smoothing), target, k, patch, colour, samples, generator)
+    gp = fit(smooth(small, smoothing), target, k, patch, colour, samples, generator, prior)
     return predict(gp, smooth(dark, smoothing), patch, colour)
