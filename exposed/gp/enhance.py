@@ -28,7 +28,7 @@ Where this differs from the paper, and why:
   its own noise level (:func:`smooth`); on dim camera photos that lifted PSNR from 21.19 to
   22.03 dB and SSIM from 0.664 to 0.720 (benchmarks/gp_camera.py, k = 10).
 - k: 10 by default, not 30: on dim camera photos more centres follow noise and lose PSNR and SSIM
-  (21.45 dB, 0.689 at k = 30); on noise-free gamma darkenings they gain 1 dB (benchmarks/gp.py).
+  (21.45 dB, 0.689 at k = 30); on noise-free gamma darkenings they gain 0.7 dB (benchmarks/gp.py).
 
 Shapes: images (1, 3, H, W) in [0, 1]; data (N, d); outputs (N, m).
 """
