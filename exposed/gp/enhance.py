@@ -163,7 +163,7 @@ def log_marginal_likelihood(x: Tensor, y: Tensor, length: float, variance: float
 LINEAR_RIDGE = 1e-3  # the linear prior's ridge, relative to the inputs' mean variance: k = 10 points fit 4 terms
 
 
-def prior_mean(x: Tensor, y: Tensor, prior: Prior) -> tuple[Tensor, Tensor | None]:
+def fit_prior_mean(x: Tensor, y: Tensor, prior: Prior) -> tuple[Tensor, Tensor | None]:
     """The prior mean's constant (m,) and linear term (d, m) or None, fitted to (k, d) inputs and
     (k, m) outputs: their mean (``constant``), zero, or a ridge least-squares affine map (``linear``)."""
     if prior == "zero":
@@ -183,7 +183,7 @@ def prior_mean(x: Tensor, y: Tensor, prior: Prior) -> tuple[Tensor, Tensor | Non
 def fit_gp(x: Tensor, y: Tensor, length_factors: Tensor | None = None,
            noise_ratios: Tensor | None = None, prior: Prior = "constant") -> GaussianProcess:
     """Fit a GP to (k, d) inputs and (k, m) outputs (after subtracting the ``prior`` mean,
-    :func:`prior_mean`), choosing the length scale and noise by maximum marginal likelihood.
+    :func:`fit_prior_mean`), choosing the length scale and noise by maximum marginal likelihood.
 
     Length scales are ``length_factors`` times the median distance between inputs; the noise is a
     ratio of the signal variance, and for each pair the signal variance that maximises the
@@ -194,7 +194,7 @@ def fit_gp(x: Tensor, y: Tensor, length_factors: Tensor | None = None,
     """
     x, y = x.double(), y.double()
     k, m = y.shape
-    mean, slope = prior_mean(x, y, prior)
+    mean, slope = fit_prior_mean(x, y, prior)
     centred = y - mean - (x @ slope if slope is not None else 0.0)
     if length_factors is None:
         length_factors = torch.logspace(-1.5, 1.5, 13, dtype=torch.float64)
