@@ -242,25 +242,36 @@ def evaluate(folder: Path, models: tuple[Path, ...], ratios: tuple[float, ...], 
                    "Choose it with benchmarks/steps_snr.py.")
 @click.option("--fusion", help="RATIO:TAU2,... the network's error variance by ratio, for blending with the "
                                "brightened frame; 'none' for no blending. Choose it with benchmarks/steps.py.")
+@click.option("--local-mean", help="RATIO:WINDOW,... the block size (packed pixels) over which the result takes the "
+                                   "brightened frame's mean, by ratio; 'none' for not at all. Choose it with "
+                                   "benchmarks/steps.py.")
 def export(checkpoint: Path, output: Path, fp32: bool, steps: int | None, ratio_per_step: float | None,
-           snr_per_step: float | None, fusion: str | None) -> None:
+           snr_per_step: float | None, fusion: str | None, local_mean: str | None) -> None:
     """Turn a training checkpoint into a model file to ship or share (no optimizer state)."""
     from exposed.denoise.checkpoint import export_model
     from exposed.io.checkpoint import load_checkpoint, save_checkpoint
 
-    table = None
-    if fusion is not None:
-        try:
-            table = [] if fusion == "none" else sorted((float(r), float(t)) for r, t in
-                                                       (pair.split(":") for pair in fusion.split(",")))
-        except ValueError:
-            raise click.BadParameter("expected RATIO:TAU2 pairs separated by commas", param_hint="--fusion") from None
-        if any(r <= 0 or t <= 0 for r, t in table):
-            raise click.BadParameter("ratios and variances must be positive", param_hint="--fusion")
+    table = _ratio_table(fusion, "--fusion", "RATIO:TAU2", float)
+    windows = _ratio_table(local_mean, "--local-mean", "RATIO:WINDOW", int)
     save_checkpoint(output, export_model(load_checkpoint(checkpoint), half=not fp32, steps=steps,
                                          ratio_per_step=ratio_per_step, fusion=table,
-                                         snr_per_step=snr_per_step))
+                                         snr_per_step=snr_per_step, local_mean=windows))
     err.print(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB)")
+
+
+def _ratio_table(text: str | None, option: str, form: str,
+                 kind: Callable[[str], Any]) -> list[tuple[float, Any]] | None:
+    """A by-ratio table of export's options, sorted by ratio: 'R:V,R:V', 'none' (empty) or None (kept)."""
+    if text is None:
+        return None
+    try:
+        table = [] if text == "none" else sorted((float(r), kind(v)) for r, v in
+                                                 (pair.split(":") for pair in text.split(",")))
+    except ValueError:
+        raise click.BadParameter(f"expected {form} pairs separated by commas", param_hint=option) from None
+    if any(r <= 0 or v <= 0 for r, v in table):
+        raise click.BadParameter("ratios and values must be positive", param_hint=option)
+    return table
 
 
 DNG_SUFFIX = "-exposed"  # a DNG's default name must not be its raw input's

@@ -85,7 +85,7 @@ def test_shipped_models_load_offline_without_code(name, kind):
     assert model.ratio_range == (1.0, 300.0)
 
 
-def test_export_stores_the_blend_table_sorted_and_none_clears_it(tmp_path):
+def test_export_stores_the_blend_and_local_mean_tables_sorted_and_none_clears_them(tmp_path):
     from click.testing import CliRunner
 
     from exposed.cli import main
@@ -99,6 +99,13 @@ def test_export_stores_the_blend_table_sorted_and_none_clears_it(tmp_path):
     assert out.exit_code == 0 and load_model(tmp_path / "n.pt").config.fusion == ()
     bad = CliRunner().invoke(main, ["export", str(tmp_path / "last.pt"), str(tmp_path / "x.pt"), "--fusion", "2,3"])
     assert bad.exit_code == 2 and "RATIO:TAU2" in bad.output
+    out = CliRunner().invoke(main, ["export", str(tmp_path / "m.pt"), str(tmp_path / "w.pt"),
+                                    "--local-mean", "300:16,2:4"])
+    assert out.exit_code == 0, out.output
+    config = load_model(tmp_path / "w.pt").config
+    assert config.local_mean == ((2.0, 4), (300.0, 16)) and config.fusion == ((2.0, 3e-4), (100.0, 5e-5))
+    bad = CliRunner().invoke(main, ["export", str(tmp_path / "m.pt"), str(tmp_path / "x.pt"), "--local-mean", "2:0"])
+    assert bad.exit_code == 2 and "positive" in bad.output
 
 
 def test_a_width_32_model_exports_under_the_device_machines_16_mib_file_limit(tmp_path):

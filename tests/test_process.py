@@ -224,6 +224,68 @@ def test_fuse_leans_on_the_brightened_frame_where_the_estimate_is_locally_wrong(
     assert mse(plain, flat) < 0.5 * mse(amplified, flat)
 
 
+def test_keep_local_mean_removes_a_slow_tone_error_and_leaves_fine_detail():
+    """An estimate with a smooth colour cast and a fine pattern of its own, against a brightened
+    frame with no noise: the cast (constant within a block, or any plane) goes, the pattern, whose
+    block means are zero, stays; a frame that agrees with the estimate is left alone."""
+    from exposed.denoise.infer import keep_local_mean
+
+    g = torch.Generator().manual_seed(0)
+    truth = 0.2 + 0.5 * torch.rand(1, 4, 32, 48, generator=g, dtype=torch.float64)
+    ratio, sensor = torch.tensor([10.0]), SensorScale(torch.tensor([1e-12]), torch.tensor([0.0]))
+    checker = 0.01 * (-1.0) ** (torch.arange(32)[:, None] + torch.arange(48)[None, :])
+    cast = torch.tensor([0.03, -0.02, -0.02, 0.05], dtype=torch.float64).view(1, 4, 1, 1)
+    estimate = truth + cast + checker
+    torch.testing.assert_close(keep_local_mean(estimate, truth, ratio, sensor, 8), truth + checker)
+    rows = torch.linspace(-0.02, 0.02, 32, dtype=torch.float64).view(1, 1, 32, 1)
+    inner = (..., slice(4, -4), slice(4, -4))  # bilinear is exact on a plane between the blocks' centres
+    torch.testing.assert_close(keep_local_mean(truth + rows, truth, ratio, sensor, 8)[inner], truth[inner])
+    torch.testing.assert_close(keep_local_mean(estimate, estimate, ratio, sensor, 4), estimate)
+    assert keep_local_mean(estimate, truth, ratio, sensor, 0) is estimate
+
+
+def test_keep_local_mean_takes_light_above_white_as_white_give_or_take_the_noise():
+    """A lamp at 50 times white beside a dark area: the brightened frame counts at most one noise
+    standard deviation above white, so the dark area's mean moves by a small fraction of that, not
+    by the lamp's light; noise that merely crosses white still counts in full."""
+    from exposed.denoise.infer import keep_local_mean
+
+    ratio, sensor = torch.tensor([100.0]), SensorScale(torch.tensor([1e-5]), torch.tensor([1e-8]))
+    estimate = torch.full((1, 4, 16, 16), 0.05)
+    estimate[..., :, 8:] = 1.0
+    amplified = estimate.clone()
+    amplified[..., :, 8:] = 50.0
+    out = keep_local_mean(estimate, amplified, ratio, sensor, 16)
+    std_white = math.sqrt(1e-5 * 100 + 1e-8 * 100**2)
+    assert (out - estimate).max() <= std_white / 2 + 1e-6
+    assert (out - estimate).max() > 0.1 * std_white
+    near_white = torch.full((1, 4, 16, 16), 0.99)
+    noisy = near_white + torch.where(torch.arange(16) % 2 == 0, 0.02, -0.02)  # half of it above white
+    torch.testing.assert_close(keep_local_mean(near_white, noisy, ratio, sensor, 16), near_white)
+
+
+def test_the_local_mean_window_is_the_nearest_ratios_in_log_ratio():
+    from exposed.denoise.infer import mean_window
+
+    table = ((2.0, 4), (100.0, 8), (300.0, 16))
+    assert [mean_window(table, r) for r in (1.0, 14.0, 15.0, 150.0, 200.0, 1000.0)] == [4, 4, 8, 8, 16, 16]
+    assert mean_window((), 50.0) == 0
+
+
+def test_a_model_with_a_local_mean_table_holds_saturated_photosites_white():
+    from dataclasses import replace
+
+    model = _model()
+    model.config = replace(model.config, local_mean=((1.0, 4),))
+    sensor = SensorScale(torch.tensor([1e-4]), torch.tensor([1e-7]))
+    dark = torch.rand(1, 4, 32, 32, generator=torch.Generator().manual_seed(0)) * 0.01
+    dark[..., 10:13, 10:13] = 1.0  # a lamp clipped in the dark frame
+    out = denoise(model, dark, torch.tensor([50.0]), sensor, 0)
+    assert (out[..., 10:13, 10:13] == 1.0).all()
+    unblended = denoise(model, dark, torch.tensor([50.0]), sensor, 0, blend=False)
+    assert not torch.equal(out, unblended)
+
+
 def test_a_blended_model_keeps_a_barely_noisy_frame_as_brightening_does():
     """A frame two stops dark with little noise: whatever an (untrained) network says, the blend
     gives back nearly the brightened frame; without the table, or with ``blend=False``, it does not."""

@@ -11,6 +11,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,7 +24,7 @@ from exposed.io.exif import ExifInfo
 from exposed.imaging.heatmap import heat_map
 from exposed.io.images import JPEG_QUALITY, image_bytes, save_gray16, save_image
 from exposed.io.photo import PHOTO_SUFFIXES
-from exposed.io.raw import RawError, read_raw
+from exposed.io.raw import RawError, RawImage, read_raw
 from exposed.pipeline import Enhancer, Plan
 
 if TYPE_CHECKING:  # GP mode's stack is imported only when a photo mode runs
@@ -140,12 +141,22 @@ def raised_by_exposed(error: BaseException) -> bool:
     return tb is not None and str(tb.tb_frame.f_globals.get("__name__", "")).startswith("exposed.")
 
 
+def read_ahead(job: Job, enhancer: Enhancer | PhotoEnhancer, reader: Executor) -> Future[RawImage] | None:
+    """Start reading ``job``'s raw on ``reader`` while the file before it is being denoised, so a
+    batch does not wait for LibRaw's decode between files (None: nothing to read ahead: standard
+    input, or a photo mode, whose enhancer reads its own files)."""
+    if job.source == STDIN or not isinstance(enhancer, Enhancer):
+        return None
+    return reader.submit(read_raw, Path(job.source))
+
+
 def run_job(job: Job, enhancer: Enhancer | PhotoEnhancer, fmt: str, tmp: Path, dry_run: bool = False,
             stop: threading.Event | None = None, on_step: StepReport | None = None,
-            quality: int = JPEG_QUALITY) -> Outcome:
+            quality: int = JPEG_QUALITY, prefetched: Future[RawImage] | None = None) -> Outcome:
     """Enhance one file and deliver it (``fmt``: an image format of :mod:`exposed.io.images`, or
     ``dng``; ``quality``: JPEG's). Nothing is written once ``stop`` is set (the batch was
-    interrupted); ``on_step`` hears of each network pass."""
+    interrupted); ``on_step`` hears of each network pass. ``prefetched``: the file's raw, being
+    read in the background (:func:`read_ahead`); its failure is this file's, as a read here would be."""
     start = time.perf_counter()
     outcome = Outcome(job)
     photo_mode = not isinstance(enhancer, Enhancer)
@@ -158,7 +169,8 @@ def run_job(job: Job, enhancer: Enhancer | PhotoEnhancer, fmt: str, tmp: Path, d
                     deliver(job.output, fmt, tmp, exif, picture, quality=quality)
                     outcome.written = True
         else:
-            outcome.plan = plan = enhancer.plan(read_raw(source))
+            raw = prefetched.result() if prefetched is not None else read_raw(source)
+            outcome.plan = plan = enhancer.plan(raw)
             if not dry_run:
                 mosaic = enhancer.enhance_mosaic(plan, on_step if plan.noise is not None else None)
                 dng = enhancer.dng(plan, mosaic) if fmt == "dng" else None

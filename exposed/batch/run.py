@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from exposed.batch.files import RAW_SUFFIXES, STDIN, Job, expand_inputs, plan_outputs
-from exposed.batch.job import run_job
+from exposed.batch.job import read_ahead, run_job
 from exposed.batch.report import Reporter
 from exposed.io.images import JPEG_QUALITY
 from exposed.io.photo import PHOTO_SUFFIXES
@@ -134,11 +134,18 @@ def run_batch(inputs: list[str], settings: Settings, options: BatchOptions, repo
                 reporter.batch(len(todo)):
             tmp = Path(folder)
             if options.jobs == 1:  # in the main thread, so Ctrl-C stops the work at once
-                for job in todo:
-                    with reporter.passes(job) as on_step:
-                        reporter.finished(run_job(job, enhancer, options.fmt, tmp, options.dry_run, on_step=on_step,
-                                                   quality=options.quality),
-                                          options.dry_run)
+                reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="exposed-read")
+                try:
+                    upcoming = read_ahead(todo[0], enhancer, reader) if todo else None
+                    for i, job in enumerate(todo):
+                        current = upcoming
+                        upcoming = read_ahead(todo[i + 1], enhancer, reader) if i + 1 < len(todo) else None
+                        with reporter.passes(job) as on_step:
+                            reporter.finished(run_job(job, enhancer, options.fmt, tmp, options.dry_run,
+                                                      on_step=on_step, quality=options.quality, prefetched=current),
+                                              options.dry_run)
+                finally:
+                    reader.shutdown(wait=True, cancel_futures=True)  # a read under way only reads: let it end
             else:
                 pool = ThreadPoolExecutor(max_workers=options.jobs)
                 try:

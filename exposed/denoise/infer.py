@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from exposed.denoise.model import ExposureModel
-from exposed.denoise.process import noise_var, run_process
+from exposed.denoise.process import noise_std, noise_var, run_process
 from exposed.sensor.noise import SensorScale
 
 Precision = Literal["fp32", "bf16"]
@@ -219,6 +219,35 @@ def fuse(estimate: Tensor, amplified: Tensor, tau2: Tensor, ratio: Tensor, senso
     return difference.mul_(tau2 / var.add_(tau2)).add_(estimate)
 
 
+def mean_window(table: tuple[tuple[float, int], ...], ratio: float) -> int:
+    """The block size of :func:`keep_local_mean` at ``ratio``: that of the table's nearest ratio (in
+    log ratio), 0 (not done) for an empty table."""
+    if not table:
+        return 0
+    return min(table, key=lambda entry: abs(math.log(entry[0]) - math.log(ratio)))[1]
+
+
+def keep_local_mean(estimate: Tensor, amplified: Tensor, ratio: Tensor, sensor: SensorScale, window: int) -> Tensor:
+    """The estimate with its local mean replaced by the brightened frame's: the mean difference over
+    ``window`` x ``window`` blocks, interpolated bilinearly between block centres, is added back.
+
+    The brightened frame is an unbiased measurement of the scene; averaged over a block its noise
+    falls by the block's size, while a network's error is mostly a slowly varying shift of tone and
+    colour that averaging does not remove. Light above white carries nothing the result can use
+    (the reference is white there): the brightened frame is taken at most one standard deviation of
+    the noise at white above white, which keeps noise near white unbiased and a lamp's glow from
+    lifting its dark surroundings. (B, 4, H, W) in, the same out; ``window`` 0 returns the estimate.
+    """
+    if window <= 0:
+        return estimate
+    h, w = estimate.shape[-2:]
+    white = torch.ones(estimate.shape[0], estimate.shape[1], 1, 1, device=estimate.device)
+    top = noise_std(white, torch.ones_like(ratio), ratio, sensor.to(estimate.device)).add_(1.0)
+    difference = torch.minimum(amplified, top).sub_(estimate)
+    blocks = F.avg_pool2d(difference, window, window, ceil_mode=True)
+    return F.interpolate(blocks, size=(h, w), mode="bilinear", align_corners=False).add_(estimate)
+
+
 @torch.no_grad()
 def denoise(model: ExposureModel, dark: Tensor, ratio: Tensor, sensor: SensorScale, steps: int | None = None,
             generator: torch.Generator | None = None, precision: Precision = "fp32", tile: int | None = None,
@@ -230,8 +259,9 @@ def denoise(model: ExposureModel, dark: Tensor, ratio: Tensor, sensor: SensorSca
     the model's own for the batch's largest ratio (:func:`default_steps`). ``on_step(done, total)`` is called
     after each network pass (progress for long frames). saturated: photosites at the white level in
     the dark frame, held at white (default ``dark >= 1``; see :func:`exposed.denoise.process.run_process`).
-    ``blend``: where the model has a fusion table, the result is blended with the plain brightened
-    frame (:func:`fuse`). Returns (B, 4, H, W) in [0, 1].
+    ``blend``: where the model has the tables for them, the result takes the plain brightened
+    frame's local mean (:func:`keep_local_mean`), then is blended with it (:func:`fuse`). Returns
+    (B, 4, H, W) in [0, 1].
     """
     if steps is None:
         steps = default_steps(model, float(ratio.max()), frame_snr(dark, sensor))
@@ -241,8 +271,14 @@ def denoise(model: ExposureModel, dark: Tensor, ratio: Tensor, sensor: SensorSca
         for done, estimate in enumerate(estimates, start=1):  # noqa: B007 (the last estimate is the result)
             if on_step is not None:
                 on_step(done, steps + 1)
-    if blend and model.config.fusion:
+    config = model.config
+    if blend and (config.fusion or config.local_mean):
         ratio = ratio.to(dark.device, torch.float32)
-        estimate = fuse(estimate, brighten(dark, ratio, saturated), error_variance(model.config.fusion, ratio),
-                        ratio, sensor)
+        amplified = brighten(dark, ratio, saturated)
+        window = mean_window(config.local_mean, float(ratio.max()))
+        if window:
+            estimate = keep_local_mean(estimate, amplified, ratio, sensor, window)
+            estimate.masked_fill_(dark >= 1.0 if saturated is None else saturated.to(dark.device), 1.0)
+        if config.fusion:
+            estimate = fuse(estimate, amplified, error_variance(config.fusion, ratio), ratio, sensor)
     return estimate.clamp(0.0, 1.0)

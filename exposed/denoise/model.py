@@ -43,12 +43,19 @@ class ModelConfig:
     # by which the result is blended with the plain brightened frame (exposed.denoise.infer.fuse). Chosen
     # on validation at export (benchmarks/steps.py); empty: no blending. Training ignores it.
     fusion: tuple[tuple[float, float], ...] = ()
+    # (ratio, window) pairs, ratios ascending: before the blend, the estimate's mean over blocks of
+    # window x window packed pixels is replaced by the brightened frame's (a network's errors are
+    # mostly in its low frequencies: tone and colour), at the window of the nearest ratio
+    # (exposed.denoise.infer.keep_local_mean). Chosen on validation at export (benchmarks/steps.py);
+    # empty: not done. Training ignores it.
+    local_mean: tuple[tuple[float, int], ...] = ()
     # The exposure ratios the model was trained on; a request outside them is clamped (with a
     # warning) by exposed.exposure. Set from the training settings when a run saves the model.
     ratio_range: tuple[float, float] = (1.0, 300.0)
 
     def __post_init__(self) -> None:  # JSON gives lists; keep the config hashable and comparable
         object.__setattr__(self, "fusion", tuple((float(r), float(t)) for r, t in self.fusion))
+        object.__setattr__(self, "local_mean", tuple((float(r), int(w)) for r, w in self.local_mean))
         object.__setattr__(self, "ratio_range", (float(self.ratio_range[0]), float(self.ratio_range[1])))
 
     def to_dict(self) -> dict[str, Any]:

@@ -1,0 +1,71 @@
+"""A batch run through the Python API: the next file is read while the current one is worked on,
+and that changes neither the results nor how a bad file is reported."""
+
+import io
+import threading
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+from rich.console import Console
+
+import exposed.batch.job as job_module
+from exposed.batch.report import Reporter
+from exposed.batch.run import BatchOptions, run_batch
+from exposed.io.raw import read_raw
+from exposed.pipeline import Settings
+
+from conftest import synthetic_dng
+
+
+def _batch(inputs: list[Path], out: Path, settings: Settings) -> tuple[int, str]:
+    console = Console(file=io.StringIO(), width=200)
+    status = run_batch([str(p) for p in inputs], settings, BatchOptions(output=f"{out}/", fmt="png"),
+                       Reporter(console, settings))
+    return status, console.file.getvalue()
+
+
+def test_the_next_raw_is_read_while_the_current_file_is_worked_on(tmp_path, monkeypatch):
+    shots = [synthetic_dng(tmp_path / f"{name}.dng", seed=i) for i, name in enumerate("abc")]
+    settings = Settings(mode="amplify", ratio=20.0)
+    reads: list[tuple[str, str]] = []
+    second_read_started = threading.Event()
+    overlapped: list[bool] = []
+
+    def reading(path: Path):
+        reads.append((Path(path).stem, threading.current_thread().name))
+        if Path(path).stem == "b":
+            second_read_started.set()
+        return read_raw(path)
+
+    plan = job_module.Enhancer.plan
+
+    def planning(self, raw):  # file a's plan waits for file b's read: it comes only if read ahead
+        if not overlapped:
+            overlapped.append(second_read_started.wait(timeout=30))
+        return plan(self, raw)
+
+    monkeypatch.setattr(job_module, "read_raw", reading)
+    monkeypatch.setattr(job_module.Enhancer, "plan", planning)
+    status, _ = _batch(shots, tmp_path / "ahead", settings)
+    assert status == 0 and overlapped == [True]
+    assert [name for name, _ in reads] == ["a", "b", "c"]
+    assert all(thread.startswith("exposed-read") for _, thread in reads)
+
+    monkeypatch.undo()
+    for name in "abc":  # the same pictures as reading each file when its turn comes
+        alone, _ = _batch([tmp_path / f"{name}.dng"], tmp_path / f"alone-{name}", settings)
+        assert alone == 0
+        np.testing.assert_array_equal(iio.imread(tmp_path / "ahead" / f"{name}.png"),
+                                      iio.imread(tmp_path / f"alone-{name}" / f"{name}.png"))
+
+
+def test_a_file_that_fails_to_read_ahead_is_reported_as_its_own_and_the_batch_goes_on(tmp_path):
+    good = [synthetic_dng(tmp_path / f"{name}.dng", seed=i) for i, name in enumerate("ac")]
+    bad = tmp_path / "b.dng"
+    bad.write_bytes(b"II*\x00" + bytes(200))
+    status, said = _batch([good[0], bad, good[1]], tmp_path / "out", Settings(mode="amplify", ratio=20.0))
+    assert status == 1
+    errors = [line for line in said.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "b.dng" in errors[0] and "Traceback" not in said
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "c.png"]
