@@ -231,9 +231,9 @@ def keep_local_mean(estimate: Tensor, amplified: Tensor, ratio: Tensor, sensor: 
     """The estimate with its local mean replaced by the brightened frame's: the mean difference over
     ``window`` x ``window`` blocks, interpolated bilinearly between block centres, is added back.
 
-    The brightened frame is an unbiased measurement of the scene; averaged over a block its noise
-    falls by the block's size, while a network's error is mostly a slowly varying shift of tone and
-    colour that averaging does not remove. Light above white carries nothing the result can use
+    The brightened frame is an unbiased measurement of the scene; averaged over a block, its noise's
+    standard deviation falls by the block's side, while a network's error is mostly a slowly varying
+    shift of tone and colour that averaging does not remove. Light above white carries nothing the result can use
     (the reference is white there): the brightened frame is taken at most one standard deviation of
     the noise at white above white, which keeps noise near white unbiased and a lamp's glow from
     lifting its dark surroundings. (B, 4, H, W) in, the same out; ``window`` 0 returns the estimate.
