@@ -103,7 +103,7 @@ def main() -> None:
     keep = np.array(LEVELS) > 0.01
     with tempfile.TemporaryDirectory() as tmp:
         dng = Path(tmp) / "flat.dng"
-        write_dng(dng, mosaic, DngMetadata("RGGB", np.full((2, 2), 512.0), 16383, (Calibration(D65, SONY_XYZ.numpy()),),
+        write_dng(dng, mosaic, DngMetadata("RGGB", np.full((2, 2), 512.0), 16383, (Calibration(D65, SONY_XYZ),),
                                            np.ones(3), exif=ExifInfo(make="SONY", model="ILCE-7S", iso=3200.0)))
         for name, method in DEMOSAICS.items():
             xmp, pfm = Path(tmp) / f"{name}.xmp", Path(tmp) / f"{name}.pfm"

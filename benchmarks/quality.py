@@ -45,7 +45,8 @@ from rich.table import Table
 from exposed.denoise.checkpoint import model_from_checkpoint
 from exposed.io.checkpoint import default_model_path, load_checkpoint
 from exposed.training.evaluate import EvalSet, evaluate, make_eval_set, make_raw_set
-from exposed.denoise.infer import brighten, denoise
+from exposed.denoise.infer import denoise
+from exposed.exposure import brighten
 from exposed.training.night import NightScenes
 from exposed.sensor.noise import SensorScale
 from speed import cpu_name  # benchmarks/, the script's own folder

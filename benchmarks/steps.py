@@ -29,7 +29,8 @@ from rich.table import Table
 from exposed.denoise.checkpoint import load_model
 from exposed.io.checkpoint import default_model_path
 from exposed.training.evaluate import evaluate, make_eval_set
-from exposed.denoise.infer import brighten, denoise, fuse, keep_local_mean, steps_for_ratio
+from exposed.denoise.infer import denoise, fuse, keep_local_mean, steps_for_ratio
+from exposed.exposure import brighten
 from exposed.imaging.metrics import psnr
 from exposed.sensor.noise import SensorScale
 

@@ -93,7 +93,7 @@ def write_synthetic_dng(path: str | Path, scene: Tensor, ratio: float, noise: No
     sources may exceed white; ``black_cell``: a 2x2 black level per CFA site (default the noise's
     black everywhere); ``meta``: further :class:`exposed.io.dng.DngMetadata` fields.
     """
-    colour = CameraColour(rgb_to_camera(SONY_XYZ)[None].float(), torch.tensor([gains]))
+    colour = CameraColour(torch.from_numpy(rgb_to_camera(SONY_XYZ))[None].float(), torch.tensor([gains]))
     camera = unprocess(scene, colour)
     clean = mosaic(camera if lights is None else camera + lights, pattern)
     dark = synthesize_dark(clean, torch.tensor([ratio]), noise, generator)
@@ -101,7 +101,7 @@ def write_synthetic_dng(path: str | Path, scene: Tensor, ratio: float, noise: No
     cell = np.full((2, 2), noise.black.item()) if black_cell is None else np.broadcast_to(black_cell, (2, 2))
     white = noise.white.item()
     dn = np.clip(np.round(dark[0, 0].numpy() * noise.scale.item() + np.tile(cell, (h // 2, w // 2))), 0, white)
-    tags = DngMetadata(pattern, np.asarray(cell, dtype=np.float64), int(white), (Calibration(D65, SONY_XYZ.numpy()),),
+    tags = DngMetadata(pattern, np.asarray(cell, dtype=np.float64), int(white), (Calibration(D65, SONY_XYZ),),
                        1.0 / np.asarray(gains), exif=exif or ExifInfo(), **meta)
     return SyntheticShot(write_dng(path, dn.astype(np.uint16), tags), clean, dark)
 
@@ -128,7 +128,7 @@ def run_demo(out_dir: str | Path, ratio: float = 100.0, iso: float = 3200.0, cam
     reference = Enhancer(Settings(mode="amplify", ratio=1.0)).render
     raw = read_raw(dng)
     plan = Enhancer(Settings(mode="amplify", ratio=ratio)).plan(raw)
-    images = {"reference": reference(plan, clean)}
+    images = {"reference": reference(plan, clean.numpy())}
     for name, settings in (("amplified", Settings(mode="amplify", ratio=ratio)),
                            ("enhanced", Settings(mode=mode, ratio=ratio, seed=seed))):
         images[name], _ = Enhancer(settings).enhance(dng)

@@ -11,11 +11,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
 
-import torch
-from torch import Tensor
+import numpy as np
 
-from exposed.io.exif import ExifInfo
+if TYPE_CHECKING:  # annotations only: the training path (exposed.denoise.infer's brighten) reads no EXIF
+    from torch import Tensor
+
+    from exposed.io.exif import ExifInfo
+
+Array = TypeVar("Array", np.ndarray, "Tensor")
 
 METERED_GREY = 0.127
 HIGHLIGHT_HEADROOM = 4.0  # the 99th percentile may end up two stops over white, no more
@@ -63,26 +68,39 @@ def meter_ratio(exif: ExifInfo) -> float | None:
     return 2.0 ** ((exif.brightness + sv) - (av + tv))
 
 
-def statistics_ratio(packed: Tensor, wb: Tensor) -> tuple[float, str]:
+def brighten(dark: Array, ratio: Array, saturated: Array | None = None) -> Array:
+    """Plain brightening, ``--mode amplify``'s: dark (B, C, H, W) times ratio (B,), unclipped, in
+    float32, with the photosites ``saturated`` in the dark frame (default ``dark >= 1``) at white.
+    Arrays, or tensors (the result on the dark frame's device)."""
+    if isinstance(dark, np.ndarray):
+        saturated = dark >= 1.0 if saturated is None else saturated
+        gain = np.asarray(ratio, dtype=np.float32).reshape(-1, 1, 1, 1)
+        return np.where(saturated, np.float32(1.0), dark.astype(np.float32, copy=False) * gain)
+    saturated = dark >= 1.0 if saturated is None else saturated.to(dark.device)
+    return (dark.float() * ratio.float().to(dark.device).view(-1, 1, 1, 1)).masked_fill(saturated, 1.0)
+
+
+def statistics_ratio(packed: np.ndarray, wb: np.ndarray) -> tuple[float, str]:
     """Ratio that brings the picture's trimmed average to a metered mid-grey, highlights permitting.
 
     packed: (1, 4, H, W) normalised dark raw; wb: (3,) white-balance multipliers. Medians of 8 x 8
-    blocks tame the noise and ignore hot pixels; trimming the brightest and darkest 1% of blocks keeps
-    small light sources from deciding the exposure.
+    blocks tame the noise and ignore hot pixels (the lower of the two middle values); trimming the
+    brightest and darkest 1% of blocks keeps small light sources from deciding the exposure.
     """
-    weights = torch.stack([wb[0], wb[1], wb[1], wb[2]]).to(packed) / 4.0
-    luminance = (packed[0] * weights[:, None, None]).sum(0)
+    weights = np.asarray([wb[0], wb[1], wb[1], wb[2]], dtype=np.float32) / 4.0
+    luminance = np.tensordot(weights, np.asarray(packed[0], dtype=np.float32), 1)
     h, w = luminance.shape
     if min(h, w) >= BLOCK:
-        blocks = luminance[: h - h % BLOCK, : w - w % BLOCK].reshape(h // BLOCK, BLOCK, w // BLOCK, BLOCK)
-        blocks = blocks.permute(0, 2, 1, 3).reshape(-1, BLOCK * BLOCK).median(dim=1).values
+        cells = luminance[: h - h % BLOCK, : w - w % BLOCK].reshape(h // BLOCK, BLOCK, w // BLOCK, BLOCK)
+        middle = (BLOCK * BLOCK - 1) // 2
+        blocks = np.partition(cells.transpose(0, 2, 1, 3).reshape(-1, BLOCK * BLOCK), middle, axis=1)[:, middle]
     else:
-        blocks = luminance.flatten()
-    blocks = blocks.float().sort().values
-    n = blocks.numel()
+        blocks = luminance.ravel()
+    blocks = np.sort(blocks)
+    n = blocks.size
     trimmed = blocks[n // 100: max(n - n // 100, n // 100 + 1)]
-    mean = trimmed.mean().clamp_min(1e-6).item()
-    high = blocks[min(n - 1, int(0.99 * n))].clamp_min(1e-6).item()
+    mean = max(float(trimmed.mean(dtype=np.float64)), 1e-6)
+    high = max(float(blocks[min(n - 1, int(0.99 * n))]), 1e-6)
     ratio = METERED_GREY / mean
     reason = f"average {mean:.2%} of white brought to {METERED_GREY:.1%}"
     if ratio * high > HIGHLIGHT_HEADROOM:
@@ -91,7 +109,7 @@ def statistics_ratio(packed: Tensor, wb: Tensor) -> tuple[float, str]:
     return max(ratio, 1.0), reason
 
 
-def choose_ratio(packed: Tensor, wb: Tensor, exif: ExifInfo, supported: tuple[float, float], *,
+def choose_ratio(packed: np.ndarray, wb: np.ndarray, exif: ExifInfo, supported: tuple[float, float], *,
                  ratio: float | None = None, ev: float | None = None, target_exposure: float | None = None,
                  target_iso: float | None = None, target_f_number: float | None = None) -> RatioChoice:
     """The exposure ratio for one picture, clamped to what the model was trained for (with a warning)."""

@@ -13,6 +13,9 @@ The steps: read the mosaic (:mod:`exposed.io.raw`), decide the exposure ratio
 (:mod:`exposed.exposure`) and the noise level (:mod:`exposed.sensor.estimate`), brighten and denoise
 the packed raw with the exposure process (:mod:`exposed.denoise.infer`), then render it with exposed's ISP
 (:mod:`exposed.imaging.isp`) or LibRaw's.
+
+Everything but the network is numpy: the denoising modules, and torch with them, are imported only
+when a mode denoises, so ``--mode amplify`` starts in a fraction of the time (issue 18).
 """
 
 from __future__ import annotations
@@ -20,30 +23,29 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal, get_args
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
 import rawpy
-import torch
 
 from exposed.imaging.bayer import cell_offsets, fill_photosites, pack, unpack
-from exposed.denoise.checkpoint import load_model
-from exposed.io.checkpoint import default_model_path
 from exposed.io.dng import DngMetadata
 from exposed.io.orientation import TIFF_ORIENTATION, upright
-from exposed.exposure import RatioChoice, choose_ratio
-from exposed.denoise.infer import (Precision, brighten, channels_last, choose_precision, default_steps, denoise,
-                                   frame_snr, pick_device)
+from exposed.exposure import RatioChoice, brighten, choose_ratio
 from exposed.imaging.isp import demosaic, render
 from exposed.modes import MODES, Mode, default_model
-from exposed.sensor.calibration import IsoNoise, SensorCalibration
 from exposed.sensor.darktable import darktable_noise
-from exposed.sensor.estimate import NoiseLevel, noise_level
-from exposed.denoise.model import ExposureModel
-from exposed.denoise.uncertainty import spread, varied_steps
 from exposed.io.raw import RawImage, default_crop, read_raw
 
-STRIP = 256  # rows of the frame rendered at a time
+if TYPE_CHECKING:
+    import torch
+
+    from exposed.denoise.infer import Precision
+    from exposed.denoise.model import ExposureModel
+    from exposed.sensor.calibration import IsoNoise, SensorCalibration
+    from exposed.sensor.estimate import NoiseLevel
+
 WHITE_BALANCES = ("camera", "daylight", "none")
 DngLayout = Literal["cfa", "linear"]
 Isp = Literal["exposed", "libraw"]
@@ -86,8 +88,8 @@ class Plan:
     """What will be done to one file: shown by --dry-run and ``exposed info``, used by enhance."""
 
     raw: RawImage
-    mosaic: torch.Tensor  # (1, 1, H, W) normalised, on the CPU
-    saturated: torch.Tensor  # (1, 1, H, W) bool: photosites at the white level, held white in every mode
+    mosaic: np.ndarray  # (1, 1, H, W) float32 normalised
+    saturated: np.ndarray  # (1, 1, H, W) bool: photosites at the white level, held white in every mode
     ratio: RatioChoice
     noise: NoiseLevel | None
     wb: np.ndarray
@@ -125,10 +127,27 @@ class Enhancer:
             raise ValueError("an uncertainty map needs --mode diffusion (the other modes draw nothing at random) "
                              "and two runs or more")
         self.settings = settings
-        self.device = pick_device(settings.device)
-        self.precision: Precision = choose_precision(settings.precision, self.device)
         self._model: ExposureModel | None = None
-        self.calibration = SensorCalibration.load(settings.profile) if settings.profile else None
+        self.calibration: SensorCalibration | None = None
+        if settings.profile:
+            from exposed.sensor.calibration import SensorCalibration
+
+            self.calibration = SensorCalibration.load(settings.profile)
+        if MODES[settings.mode].denoises_raw:
+            _ = self.precision  # an unknown precision is refused now, not at the first file
+
+    @cached_property
+    def device(self) -> torch.device:
+        """Where the network runs (the ``device`` setting; ``auto`` picks CUDA, MPS or the CPU)."""
+        from exposed.denoise.infer import pick_device
+
+        return pick_device(self.settings.device)
+
+    @cached_property
+    def precision(self) -> Precision:
+        from exposed.denoise.infer import choose_precision
+
+        return choose_precision(self.settings.precision, self.device)
 
     @property
     def model(self) -> ExposureModel | None:
@@ -136,6 +155,12 @@ class Enhancer:
         if not MODES[self.settings.mode].denoises_raw:
             return None
         if self._model is None:
+            import torch
+
+            from exposed.denoise.checkpoint import load_model
+            from exposed.denoise.infer import channels_last
+            from exposed.io.checkpoint import default_model_path
+
             path = self.settings.model or default_model_path(default_model(self.settings.mode))
             self._model = load_model(path, self.device)
             if self.device.type == "cpu":
@@ -148,7 +173,7 @@ class Enhancer:
         s = self.settings
         at_iso = self.calibration.at_iso(raw.exif.iso) if self.calibration else None
         raw, corrections = self._corrected(raw, at_iso)
-        mosaic = torch.from_numpy(raw.normalised())[None, None]
+        mosaic = raw.normalised()[None, None]
         packed = pack(mosaic, raw.pattern)
         if s.wb == "camera":
             wb, wb_source = raw.wb, f"camera ({raw.wb_source})"
@@ -160,17 +185,21 @@ class Enhancer:
         else:
             wb, wb_source = parse_wb(s.wb), "--wb"
         supported = self.model.ratio_range if self.model is not None else (1e-3, 1e6)
-        ratio = choose_ratio(packed, torch.from_numpy(wb), raw.exif, supported, ratio=s.ratio, ev=s.ev,
+        ratio = choose_ratio(packed, wb, raw.exif, supported, ratio=s.ratio, ev=s.ev,
                              target_exposure=s.target_exposure, target_iso=s.target_iso,
                              target_f_number=s.target_f_number)
         noise = None
         if MODES[s.mode].denoises_raw:
+            import torch
+
+            from exposed.sensor.estimate import noise_level
+
             ex = raw.exif
-            noise = noise_level(packed, s.noise_profile, raw.noise_profile, ex.iso, raw.scale,
+            noise = noise_level(torch.from_numpy(packed), s.noise_profile, raw.noise_profile, ex.iso, raw.scale,
                                 float(-raw.black.min() / raw.scale),
                                 camera=at_iso,
                                 darktable=darktable_noise(ex.make, ex.model, ex.iso))
-        saturated = torch.from_numpy(raw.mosaic >= raw.white)[None, None]
+        saturated = (raw.mosaic >= raw.white)[None, None]
         return Plan(raw, mosaic, saturated, ratio, noise, np.asarray(wb, dtype=np.float64), wb_source, corrections)
 
     def _corrected(self, raw: RawImage, at_iso: IsoNoise | None) -> tuple[RawImage, tuple[str, ...]]:
@@ -198,17 +227,22 @@ class Enhancer:
         return replace(raw, black=black, mosaic=mosaic), tuple(notes)
 
     def enhance_mosaic(self, plan: Plan, on_step: Callable[[int, int], None] | None = None,
-                       seed: int | None = None, steps: int | None = None) -> torch.Tensor:
-        """The brightened (and denoised) normalised mosaic, (1, 1, H, W) in [0, 1]; ``on_step(done,
-        total)`` reports each network pass; ``seed`` and ``steps`` override the settings'."""
+                       seed: int | None = None, steps: int | None = None) -> np.ndarray:
+        """The brightened (and denoised) normalised mosaic, (1, 1, H, W) float32 in [0, 1];
+        ``on_step(done, total)`` reports each network pass; ``seed`` and ``steps`` override the settings'."""
         raw = plan.raw
-        mosaic = plan.mosaic.to(self.device)
-        saturated = plan.saturated.to(self.device)
-        ratio = torch.tensor([plan.ratio.ratio], device=self.device)
         strength = self.settings.strength
+        amplified = brighten(plan.mosaic, np.array([plan.ratio.ratio]), plan.saturated).clip(0.0, 1.0)
         if self.model is None or strength == 0.0:
-            return brighten(mosaic, ratio, saturated).clamp(0.0, 1.0)
+            return amplified
         assert plan.noise is not None
+        import torch
+
+        from exposed.denoise.infer import denoise
+
+        mosaic = torch.from_numpy(plan.mosaic).to(self.device)
+        saturated = torch.from_numpy(plan.saturated).to(self.device)
+        ratio = torch.tensor([plan.ratio.ratio], device=self.device)
         # MPS has no Poisson sampler: its photons are drawn on the CPU (see exposed.denoise.process.expose).
         generator = torch.Generator(device="cpu" if self.device.type == "mps" else self.device)
         generator.manual_seed(self.settings.seed if seed is None else seed)
@@ -216,10 +250,10 @@ class Enhancer:
                       self.settings.steps if steps is None else steps, generator, self.precision, self.settings.tile,
                       on_step=on_step,
                       saturated=pack(saturated, raw.pattern))
-        denoised = unpack(out, raw.pattern)
+        denoised = unpack(out, raw.pattern).float().cpu().numpy()
         if strength == 1.0:
             return denoised
-        return strength * denoised + (1.0 - strength) * brighten(mosaic, ratio, saturated).clamp(0.0, 1.0)
+        return np.float32(strength) * denoised + np.float32(1.0 - strength) * amplified
 
     def steps(self, plan: Plan) -> int:
         """The exposure steps T this file gets: the settings', or the model's default for its ratio
@@ -227,47 +261,43 @@ class Enhancer:
         assert self.model is not None and plan.noise is not None
         if self.settings.steps is not None:
             return self.settings.steps
-        snr = frame_snr(pack(plan.mosaic, plan.raw.pattern), plan.noise.sensor())
+        import torch
+
+        from exposed.denoise.infer import default_steps, frame_snr
+
+        snr = frame_snr(torch.from_numpy(pack(plan.mosaic, plan.raw.pattern)), plan.noise.sensor())
         return default_steps(self.model, plan.ratio.ratio, snr)
 
-    def uncertainty(self, plan: Plan, delivered: torch.Tensor) -> np.ndarray:
+    def uncertainty(self, plan: Plan, delivered: np.ndarray) -> np.ndarray:
         """(H, W) float32, upright like :meth:`render`'s image: the spread of the result's brightness
         (0 to 1, on the sRGB curve) over ``settings.uncertainty`` runs of the exposure process, seeds
         ``seed``, ``seed + 1``, ... (:mod:`exposed.denoise.uncertainty`). ``delivered``: the seed's
         own result, reused when its steps already draw photons."""
+        import torch
+
+        from exposed.denoise.uncertainty import spread, varied_steps
+
         s, pattern = self.settings, plan.raw.pattern
         steps = self.steps(plan)
         varied = varied_steps(steps)
         first = delivered if varied == steps else self.enhance_mosaic(plan, steps=varied)
-        runs = [pack(first, pattern)] + [pack(self.enhance_mosaic(plan, seed=s.seed + k, steps=varied), pattern)
-                                          for k in range(1, s.uncertainty)]
-        cells = spread(runs, torch.from_numpy(plan.wb)[None].float().to(first.device))[0, 0]
-        full = cells.repeat_interleave(2, 0).repeat_interleave(2, 1)
-        return upright(full.cpu().numpy().astype(np.float32), plan.raw.orientation)
+        runs = [first] + [self.enhance_mosaic(plan, seed=s.seed + k, steps=varied) for k in range(1, s.uncertainty)]
+        cells = spread([torch.from_numpy(pack(run, pattern)) for run in runs], torch.from_numpy(plan.wb)[None].float())
+        full = cells[0, 0].numpy().astype(np.float32).repeat(2, 0).repeat(2, 1)
+        return upright(full, plan.raw.orientation)
 
-    def render(self, plan: Plan, mosaic: torch.Tensor, bits: int | None = None) -> np.ndarray:
-        """Display-ready (H, W, 3) uint8 or uint16, upright.
-
-        exposed's pipeline runs in strips of ``STRIP`` rows (plus two rows of context on each side for
-        demosaicing), so the floating-point working set stays small however large the frame.
-        """
+    def render(self, plan: Plan, mosaic: np.ndarray, bits: int | None = None) -> np.ndarray:
+        """Display-ready (H, W, 3) uint8 or uint16, upright: exposed's ISP
+        (:func:`exposed.imaging.isp.render`) or LibRaw's. mosaic: (1, 1, H, W) as
+        :meth:`enhance_mosaic` gives it."""
         raw = plan.raw
         bits = bits or self.settings.bits
         if self.settings.isp == "libraw":
             return _render_libraw(plan, mosaic, bits)
-        peak, dtype = (65535, torch.uint16) if bits == 16 else (255, torch.uint8)
-        h, w = mosaic.shape[-2:]
-        out = torch.empty((h, w, 3), dtype=dtype)
-        wb = torch.from_numpy(plan.wb)[None].float().to(mosaic.device)
-        matrix = torch.from_numpy(raw.cam_to_srgb).float().to(mosaic.device)
-        for top in range(0, h, STRIP):
-            lo, hi = max(top - 2, 0), min(top + STRIP + 2, h)
-            image = render(mosaic[..., lo:hi, :], raw.pattern, wb, matrix, 0, self.settings.tone)
-            scaled = image[0, :, top - lo: top - lo + min(STRIP, h - top)].permute(1, 2, 0).mul(peak).round_()
-            out[top:top + STRIP] = scaled.to(dtype).cpu()
-        return upright(out.numpy(), raw.orientation)
+        image = render(mosaic[0, 0], raw.pattern, plan.wb, raw.cam_to_srgb, self.settings.tone, bits)
+        return upright(image, raw.orientation)
 
-    def dng(self, plan: Plan, mosaic: torch.Tensor) -> tuple[np.ndarray, DngMetadata]:
+    def dng(self, plan: Plan, mosaic: np.ndarray) -> tuple[np.ndarray, DngMetadata]:
         """The enhanced frame as a DNG's 16-bit pixels and tags, for :func:`exposed.io.dng.write_dng`.
 
         A raw editor must see the camera's raw, only brighter and cleaner: the source's Bayer order,
@@ -279,10 +309,10 @@ class Enhancer:
         """
         raw, s = plan.raw, self.settings
         if s.dng == "linear":  # camera RGB, not white-balanced, as LinearRaw DNGs hold it
-            data = demosaic(mosaic.clamp(0.0, 1.0), raw.pattern)[0].permute(1, 2, 0)
+            data = demosaic(mosaic[0, 0].clip(0.0, 1.0), raw.pattern)
         else:
             data = mosaic[0, 0]
-        pixels = data.float().clamp(0.0, 1.0).mul(65535.0).round().to(torch.int32).cpu().numpy().astype(np.uint16)
+        pixels = np.round(data.astype(np.float32).clip(0.0, 1.0) * np.float32(65535.0)).astype(np.uint16)
         if s.mode == "amplify":
             what = f"brightened x{plan.ratio.ratio:.4g} ({plan.ratio.source}), not denoised"
         else:
@@ -302,13 +332,13 @@ class Enhancer:
         return self.render(plan, self.enhance_mosaic(plan)), plan
 
 
-def _render_libraw(plan: Plan, mosaic: torch.Tensor, bits: int) -> np.ndarray:
+def _render_libraw(plan: Plan, mosaic: np.ndarray, bits: int) -> np.ndarray:
     """Put the enhanced mosaic back into the file's raw buffer and let LibRaw develop it (same crop
     and orientation as exposed's own pipeline)."""
     raw_image = plan.raw
     h, w = raw_image.mosaic.shape
     black = np.tile(raw_image.black, (h // 2, w // 2))
-    values = mosaic[0, 0].cpu().numpy().astype(np.float64) * raw_image.scale + black
+    values = mosaic[0, 0].astype(np.float64) * raw_image.scale + black
     values = np.clip(np.round(values), 0, raw_image.white).astype(np.uint16)
     with rawpy.imread(str(raw_image.path)) as raw:
         top, left, _, _ = default_crop(raw.sizes, raw.raw_image_visible.shape)

@@ -125,7 +125,7 @@ def test_training_draws_the_profiles_noise_rescaled_to_the_frames_levels(tmp_pat
 
 
 def _write_frame(path, dn, iso, model="ILCE-7S", exposure_time=1 / 30):
-    meta = DngMetadata("RGGB", np.full((2, 2), 512.0), 16383, (Calibration(D65, SONY_XYZ.numpy()),), np.ones(3),
+    meta = DngMetadata("RGGB", np.full((2, 2), 512.0), 16383, (Calibration(D65, SONY_XYZ),), np.ones(3),
                        exif=ExifInfo(make="SONY", model=model, iso=float(iso), exposure_time=exposure_time))
     return write_dng(path, (dn + 512).round().clip(0, 16383).numpy().astype(np.uint16), meta)
 

@@ -49,6 +49,24 @@ def test_amplify_a_folder_then_skip_what_exists(shots, tmp_path):
     assert forced.returncode == 0 and (out / "a.png").exists()
 
 
+def test_amplify_never_imports_torch(shots, tmp_path):
+    """Plain brightening is numpy from the raw to the JPEG and the DNG: torch's import (over a
+    second) is left to the modes with a network (issue 18)."""
+    code = ("import sys\n"
+            "from exposed.cli import main\n"
+            "for fmt in ('jpg', 'dng'):\n"
+            "    try:\n"
+            f"        main(['enhance', {str(shots)!r}, '-o', {str(tmp_path / 'out')!r} + '/', '--mode', 'amplify',"
+            " '-f', fmt])\n"
+            "    except SystemExit as done:\n"
+            "        assert done.code == 0, done.code\n"
+            "print('torch' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a-exposed.dng", "a.jpg", "b-exposed.dng", "b.jpg"]
+
+
 def test_diffusion_and_feedforward_with_a_model_file(shots, model, tmp_path):
     done = run("enhance", shots / "a.dng", "-o", tmp_path / "a.png", "--model", model, "--steps", "2", "-v")
     assert done.returncode == 0, done.stderr

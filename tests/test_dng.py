@@ -17,8 +17,8 @@ from exposed.io.exif import ExifInfo, read_exif
 from exposed.io.raw import read_raw
 from conftest import shared_file
 
-SONY = CAMERA_XYZ["Sony ILCE-7S / 7S II"].numpy()
-CANON = CAMERA_XYZ["Canon EOS 70D / 6D"].numpy()
+SONY = CAMERA_XYZ["Sony ILCE-7S / 7S II"]
+CANON = CAMERA_XYZ["Canon EOS 70D / 6D"]
 SHOT = ExifInfo(exposure_time=1 / 250, f_number=1.8, iso=12800, exposure_bias=-0.7, make="Sony", model="ILCE-7SM2",
                 lens="FE 35mm F1.8", focal_length=35.0, datetime="2026:11:23 21:04:05")
 

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import rawpy
 import tifffile
-import torch
 
 from conftest import shared_file, synthetic_dng, tiny_model
 from exposed.imaging.isp import demosaic
@@ -77,7 +76,7 @@ def test_linear_dng_is_the_demosaiced_mosaic(shot, tmp_path):
     assert run("enhance", shot, "-o", tmp_path / "l.dng", "--dng", "linear", "--mode", "amplify",
                "--ratio", "20").returncode == 0
     cfa = read_raw(tmp_path / "a-exposed.dng")
-    expected = demosaic(torch.from_numpy(cfa.mosaic / 65535.0)[None, None], "GRBG")[0].permute(1, 2, 0).numpy()
+    expected = demosaic(cfa.mosaic / 65535.0, "GRBG")
     with rawpy.imread(str(tmp_path / "l.dng")) as raw:
         assert raw.raw_pattern is None and raw.sizes.flip == 6
         linear = raw.raw_image[..., :3].astype(float)

@@ -92,7 +92,7 @@ def _small_dngs(folder: Path) -> list[Path]:
     rng = np.random.default_rng(0)
     shot = ExifInfo(exposure_time=1 / 30, f_number=2.0, iso=6400, make="Sony", model="ILCE-7SM2", lens="FE 50mm",
                     focal_length=50.0, datetime="2026:11:23 20:00:00")
-    calibration = (Calibration(D65, CAMERA_XYZ["Sony ILCE-7S / 7S II"].numpy()),)
+    calibration = (Calibration(D65, CAMERA_XYZ["Sony ILCE-7S / 7S II"]),)
     files = []
     for pattern in PATTERNS:
         meta = DngMetadata(pattern=pattern, black=np.full((2, 2), 512.0), white=16383, calibrations=calibration,

@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from exposed.imaging.bayer import PATTERNS, mosaic
-from exposed.imaging.isp import demosaic, render, tone_curve, white_balance
+from exposed.imaging.color import linear_to_srgb
+from exposed.imaging.isp import demosaic, encode, render, tone_curve
 from exposed.io.orientation import orient
 
 from conftest import shared_file
@@ -30,9 +31,9 @@ def test_demosaic_keeps_measured_values_and_is_exact_on_linear_ramps(pattern):
     y, x = torch.meshgrid(torch.arange(32, dtype=torch.float64), torch.arange(48, dtype=torch.float64), indexing="ij")
     ramps = torch.stack([0.01 * x + 0.005 * y, 0.02 * y + 0.1, 0.3 - 0.003 * x + 0.004 * y])[None]
     raw = mosaic(ramps, pattern)
-    out = demosaic(raw, pattern)
-    assert torch.equal(mosaic(out, pattern), raw)
-    torch.testing.assert_close(out[..., 3:-3, 3:-3], ramps[..., 3:-3, 3:-3], rtol=0, atol=1e-12)
+    out = torch.from_numpy(demosaic(raw[0, 0].numpy(), pattern)).double().permute(2, 0, 1)[None]
+    torch.testing.assert_close(mosaic(out, pattern), raw, rtol=0, atol=1e-6)  # float32: the measured values kept
+    torch.testing.assert_close(out[..., 3:-3, 3:-3], ramps[..., 3:-3, 3:-3], rtol=0, atol=2e-6)
 
 
 def test_demosaic_beats_bilinear_on_a_photograph():
@@ -44,15 +45,27 @@ def test_demosaic_beats_bilinear_on_a_photograph():
         raw = mosaic(images, pattern)
         def psnr(z):
             return 10 * math.log10(1 / ((z - images)[..., 4:-4, 4:-4] ** 2).mean().item())
-        assert psnr(demosaic(raw, pattern)) > psnr(_bilinear(raw, pattern)) + 1.0
+        ours = torch.stack([torch.from_numpy(demosaic(r[0].numpy(), pattern)).permute(2, 0, 1) for r in raw])
+        assert psnr(ours) > psnr(_bilinear(raw, pattern)) + 1.0
 
 
 def test_white_balance_keeps_saturated_highlights_neutral():
-    image = torch.ones(1, 3, 2, 2)
-    assert torch.equal(white_balance(image, torch.tensor([[2.0, 1.0, 1.5]])), image)
-    grey = torch.full((1, 3, 1, 1), 0.2)
-    torch.testing.assert_close(white_balance(grey, torch.tensor([[2.0, 1.0, 1.5]]))[0, :, 0, 0],
-                               torch.tensor([0.4, 0.2, 0.3]))
+    white = np.ones((8, 8), dtype=np.float32)  # a clipped highlight: every site at white
+    out = render(white, "RGGB", np.array([2.0, 1.0, 1.5]), np.eye(3))
+    assert (out == 255).all()
+    grey = mosaic(torch.full((1, 3, 8, 8), 0.2), "RGGB")[0, 0].numpy()
+    out = render(grey, "RGGB", np.array([2.0, 1.0, 1.5]), np.eye(3), bits=16)
+    expected = np.round(65535 * linear_to_srgb(np.array([0.4, 0.2, 0.3])))
+    np.testing.assert_allclose(out[4, 4], expected, atol=1)
+
+
+@pytest.mark.parametrize("tone", [False, True])
+def test_encoding_matches_the_exact_curves_in_float64(tone):
+    linear = np.random.default_rng(0).random((1000, 3)).astype(np.float32) ** 3
+    exact = linear_to_srgb(linear.astype(np.float64))
+    exact = tone_curve(exact) if tone else exact
+    assert np.abs(encode(linear, 8, tone).astype(int) - np.round(255 * exact)).max() <= 1
+    assert np.abs(encode(linear, 16, tone).astype(int) - np.round(65535 * exact)).max() <= 1
 
 
 def test_tone_curve_keeps_black_grey_white_and_order():
@@ -70,9 +83,20 @@ def test_orientation_codes_match_numpy_rotations(flip, k):
 
 def test_render_gives_display_values_and_grey_stays_grey():
     raw = mosaic(torch.full((1, 3, 8, 8), 0.18) / torch.tensor([2.0, 1.0, 1.5])[None, :, None, None], "RGGB")
-    out = render(raw, "RGGB", torch.tensor([[2.0, 1.0, 1.5]]), torch.eye(3))
-    torch.testing.assert_close(out, torch.full_like(out, out[0, 0, 0, 0].item()))
-    assert out[0, 0, 0, 0].item() == pytest.approx(1.055 * 0.18 ** (1 / 2.4) - 0.055, rel=1e-5)
+    out = render(raw[0, 0].numpy(), "RGGB", np.array([2.0, 1.0, 1.5]), np.eye(3), bits=16)
+    assert (out == out[0, 0, 0]).all()
+    assert out[0, 0, 0] == pytest.approx(65535 * (1.055 * 0.18 ** (1 / 2.4) - 0.055), abs=1)
+
+
+def test_render_is_one_pass_of_the_float64_pipeline():
+    """Strips and threads change nothing: a frame taller than many strips against demosaicing,
+    white balance, matrix and curve in float64 on the whole frame."""
+    rng = np.random.default_rng(1)
+    raw = rng.random((300, 64)).astype(np.float32) ** 2 * 1.2
+    wb, matrix = np.array([1.9, 1.0, 1.4]), np.array([[1.5, -0.4, -0.1], [-0.2, 1.3, -0.1], [0.0, -0.5, 1.5]])
+    rgb = demosaic(raw.clip(0, 1).astype(np.float64), "GBRG").astype(np.float64)  # linear: exact in float32 to 1e-6
+    expected = np.round(65535 * linear_to_srgb((rgb * wb).clip(0, 1) @ matrix.T))
+    assert np.abs(render(raw, "GBRG", wb, matrix, bits=16).astype(int) - expected).max() <= 2
 
 
 def test_srgb_to_lab_matches_the_published_values_of_the_primaries():

@@ -153,7 +153,7 @@ def test_lamps_clipped_in_the_raw_are_white_in_every_mode_and_the_dng(tmp_path, 
     model = tiny_model(tmp_path / "m.pt", "feedforward" if mode == "feedforward" else "diffusion")
     enhancer = Enhancer(Settings(mode=mode, ratio=0.5, model=None if mode == "amplify" else model))
     plan = enhancer.plan(raw)  # x0.5 would darken a lamp below white if nothing held it
-    mosaic = enhancer.enhance_mosaic(plan)[0, 0].numpy()
+    mosaic = enhancer.enhance_mosaic(plan)[0, 0]
     assert (mosaic[clipped] == 1.0).all()
     from exposed.io.dng import write_dng
 

@@ -14,14 +14,13 @@ import contextlib
 import os
 import signal
 import tempfile
+import sys
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-import torch
 
 from exposed.batch.files import RAW_SUFFIXES, STDIN, Job, expand_inputs, plan_outputs
 from exposed.batch.job import read_ahead, run_job
@@ -126,7 +125,9 @@ def run_batch(inputs: list[str], settings: Settings, options: BatchOptions, repo
             reporter.skipped(job)
         else:
             todo.append(job)
-    if options.jobs > 1:
+    if options.jobs > 1 and "torch" in sys.modules:  # a mode with a network: the jobs share the cores
+        import torch
+
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // options.jobs))
     stop = threading.Event()
     try:

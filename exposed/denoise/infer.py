@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from exposed.denoise.model import ExposureModel
+from exposed.exposure import brighten
 from exposed.denoise.process import noise_std, noise_var, run_process
 from exposed.sensor.noise import SensorScale
 
@@ -169,13 +170,6 @@ def error_variance(fusion: tuple[tuple[float, float], ...], ratio: Tensor) -> Te
     table = np.log(np.asarray(fusion, dtype=np.float64))
     log_tau2 = np.interp(np.log(ratio.double().cpu().numpy()), table[:, 0], table[:, 1])
     return torch.from_numpy(np.exp(log_tau2)).float().to(ratio.device)
-
-
-def brighten(dark: Tensor, ratio: Tensor, saturated: Tensor | None = None) -> Tensor:
-    """Plain brightening, ``--mode amplify``'s: dark (B, C, H, W) times ratio (B,), unclipped, with
-    the photosites ``saturated`` in the dark frame (default ``dark >= 1``) at white."""
-    saturated = dark >= 1.0 if saturated is None else saturated.to(dark.device)
-    return (dark.float() * ratio.to(dark.device, torch.float32).view(-1, 1, 1, 1)).masked_fill(saturated, 1.0)
 
 
 FUSION_WINDOW = 5  # packed pixels: the neighbourhood (5 x 5 x 4 photosites) that gauges the estimate's local error

@@ -56,7 +56,9 @@ def camera_dark(clean: Tensor, ratio: Tensor, noise: NoiseParams, colour: Camera
     """
     camera = unprocess(clean, colour)
     raw = synthesize_dark(mosaic(camera, "RGGB"), ratio, noise, generator, round_dn=True)
-    return develop(demosaic(raw.clamp(0.0, 1.0), "RGGB"), colour), develop(camera, colour)
+    planes = [torch.from_numpy(demosaic(frame[0].clamp(0.0, 1.0).cpu().numpy(), "RGGB")) for frame in raw]
+    demosaiced = torch.stack(planes).permute(0, 3, 1, 2).to(raw.device)
+    return develop(demosaiced, colour), develop(camera, colour)
 
 
 def darken(clean: Tensor, gamma: Tensor, shot: Tensor, read: Tensor,

@@ -3,14 +3,22 @@
 Packing is canonical, whatever the sensor's order: channel 0 is red, 1 the green on the red row,
 2 the green on the blue row, 3 blue. A network therefore sees the same colours in the same
 channels for RGGB, BGGR, GRBG and GBRG sensors, and the two channels that share a sensor row
-are always (0, 1) and (2, 3), which is what row noise needs.
+are always (0, 1) and (2, 3), which is what row noise needs. :func:`pack` and :func:`unpack` take
+numpy arrays and tensors alike (a photo's plan is numpy; see :mod:`exposed.imaging.arrays`).
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, TypeVar
+
 import numpy as np
-import torch
-from torch import Tensor
+
+from exposed.imaging.arrays import namespace
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+Array = TypeVar("Array", np.ndarray, "Tensor")
 
 PATTERNS: tuple[str, ...] = ("RGGB", "BGGR", "GRBG", "GBRG")
 
@@ -36,33 +44,34 @@ def mosaic(rgb: Tensor, pattern: str) -> Tensor:
     rgb: (B, 3, H, W) with H and W even. Returns (B, 1, H, W).
     """
     _check_even(rgb)
-    out = torch.empty_like(rgb[:, :1])
+    out = rgb.new_empty(rgb[:, :1].shape)
     for (r, c), colour in zip(cell_offsets(pattern), "RGGB"):
         out[:, 0, r::2, c::2] = rgb[:, _COLOUR_INDEX[colour], r::2, c::2]
     return out
 
 
-def pack(raw: Tensor, pattern: str) -> Tensor:
+def pack(raw: Array, pattern: str) -> Array:
     """Fold each 2x2 Bayer cell into 4 channels in canonical order (R, G1, G2, B).
 
-    raw: (B, 1, H, W) with H and W even. Returns (B, 4, H/2, W/2).
+    raw: (B, 1, H, W) with H and W even, an array or a tensor. Returns (B, 4, H/2, W/2).
     """
     _check_even(raw)
-    return torch.cat([raw[:, :, r::2, c::2] for r, c in cell_offsets(pattern)], dim=1)
+    return namespace(raw).concatenate([raw[:, :, r::2, c::2] for r, c in cell_offsets(pattern)], 1)
 
 
-def unpack(packed: Tensor, pattern: str) -> Tensor:
-    """Inverse of :func:`pack`. packed: (B, 4, h, w). Returns (B, 1, 2h, 2w)."""
+def unpack(packed: Array, pattern: str) -> Array:
+    """Inverse of :func:`pack`. packed: (B, 4, h, w), an array or a tensor. Returns (B, 1, 2h, 2w)."""
     b, ch, h, w = packed.shape
     if ch != 4:
         raise ValueError(f"expected 4 packed channels, got {ch}")
-    out = packed.new_empty(b, 1, 2 * h, 2 * w)
+    shape = (b, 1, 2 * h, 2 * w)
+    out = np.empty(shape, packed.dtype) if isinstance(packed, np.ndarray) else packed.new_empty(shape)
     for i, (r, c) in enumerate(cell_offsets(pattern)):
         out[:, 0, r::2, c::2] = packed[:, i]
     return out
 
 
-def _check_even(x: Tensor) -> None:
+def _check_even(x: np.ndarray | Tensor) -> None:
     if x.shape[-2] % 2 or x.shape[-1] % 2:
         raise ValueError(f"a Bayer mosaic needs even height and width, got {tuple(x.shape[-2:])}")
 

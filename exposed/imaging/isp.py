@@ -1,24 +1,32 @@
-"""A simple camera pipeline in torch, from a normalised Bayer mosaic to display sRGB.
+"""A simple camera pipeline in numpy, from a normalised Bayer mosaic to display sRGB.
 
-Pure tensor functions on the model's device: demosaicing (Malvar-He-Cutler), white balance with
-highlight clipping, the camera-to-sRGB matrix, an optional gentle tone curve, the sRGB transfer
-curve and orientation. Shapes: mosaics (B, 1, H, W), images (B, 3, H, W).
+Demosaicing (Malvar-He-Cutler), white balance with highlight clipping, the camera-to-sRGB matrix,
+the sRGB transfer curve and an optional gentle tone curve, in strips of rows shared among the
+CPU's cores. numpy, not torch: a photo is rendered once, on the CPU, whatever device denoised it,
+and plain brightening then loads no torch at all (issue 18: importing torch took over half of
+rawtherapee-cli's whole run). Shapes: mosaics (H, W), images (H, W, 3); H and W even.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache
+from typing import TYPE_CHECKING, TypeVar
 
-import torch
-import torch.nn.functional as F
-from torch import Tensor
+import numpy as np
 
-from exposed.imaging.bayer import cell_offsets, pack
-from exposed.imaging.color import apply_matrix, linear_to_srgb
-from exposed.io.orientation import orient
+from exposed.imaging.bayer import cell_offsets
+from exposed.imaging.color import linear_to_srgb
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+Array = TypeVar("Array", np.ndarray, "Tensor")
 
 # Malvar, He and Cutler (ICASSP 2004), gradient-corrected linear interpolation, in eighths.
-_MHC = torch.tensor([
+_MHC = np.array([
     # green at red and blue sites
     [[0, 0, -1, 0, 0], [0, 0, 2, 0, 0], [-1, 2, 4, 2, -1], [0, 0, 2, 0, 0], [0, 0, -1, 0, 0]],
     # the colour of the horizontal neighbours, at a green site
@@ -27,68 +35,143 @@ _MHC = torch.tensor([
     [[0, 0, -1, 0, 0], [0, -1, 4, -1, 0], [0.5, 0, 5, 0, 0.5], [0, -1, 4, -1, 0], [0, 0, -1, 0, 0]],
     # red at blue sites and blue at red sites
     [[0, 0, -1.5, 0, 0], [0, 2, 0, 2, 0], [-1.5, 0, 6, 0, -1.5], [0, 2, 0, 2, 0], [0, 0, -1.5, 0, 0]],
-], dtype=torch.float32) / 8.0
+], dtype=np.float64) / 8.0
 
 _INDEX = {"R": 0, "G": 1, "B": 2}
+STRIP = 64  # packed rows per unit of work: a few MB of float32, so each stays in cache
+Tap = tuple[int, int, int, float]  # packed channel, row and column offset in the padded packed raw, weight
 
 
-@cache  # four patterns; a large frame is rendered in many strips
-def _packed_kernel(pattern: str) -> Tensor:
-    """The Malvar-He-Cutler filters as one 3 x 3 convolution on the packed raw.
+@cache  # four patterns
+def _taps(pattern: str) -> tuple[tuple[Tap, ...], ...]:
+    """The Malvar-He-Cutler filters on the packed raw: for each output ``colour * 4 + 2 * row +
+    column`` (a colour at one site of the 2 x 2 cell), its nonzero taps.
 
     A 5 x 5 window around any photosite lies within the 3 x 3 packed cells around its own, so every
-    output (3 colours x 4 sites of the cell) is a fixed linear map of a 3 x 3 x 4 packed
-    neighbourhood. Output channel ``colour * 4 + 2 * row + column`` is laid out for pixel_shuffle.
+    output is a fixed linear map of a 3 x 3 x 4 packed neighbourhood; 7 of its 36 weights are not
+    zero on average, so sums of shifted views beat a dense convolution.
     """
     sites = cell_offsets(pattern)  # packed channel i holds the raw site sites[i]
     channel_of = {pos: i for i, pos in enumerate(sites)}
     letters = {pos: colour for pos, colour in zip(sites, "RGGB")}
-    weight = torch.zeros(12, 4, 3, 3, dtype=torch.float64)
+    weight = np.zeros((12, 4, 3, 3))
     for (r, c), colour in letters.items():
-        filters = {_INDEX[colour]: torch.zeros(5, 5, dtype=torch.float64)}
+        filters = {_INDEX[colour]: np.zeros((5, 5))}
         filters[_INDEX[colour]][2, 2] = 1.0
         if colour == "G":
-            filters[_INDEX[letters[(r, 1 - c)]]] = _MHC[1].double()
-            filters[_INDEX[letters[(1 - r, c)]]] = _MHC[2].double()
+            filters[_INDEX[letters[(r, 1 - c)]]] = _MHC[1]
+            filters[_INDEX[letters[(1 - r, c)]]] = _MHC[2]
         else:
-            filters[1] = _MHC[0].double()
-            filters[_INDEX["B" if colour == "R" else "R"]] = _MHC[3].double()
+            filters[1] = _MHC[0]
+            filters[_INDEX["B" if colour == "R" else "R"]] = _MHC[3]
         for k, taps in filters.items():
             for dy in range(-2, 3):
                 for dx in range(-2, 3):
                     y, x = r + dy, c + dx
                     site = channel_of[(y % 2, x % 2)]
                     weight[k * 4 + 2 * r + c, site, y // 2 + 1, x // 2 + 1] += taps[dy + 2, dx + 2]
-    return weight
+    return tuple(tuple((ch, dy, dx, float(weight[o, ch, dy, dx])) for ch, dy, dx in zip(*np.nonzero(weight[o])))
+                 for o in range(12))
 
 
-def demosaic(raw: Tensor, pattern: str) -> Tensor:
-    """Malvar-He-Cutler demosaicing: (B, 1, H, W) mosaic to (B, 3, H, W), H and W even.
+def _padded_planes(mosaic: np.ndarray, pattern: str, clip: bool) -> np.ndarray:
+    """(4, H/2 + 2, W/2 + 2) float32: the packed raw (canonical order), reflected by one cell."""
+    if mosaic.ndim != 2 or mosaic.shape[0] % 2 or mosaic.shape[1] % 2:
+        raise ValueError(f"a Bayer mosaic needs a 2-D frame of even height and width, got {mosaic.shape}")
+    planes = np.stack([mosaic[r::2, c::2] for r, c in cell_offsets(pattern)]).astype(np.float32, copy=False)
+    if clip:
+        planes = planes.clip(0.0, 1.0)
+    return np.pad(planes, ((0, 0), (1, 1), (1, 1)), mode="reflect")
+
+
+def _demosaic_strip(padded: np.ndarray, pattern: str, top: int, rows: int,
+                    gains: tuple[float, float, float]) -> np.ndarray:
+    """Packed rows ``top`` to ``top + rows`` demosaiced, each colour times its gain: (2 rows, W, 3)."""
+    width = padded.shape[2] - 2
+    out = np.empty((rows, 2, width, 2, 3), dtype=np.float32)
+    for o, taps in enumerate(_taps(pattern)):
+        colour, site = divmod(o, 4)
+        acc = np.zeros((rows, width), dtype=np.float32)
+        for ch, dy, dx, weight in taps:
+            acc += np.float32(weight * gains[colour]) * padded[ch, top + dy: top + dy + rows, dx: dx + width]
+        out[:, site // 2, :, site % 2, colour] = acc
+    return out.reshape(2 * rows, 2 * width, 3)
+
+
+def _in_strips(height: int, work: Callable[[int, int], None]) -> None:
+    """Run ``work(top, rows)`` over the packed rows in strips, on as many threads as cores
+    (numpy's array arithmetic releases the GIL)."""
+    strips = [(top, min(STRIP, height - top)) for top in range(0, height, STRIP)]
+    workers = min(len(strips), os.cpu_count() or 1)
+    with ThreadPoolExecutor(workers) as pool:
+        for _ in pool.map(lambda strip: work(*strip), strips):
+            pass
+
+
+def demosaic(mosaic: np.ndarray, pattern: str) -> np.ndarray:
+    """Malvar-He-Cutler demosaicing: (H, W) mosaic to (H, W, 3) float32.
 
     Each site keeps its own measured colour; the two missing ones are bilinear estimates corrected
     by the local gradient of the measured colour, which removes most of bilinear's zipper and blur.
-    Computed as one convolution on the packed raw and a pixel shuffle.
     """
-    packed = F.pad(pack(raw, pattern), (1, 1, 1, 1), mode="reflect")
-    return F.pixel_shuffle(F.conv2d(packed, _packed_kernel(pattern).to(raw.device, raw.dtype)), 2)
+    padded = _padded_planes(mosaic, pattern, clip=False)
+    out = np.empty((*mosaic.shape, 3), dtype=np.float32)
+
+    def work(top: int, rows: int) -> None:
+        out[2 * top: 2 * (top + rows)] = _demosaic_strip(padded, pattern, top, rows, (1.0, 1.0, 1.0))
+
+    _in_strips(padded.shape[1] - 2, work)
+    return out
 
 
-def white_balance(image: Tensor, multipliers: Tensor) -> Tensor:
-    """Scale R, G, B by the multipliers (B, 3) and clip at white, so saturated highlights stay
-    neutral instead of turning magenta (the sensor clips green first)."""
-    return (image * multipliers.to(image)[:, :, None, None]).clamp(0.0, 1.0)
-
-
-def tone_curve(x: Tensor, strength: float = 0.5) -> Tensor:
+def tone_curve(x: Array, strength: float = 0.5) -> Array:
     """A gentle S-curve on display values in [0, 1]: part way to smoothstep (3x^2 - 2x^3), which
-    keeps black, mid-grey and white where they are and adds a little contrast between them."""
-    x = x.clamp(0.0, 1.0)
+    keeps black, mid-grey and white where they are and adds a little contrast between them. An
+    array or a tensor."""
+    x = x.clip(0.0, 1.0)
     return x + strength * (x * x * (3.0 - 2.0 * x) - x)
 
 
-def render(raw: Tensor, pattern: str, multipliers: Tensor, cam_to_srgb: Tensor, flip: int = 0,
-           tone: bool = False) -> Tensor:
-    """Normalised mosaic (B, 1, H, W) to display sRGB in [0, 1], (B, 3, H', W') after orientation."""
-    linear = white_balance(demosaic(raw.clamp(0.0, 1.0), pattern), multipliers)
-    display = linear_to_srgb(apply_matrix(linear, cam_to_srgb))
-    return orient(tone_curve(display) if tone else display, flip)
+LUT_SIZE = 1 << 16  # linear steps of the 8-bit encoding table: 0.05 of an output step at the curve's steepest
+
+
+@cache
+def _encoding_table(tone: bool) -> np.ndarray:
+    """8-bit display values of LUT_SIZE evenly spaced linear values: the sRGB curve (and the tone curve)."""
+    display = linear_to_srgb(np.linspace(0.0, 1.0, LUT_SIZE))
+    return np.round((tone_curve(display) if tone else display) * 255.0).astype(np.uint8)
+
+
+def encode(linear: np.ndarray, bits: int = 8, tone: bool = False) -> np.ndarray:
+    """Linear sRGB (clipped to [0, 1]) to display values: uint8 through a table of the curve
+    (within one step of the exact curve, at a fraction of its cost), or uint16 exactly."""
+    linear = linear.clip(0.0, 1.0)
+    if bits == 8:
+        index = (linear * np.float32(LUT_SIZE - 1) + np.float32(0.5)).astype(np.uint16)
+        return _encoding_table(tone)[index]
+    display = linear_to_srgb(linear)
+    return (np.float32(65535.0) * (tone_curve(display) if tone else display) + np.float32(0.5)).astype(np.uint16)
+
+
+def render(mosaic: np.ndarray, pattern: str, multipliers: np.ndarray, cam_to_srgb: np.ndarray, tone: bool = False,
+           bits: int = 8) -> np.ndarray:
+    """Normalised mosaic (H, W) to display sRGB (H, W, 3), uint8 or uint16 (``bits`` 8 or 16).
+
+    The mosaic is clipped to [0, 1]; white balance by the ``multipliers`` (3,) is folded into the
+    demosaicing weights and clipped at white, so saturated highlights stay neutral instead of
+    turning magenta (the sensor clips green first); then the (3, 3) camera-to-sRGB matrix and the
+    curves. Strip by strip, so the floating-point working set stays small however large the frame.
+    """
+    if bits not in (8, 16):
+        raise ValueError(f"{bits} bits per channel: expected 8 or 16")
+    padded = _padded_planes(mosaic, pattern, clip=True)
+    gains = tuple(float(g) for g in np.asarray(multipliers, dtype=np.float64).reshape(3))
+    matrix = np.asarray(cam_to_srgb, dtype=np.float32).T
+    out = np.empty((*mosaic.shape, 3), dtype=np.uint8 if bits == 8 else np.uint16)
+
+    def work(top: int, rows: int) -> None:
+        balanced = _demosaic_strip(padded, pattern, top, rows, gains).clip(0.0, 1.0)  # type: ignore[arg-type]
+        out[2 * top: 2 * (top + rows)] = encode(balanced @ matrix, bits, tone)
+
+    _in_strips(padded.shape[1] - 2, work)
+    return out

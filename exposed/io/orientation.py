@@ -8,9 +8,12 @@ files; mirrored codes are kept in the table so a tag round-trips, and leave pixe
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
-from torch import Tensor
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 # LibRaw's flip codes and the TIFF Orientation values they come from.
 TIFF_ORIENTATION = {0: 1, 1: 2, 3: 3, 2: 4, 4: 5, 6: 6, 7: 7, 5: 8}
@@ -26,7 +29,7 @@ def flip_from_tiff(orientation: int | None) -> int:
 def orient(image: Tensor, flip: int) -> Tensor:
     """(..., H, W) turned upright by LibRaw's flip code."""
     turns = _QUARTER_TURNS.get(flip, 0)
-    return torch.rot90(image, turns, dims=(-2, -1)) if turns else image
+    return image.rot90(turns, (-2, -1)) if turns else image
 
 
 def upright(image: np.ndarray, flip: int) -> np.ndarray:

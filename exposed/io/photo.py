@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from torch import Tensor
 
 from exposed.io.exif import ExifInfo, read_exif
 from exposed.io.orientation import flip_from_tiff, orient
 from exposed.io.raw import RawError, check_regular_file, size_problem
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff"})
 
@@ -47,6 +49,7 @@ def read_photo(path: str | Path) -> tuple[Tensor, ExifInfo]:
     """(1, 3, H, W) float32 in [0, 1], turned upright by its EXIF orientation, and its EXIF.
     Grey images are repeated to three channels; alpha is dropped."""
     import imageio.v3 as iio
+    import torch  # GP mode's, here so that a raw batch that only checks suffixes does not load it
 
     path = Path(path)
     check_regular_file(path, "a photo")

@@ -340,7 +340,7 @@ def _colour(raw: rawpy.RawPy) -> tuple[np.ndarray, str, np.ndarray | None]:
     """Camera to sRGB from whichever matrix the file carries (LibRaw fills one or the other)."""
     xyz_to_cam = np.asarray(raw.rgb_xyz_matrix, dtype=np.float64)[:3]
     if np.all(np.isfinite(xyz_to_cam)) and np.abs(xyz_to_cam).sum() > 0:
-        rgb_to_cam = xyz_to_cam @ SRGB_TO_XYZ.numpy()
+        rgb_to_cam = xyz_to_cam @ SRGB_TO_XYZ
         sums = rgb_to_cam.sum(axis=1, keepdims=True)
         if np.all(np.abs(sums) > 1e-9):
             try:

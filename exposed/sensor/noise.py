@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 
-NoiseModel = Literal["pg", "eld"]
-NOISE_MODELS: tuple[str, ...] = ("pg", "eld")
+from exposed.sensor.noise_kinds import NOISE_MODELS, NoiseModel
 
 
 @dataclass(frozen=True)

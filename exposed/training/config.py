@@ -1,7 +1,8 @@
 """A training run's settings: the dataclass a TOML file and the command line both fill.
 
 Kept apart from the training loop so that the command line can build its options from it without
-importing the training stack (data pipeline, image readers) on every ``exposed enhance``.
+importing the training stack (data pipeline, image readers, torch) on every ``exposed enhance``:
+what needs them is imported by the methods that use it.
 """
 
 from __future__ import annotations
@@ -11,11 +12,10 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from exposed.denoise.model import Kind, ModelConfig
-from exposed.sensor.cameras import CAMERAS, noise_source
-from exposed.sensor.noise import NOISE_MODELS, NoiseModel
+from exposed.sensor.noise_kinds import NOISE_MODELS, NoiseModel
 
 if TYPE_CHECKING:
+    from exposed.denoise.model import Kind, ModelConfig
     from exposed.training.data import SensorMix
 
 
@@ -79,9 +79,12 @@ class TrainConfig:
     fine_tune: bool = False
 
     def model_config(self) -> ModelConfig:
+        from exposed.denoise.model import ModelConfig
+
         return ModelConfig(self.arch, self.width, self.kind, self.steps, ratio_range=(self.ratio_low, self.ratio_high))
 
     def sensors(self) -> SensorMix:
+        from exposed.sensor.cameras import CAMERAS, noise_source
         from exposed.training.data import SensorMix
 
         cameras = tuple(CAMERAS) + ("virtual",) if self.camera == "all" else tuple(self.camera.split(","))

@@ -32,7 +32,8 @@ from exposed.training.data import ImageBank, RatioRange, SyntheticRaw, TrainingB
 from exposed.training.config import TrainConfig
 from exposed.training.schedule import learning_rate
 from exposed.training.evaluate import EvalSet, evaluate, make_eval_set
-from exposed.denoise.infer import Precision, autocast, brighten, channels_last, choose_precision, denoise, pick_device
+from exposed.denoise.infer import Precision, autocast, channels_last, choose_precision, denoise, pick_device
+from exposed.exposure import brighten
 from exposed.training.night import NightScenes
 from exposed.denoise.model import ExposureModel, ModelConfig
 from exposed.denoise.process import run_process

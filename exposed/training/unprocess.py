@@ -38,7 +38,7 @@ class CameraColour:
     @classmethod
     def random(cls, n: int, generator: torch.Generator | None = None) -> CameraColour:
         """n random cameras: convex mixtures of real matrices and realistic white-balance gains."""
-        matrices = torch.stack([rgb_to_camera(m) for m in CAMERA_XYZ.values()])  # (C, 3, 3)
+        matrices = torch.stack([torch.from_numpy(rgb_to_camera(m)) for m in CAMERA_XYZ.values()])  # (C, 3, 3)
         weights = torch.rand(n, len(matrices), generator=generator, dtype=torch.float64)
         weights = weights / weights.sum(dim=1, keepdim=True)
         rgb_to_cam = torch.einsum("nc,cij->nij", weights, matrices)
