@@ -232,9 +232,12 @@ class Enhancer:
         ``on_step(done, total)`` reports each network pass; ``seed`` and ``steps`` override the settings'."""
         raw = plan.raw
         strength = self.settings.strength
-        amplified = brighten(plan.mosaic, np.array([plan.ratio.ratio]), plan.saturated).clip(0.0, 1.0)
+
+        def amplified() -> np.ndarray:
+            return brighten(plan.mosaic, np.array([plan.ratio.ratio]), plan.saturated).clip(0.0, 1.0)
+
         if self.model is None or strength == 0.0:
-            return amplified
+            return amplified()
         assert plan.noise is not None
         import torch
 
@@ -253,7 +256,7 @@ class Enhancer:
         denoised = unpack(out, raw.pattern).float().cpu().numpy()
         if strength == 1.0:
             return denoised
-        return np.float32(strength) * denoised + np.float32(1.0 - strength) * amplified
+        return np.float32(strength) * denoised + np.float32(1.0 - strength) * amplified()
 
     def steps(self, plan: Plan) -> int:
         """The exposure steps T this file gets: the settings', or the model's default for its ratio
