@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:  # annotations only: the training path (exposed.denoise.infer's brighten) reads no EXIF
-    from torch import Tensor
+from exposed.imaging.arrays import Array
 
+if TYPE_CHECKING:  # annotations only: the training path (exposed.denoise.infer's brighten) reads no EXIF
     from exposed.io.exif import ExifInfo
 
-Array = TypeVar("Array", np.ndarray, "Tensor")
 
 METERED_GREY = 0.127
 HIGHLIGHT_HEADROOM = 4.0  # the 99th percentile may end up two stops over white, no more

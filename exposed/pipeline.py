@@ -23,7 +23,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
@@ -39,10 +38,8 @@ from exposed.sensor.darktable import darktable_noise
 from exposed.io.raw import RawImage, default_crop, read_raw
 
 if TYPE_CHECKING:
-    import torch
-
-    from exposed.denoise.infer import Precision
     from exposed.denoise.model import ExposureModel
+    from exposed.denoise.session import DenoiseSession
     from exposed.sensor.calibration import IsoNoise, SensorCalibration
     from exposed.sensor.estimate import NoiseLevel
 
@@ -127,47 +124,25 @@ class Enhancer:
             raise ValueError("an uncertainty map needs --mode diffusion (the other modes draw nothing at random) "
                              "and two runs or more")
         self.settings = settings
-        self._model: ExposureModel | None = None
         self.calibration: SensorCalibration | None = None
         if settings.profile:
             from exposed.sensor.calibration import SensorCalibration
 
             self.calibration = SensorCalibration.load(settings.profile)
+        # The network half, for a mode with one (imported only then: it brings torch); an unknown
+        # device or precision is refused now, not at the first file.
+        self.session: DenoiseSession | None = None
         if MODES[settings.mode].denoises_raw:
-            _ = self.precision  # an unknown precision is refused now, not at the first file
+            from exposed.denoise.session import DenoiseSession
+            from exposed.io.checkpoint import default_model_path
 
-    @cached_property
-    def device(self) -> torch.device:
-        """Where the network runs (the ``device`` setting; ``auto`` picks CUDA, MPS or the CPU)."""
-        from exposed.denoise.infer import pick_device
-
-        return pick_device(self.settings.device)
-
-    @cached_property
-    def precision(self) -> Precision:
-        from exposed.denoise.infer import choose_precision
-
-        return choose_precision(self.settings.precision, self.device)
+            path = settings.model or default_model_path(default_model(settings.mode))
+            self.session = DenoiseSession(path, settings.device, settings.precision)
 
     @property
     def model(self) -> ExposureModel | None:
         """The network for the mode (None for amplify and GP), loaded on first use."""
-        if not MODES[self.settings.mode].denoises_raw:
-            return None
-        if self._model is None:
-            import torch
-
-            from exposed.denoise.checkpoint import load_model
-            from exposed.denoise.infer import channels_last
-            from exposed.io.checkpoint import default_model_path
-
-            path = self.settings.model or default_model_path(default_model(self.settings.mode))
-            self._model = load_model(path, self.device)
-            if self.device.type == "cpu":
-                self._model = channels_last(self._model)
-                if self.precision == "bf16":  # autocast would cast every weight at every call
-                    self._model.backbone.to(torch.bfloat16)
-        return self._model
+        return self.session.model if self.session is not None else None
 
     def plan(self, raw: RawImage) -> Plan:
         s = self.settings
@@ -189,16 +164,11 @@ class Enhancer:
                              target_exposure=s.target_exposure, target_iso=s.target_iso,
                              target_f_number=s.target_f_number)
         noise = None
-        if MODES[s.mode].denoises_raw:
-            import torch
-
-            from exposed.sensor.estimate import noise_level
-
+        if self.session is not None:
             ex = raw.exif
-            noise = noise_level(torch.from_numpy(packed), s.noise_profile, raw.noise_profile, ex.iso, raw.scale,
-                                float(-raw.black.min() / raw.scale),
-                                camera=at_iso,
-                                darktable=darktable_noise(ex.make, ex.model, ex.iso))
+            noise = self.session.noise_level(packed, s.noise_profile, raw.noise_profile, ex.iso, raw.scale,
+                                             float(-raw.black.min() / raw.scale), at_iso,
+                                             darktable_noise(ex.make, ex.model, ex.iso))
         saturated = (raw.mosaic >= raw.white)[None, None]
         return Plan(raw, mosaic, saturated, ratio, noise, np.asarray(wb, dtype=np.float64), wb_source, corrections)
 
@@ -236,24 +206,14 @@ class Enhancer:
         def amplified() -> np.ndarray:
             return brighten(plan.mosaic, np.array([plan.ratio.ratio]), plan.saturated).clip(0.0, 1.0)
 
-        if self.model is None or strength == 0.0:
+        if self.session is None or strength == 0.0:
             return amplified()
         assert plan.noise is not None
-        import torch
-
-        from exposed.denoise.infer import denoise
-
-        mosaic = torch.from_numpy(plan.mosaic).to(self.device)
-        saturated = torch.from_numpy(plan.saturated).to(self.device)
-        ratio = torch.tensor([plan.ratio.ratio], device=self.device)
-        # MPS has no Poisson sampler: its photons are drawn on the CPU (see exposed.denoise.process.expose).
-        generator = torch.Generator(device="cpu" if self.device.type == "mps" else self.device)
-        generator.manual_seed(self.settings.seed if seed is None else seed)
-        out = denoise(self.model, pack(mosaic, raw.pattern), ratio, plan.noise.sensor(),
-                      self.settings.steps if steps is None else steps, generator, self.precision, self.settings.tile,
-                      on_step=on_step,
-                      saturated=pack(saturated, raw.pattern))
-        denoised = unpack(out, raw.pattern).float().cpu().numpy()
+        s = self.settings
+        out = self.session.denoise(pack(plan.mosaic, raw.pattern), pack(plan.saturated, raw.pattern), plan.ratio.ratio,
+                                   plan.noise, s.steps if steps is None else steps, s.seed if seed is None else seed,
+                                   s.tile, on_step)
+        denoised = unpack(out, raw.pattern)
         if strength == 1.0:
             return denoised
         return np.float32(strength) * denoised + np.float32(1.0 - strength) * amplified()
@@ -261,32 +221,24 @@ class Enhancer:
     def steps(self, plan: Plan) -> int:
         """The exposure steps T this file gets: the settings', or the model's default for its ratio
         and signal-to-noise ratio (what :func:`exposed.denoise.infer.denoise` chooses)."""
-        assert self.model is not None and plan.noise is not None
+        assert self.session is not None and plan.noise is not None
         if self.settings.steps is not None:
             return self.settings.steps
-        import torch
-
-        from exposed.denoise.infer import default_steps, frame_snr
-
-        snr = frame_snr(torch.from_numpy(pack(plan.mosaic, plan.raw.pattern)), plan.noise.sensor())
-        return default_steps(self.model, plan.ratio.ratio, snr)
+        return self.session.steps(pack(plan.mosaic, plan.raw.pattern), plan.ratio.ratio, plan.noise)
 
     def uncertainty(self, plan: Plan, delivered: np.ndarray) -> np.ndarray:
         """(H, W) float32, upright like :meth:`render`'s image: the spread of the result's brightness
         (0 to 1, on the sRGB curve) over ``settings.uncertainty`` runs of the exposure process, seeds
         ``seed``, ``seed + 1``, ... (:mod:`exposed.denoise.uncertainty`). ``delivered``: the seed's
         own result, reused when its steps already draw photons."""
-        import torch
-
-        from exposed.denoise.uncertainty import spread, varied_steps
-
+        assert self.session is not None
         s, pattern = self.settings, plan.raw.pattern
         steps = self.steps(plan)
-        varied = varied_steps(steps)
+        varied = self.session.varied_steps(steps)
         first = delivered if varied == steps else self.enhance_mosaic(plan, steps=varied)
         runs = [first] + [self.enhance_mosaic(plan, seed=s.seed + k, steps=varied) for k in range(1, s.uncertainty)]
-        cells = spread([torch.from_numpy(pack(run, pattern)) for run in runs], torch.from_numpy(plan.wb)[None].float())
-        full = cells[0, 0].numpy().astype(np.float32).repeat(2, 0).repeat(2, 1)
+        cells = self.session.spread([pack(run, pattern) for run in runs], plan.wb)
+        full = cells.repeat(2, 0).repeat(2, 1)
         return upright(full, plan.raw.orientation)
 
     def render(self, plan: Plan, mosaic: np.ndarray, bits: int | None = None) -> np.ndarray:

@@ -9,9 +9,15 @@ from __future__ import annotations
 
 import sys
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+# One array type through a function: numpy in, numpy out; a tensor in, a tensor out.
+Array = TypeVar("Array", np.ndarray, "Tensor")
 
 
 def namespace(x: Any) -> ModuleType:

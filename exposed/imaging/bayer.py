@@ -9,16 +9,15 @@ numpy arrays and tensors alike (a photo's plan is numpy; see :mod:`exposed.imagi
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from exposed.imaging.arrays import namespace
+from exposed.imaging.arrays import Array, namespace
 
 if TYPE_CHECKING:
     from torch import Tensor
 
-Array = TypeVar("Array", np.ndarray, "Tensor")
 
 PATTERNS: tuple[str, ...] = ("RGGB", "BGGR", "GRBG", "GBRG")
 

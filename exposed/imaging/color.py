@@ -9,16 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from exposed.imaging.arrays import namespace
+from exposed.imaging.arrays import Array, namespace
 
 if TYPE_CHECKING:
     from torch import Tensor
 
-Array = TypeVar("Array", np.ndarray, "Tensor")
 
 # Linear sRGB (D65) to CIE XYZ, IEC 61966-2-1.
 SRGB_TO_XYZ = np.array([

@@ -13,17 +13,13 @@ import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
-from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
+from exposed.imaging.arrays import Array
 from exposed.imaging.bayer import cell_offsets
 from exposed.imaging.color import linear_to_srgb
 
-if TYPE_CHECKING:
-    from torch import Tensor
-
-Array = TypeVar("Array", np.ndarray, "Tensor")
 
 # Malvar, He and Cutler (ICASSP 2004), gradient-corrected linear interpolation, in eighths.
 _MHC = np.array([
