@@ -76,7 +76,7 @@ def brighten(dark: Array, ratio: Array, saturated: Array | None = None) -> Array
         gain = np.asarray(ratio, dtype=np.float32).reshape(-1, 1, 1, 1)
         return np.where(saturated, np.float32(1.0), dark.astype(np.float32, copy=False) * gain)
     saturated = dark >= 1.0 if saturated is None else saturated.to(dark.device)
-    return (dark.float() * ratio.float().to(dark.device).view(-1, 1, 1, 1)).masked_fill(saturated, 1.0)
+    return (dark.float() * ratio.float().to(dark.device).view(-1, 1, 1, 1)).masked_fill_(saturated, 1.0)
 
 
 def statistics_ratio(packed: np.ndarray, wb: np.ndarray) -> tuple[float, str]:

@@ -195,6 +195,38 @@ def test_fuse_is_the_minimum_variance_blend_of_two_independent_measurements():
                                estimate, rtol=0, atol=1e-6)
 
 
+def test_fuse_with_the_local_gauge_follows_its_formula_in_float64():
+    """tau2_local = tau2 + relu(window mean of (amplified - estimate)^2 - window mean of the noise
+    variance - significance * that mean * sqrt(2 / samples)), the means over the channels and a
+    window x window neighbourhood cut at the frame's edge, computed plainly in float64."""
+    from exposed.denoise.infer import fuse
+
+    g = torch.Generator().manual_seed(2)
+    estimate = torch.rand(2, 4, 12, 10, generator=g)
+    amplified = estimate + 0.05 * torch.randn(2, 4, 12, 10, generator=g) * torch.rand(2, 1, 12, 10, generator=g)
+    ratio = torch.tensor([5.0, 200.0])
+    sensor = SensorScale(torch.tensor([2e-4, 1e-5]), torch.tensor([1e-7, 1e-8]))
+    tau2, window, significance = torch.tensor([1e-4, 1e-6]), 3, 3.0
+    e, a, r = estimate.double(), amplified.double(), ratio.double().view(-1, 1, 1, 1)
+    var = sensor.gain.double().view(-1, 1, 1, 1) * r * e.clamp(0, 1) + sensor.read_var.double().view(-1, 1, 1, 1) * r**2
+
+    def window_mean(x):  # (B, 1, H, W): the mean over the neighbourhood's pixels inside the frame
+        out = torch.zeros_like(x)
+        for i in range(x.shape[-2]):
+            for j in range(x.shape[-1]):
+                out[..., i, j] = x[..., max(i - 1, 0):i + 2, max(j - 1, 0):j + 2].mean((-2, -1))
+        return out
+
+    noise = window_mean(var.mean(1, keepdim=True))
+    excess = window_mean((a - e).square().mean(1, keepdim=True)) - noise
+    gauge = (excess - significance * noise * (2.0 / (window**2 * 4)) ** 0.5).clamp_min(0)
+    local = tau2.double().view(-1, 1, 1, 1) + gauge
+    expected = e + local / (local + var) * (a - e)
+    got = fuse(estimate, amplified, tau2, ratio, sensor, window=window, significance=significance)
+    torch.testing.assert_close(got.double(), expected, rtol=1e-5, atol=1e-6)
+    assert (local > tau2.double().view(-1, 1, 1, 1)).any()  # the gauge took part somewhere
+
+
 def test_fuse_leans_on_the_brightened_frame_where_the_estimate_is_locally_wrong():
     """A sharp edge that the estimate blurs, in a frame whose noise the model knows: near the edge
     the local gauge sees the blur and the blend beats both inputs; on the flat sides, where the

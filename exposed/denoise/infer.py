@@ -119,7 +119,7 @@ def predict(model: ExposureModel, amplified: Tensor, std: Tensor, tile: int | No
             window = (..., slice(top, top + th), slice(left, left + tw))
             out[window] += model(amplified[window], std[window]) * wgt
             weight[window] += wgt
-    return out / weight
+    return out.div_(weight)
 
 
 def default_steps(model: ExposureModel, ratio: float | None = None, snr: float | None = None) -> int:
@@ -198,19 +198,22 @@ def fuse(estimate: Tensor, amplified: Tensor, tau2: Tensor, ratio: Tensor, senso
     ``window=0`` uses tau2 alone. (B, 4, H, W) in, the same out.
     """
     one = torch.ones_like(ratio)
-    var = noise_var(estimate.clamp(0.0, 1.0), one, ratio, sensor.to(estimate.device))
+    var = noise_var(estimate, one, ratio, sensor.to(estimate.device), high=1.0)
     tau2 = tau2.view(-1, 1, 1, 1)
 
     def local_mean(x: Tensor) -> Tensor:
-        return F.avg_pool2d(x.mean(1, keepdim=True), window, 1, window // 2, count_include_pad=False)
+        return F.avg_pool2d(x, window, 1, window // 2, count_include_pad=False)
 
+    # Few frame-sized temporaries: each one's pages are faulted in afresh (benchmarks/results/speed.md).
     difference = amplified - estimate
     if window:
-        noise = local_mean(var)
-        excess = local_mean(difference.square()) - noise
-        samples = window * window * estimate.shape[1]
-        tau2 = tau2 + F.relu(excess - significance * noise * math.sqrt(2.0 / samples))
-    return difference.mul_(tau2 / var.add_(tau2)).add_(estimate)
+        channels = estimate.shape[1]
+        noise = local_mean(var.mean(1, keepdim=True))
+        squared = torch.linalg.vector_norm(difference, dim=1, keepdim=True).square_().div_(channels)
+        excess = local_mean(squared) - noise
+        tau2 = tau2 + F.relu(excess - significance * noise * math.sqrt(2.0 / (window * window * channels)))
+    weight = var.add_(tau2).reciprocal_().mul_(tau2)  # tau2 / (tau2 + var), in var's frame
+    return difference.mul_(weight).add_(estimate)
 
 
 def mean_window(table: tuple[tuple[float, int], ...], ratio: float) -> int:
@@ -275,4 +278,4 @@ def denoise(model: ExposureModel, dark: Tensor, ratio: Tensor, sensor: SensorSca
             estimate.masked_fill_(dark >= 1.0 if saturated is None else saturated.to(dark.device), 1.0)
         if config.fusion:
             estimate = fuse(estimate, amplified, error_variance(config.fusion, ratio), ratio, sensor)
-    return estimate.clamp(0.0, 1.0)
+    return estimate.clamp_(0.0, 1.0)

@@ -33,10 +33,13 @@ def _per_site(x: Tensor) -> Tensor:
     return x.view(x.shape[0], -1, 1, 1)
 
 
-def noise_var(amplified: Tensor, exposure: Tensor, ratio: Tensor, sensor: SensorScale) -> Tensor:
-    """Variance of shot plus read noise of a state, in amplified units. (B, 4, H, W)."""
+def noise_var(amplified: Tensor, exposure: Tensor, ratio: Tensor, sensor: SensorScale,
+              high: float | None = None) -> Tensor:
+    """Variance of shot plus read noise of a state, in amplified units, at its level clamped to
+    [0, high] (no upper bound for None). (B, 4, H, W)."""
     boost = _per_image(ratio / exposure)
-    return amplified.clamp_min(0.0).mul(_per_site(sensor.gain) * boost).add_(_per_site(sensor.read_var) * boost**2)
+    level = amplified.clamp(0.0, high)  # one new frame; the rest is done in it
+    return level.mul_(_per_site(sensor.gain) * boost).add_(_per_site(sensor.read_var) * boost**2)
 
 
 def noise_std(amplified: Tensor, exposure: Tensor, ratio: Tensor, sensor: SensorScale) -> Tensor:
@@ -72,14 +75,16 @@ def expose(amplified: Tensor, estimate: Tensor, exposure: Tensor, next_exposure:
     """
     gain = _per_site(sensor.gain)
     extra = _per_image((next_exposure - exposure) / ratio)
-    mean = (extra * estimate.float().clamp_min(0.0) / gain)
+    # Three new frames (the mean, the draw, the state), the rest in place: autograd needs none of
+    # the values overwritten.
+    mean = estimate.float().clamp_min(0.0).mul_(extra).div_(gain)
     # Drawn where the generator lives: a CPU generator serves devices without a Poisson sampler (MPS).
     where = generator.device if generator is not None else mean.device
     photons = torch.poisson(mean.detach().to(where), generator=generator).to(mean.device)
     if straight_through:
         photons = (photons - mean).detach() + mean
-    collected = amplified * _per_image(exposure / ratio) + photons * gain
-    return collected * _per_image(ratio / next_exposure)
+    collected = amplified.mul(_per_image(exposure / ratio)).add_(photons.mul_(gain))
+    return collected.mul_(_per_image(ratio / next_exposure))
 
 
 def run_process(model: ExposureModel, dark: Tensor, ratio: Tensor, sensor: SensorScale, steps: int,
@@ -105,9 +110,11 @@ def run_process(model: ExposureModel, dark: Tensor, ratio: Tensor, sensor: Senso
     exposures = exposure_schedule(ratio, steps, generator, random=training)
     state = dark.float() * _per_image(ratio)
     for t in range(steps + 1):
-        seen = state.clamp(low, high)
+        # In inference, frames nothing needs again are worked on in place (every new frame's pages
+        # are faulted in afresh, benchmarks/results/speed.md): the last state, the forward's output.
+        seen = state.clamp_(low, high) if t == steps and not training else state.clamp(low, high)
         estimate = forward(seen, noise_std(seen, exposures[:, t], ratio, sensor)).float()
-        estimate = estimate.masked_fill(saturated, 1.0)
+        estimate = estimate.masked_fill(saturated, 1.0) if training else estimate.masked_fill_(saturated, 1.0)
         yield estimate
         if t < steps:
             state = expose(state, estimate, exposures[:, t], exposures[:, t + 1], ratio, sensor, generator,
