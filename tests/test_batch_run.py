@@ -69,3 +69,27 @@ def test_a_file_that_fails_to_read_ahead_is_reported_as_its_own_and_the_batch_go
     errors = [line for line in said.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "b.dng" in errors[0] and "Traceback" not in said
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "c.png"]
+
+
+def test_a_fault_in_exposed_is_not_blamed_on_the_file(tmp_path, monkeypatch):
+    """A programming error while one file is worked on says it is exposed's, names its type and the
+    batch goes on; an error numpy or torch raise on a file's values still points at the file."""
+    import exposed.pipeline as pipeline
+
+    shots = [synthetic_dng(tmp_path / f"{name}.dng", seed=i) for i, name in enumerate("abc")]
+    real_plan = pipeline.Enhancer.plan
+
+    def failing(self, raw):
+        if raw.path.stem == "a":
+            raise TypeError("an argument exposed passed wrongly")
+        if raw.path.stem == "b":
+            np.zeros(2).reshape(3)  # numpy's own ValueError, as odd values can cause
+        return real_plan(self, raw)
+
+    monkeypatch.setattr(pipeline.Enhancer, "plan", failing)
+    status, report = _batch(shots, tmp_path / "out", Settings(mode="amplify", ratio=20.0))
+    assert status == 1 and (tmp_path / "out" / "c.png").exists()
+    line_a = next(line for line in report.splitlines() if "a.dng" in line)
+    line_b = next(line for line in report.splitlines() if "b.dng" in line)
+    assert "an internal error (TypeError), not a fault of the file" in line_a
+    assert "holds values exposed cannot use" in line_b and "internal" not in line_b

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from exposed.batch.files import expand_inputs
-from exposed.batch.job import raised_by_exposed
+from exposed.batch.job import internal_error, raised_by_exposed
 from exposed.batch.report import shown
 from exposed.batch.run import EXIT_FAILED, EXIT_OK
 from exposed.io.raw import RawError, read_raw
@@ -36,8 +36,8 @@ def describe_files(files: list[str], as_json: bool, mode: str, noise_profile: st
         except Exception as error:  # the file boundary, as in enhance
             failures += 1
             ours = isinstance(error, RawError | OSError) or isinstance(error, ValueError) and raised_by_exposed(error)
-            records.append({"file": source, "error": str(error) if ours
-                            else "could not be read: the file holds values exposed cannot use"})
+            records.append({"file": source, "error": str(error) if ours else internal_error(error)
+                            or "could not be read: the file holds values exposed cannot use"})
             continue
         ex = raw.exif
         records.append({

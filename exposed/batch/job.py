@@ -130,7 +130,21 @@ def _reason(error: BaseException, job: Job, photo_mode: bool) -> str:
         return "not enough memory to process it (try a smaller --tile, or fewer -j)"
     if isinstance(error, ValueError) and raised_by_exposed(error):
         return str(error)  # exposed's own refusals are sentences; numpy's and torch's are not
-    return "could not be processed: the file holds values exposed cannot use (-v shows the details)"
+    return internal_error(error) or "could not be processed: the file holds values exposed cannot use " \
+        "(-v shows the details)"
+
+
+# Exceptions no file can cause, only a fault in exposed (or in how it calls a library).
+PROGRAMMING_ERRORS = (TypeError, AttributeError, NameError, AssertionError, ImportError, NotImplementedError)
+
+
+def internal_error(error: BaseException) -> str | None:
+    """The line for a failure that is exposed's fault, not the file's (None for any other): telling
+    the photographer the file is at fault would send them after the wrong problem."""
+    if isinstance(error, PROGRAMMING_ERRORS):
+        return f"exposed failed on it: an internal error ({type(error).__name__}), not a fault of the file; " \
+            "-v shows the details to report"
+    return None
 
 
 def raised_by_exposed(error: BaseException) -> bool:
