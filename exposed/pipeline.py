@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     from exposed.sensor.estimate import NoiseLevel
 
 WHITE_BALANCES = ("camera", "daylight", "none")
+PrecisionRequest = Literal["auto", "fp32", "bf16"]  # "auto": bf16 where the hardware makes it fast
 DngLayout = Literal["cfa", "linear"]
 Isp = Literal["exposed", "libraw"]
 
@@ -56,7 +58,7 @@ class Settings:
     steps: int | None = None  # exposure steps T; None: the model's own
     model: Path | None = None  # None: the shipped model for the mode
     device: str = "auto"
-    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 where the hardware makes it fast
+    precision: PrecisionRequest = "auto"
     tile: int | None = 512  # packed pixels per network tile; None: the whole frame at once
     seed: int = 0
     ratio: float | None = None
@@ -129,15 +131,20 @@ class Enhancer:
             from exposed.sensor.calibration import SensorCalibration
 
             self.calibration = SensorCalibration.load(settings.profile)
-        # The network half, for a mode with one (imported only then: it brings torch); an unknown
-        # device or precision is refused now, not at the first file.
-        self.session: DenoiseSession | None = None
-        if MODES[settings.mode].denoises_raw:
-            from exposed.denoise.session import DenoiseSession
-            from exposed.io.checkpoint import default_model_path
+        if settings.precision not in get_args(PrecisionRequest):
+            raise ValueError(f"unknown precision {settings.precision!r}; expected auto, fp32 or bf16")
 
-            path = settings.model or default_model_path(default_model(settings.mode))
-            self.session = DenoiseSession(path, settings.device, settings.precision)
+    @cached_property
+    def session(self) -> DenoiseSession | None:
+        """The network half, for a mode with one (None for amplify), made on first use: it imports
+        torch, a second a batch spends reading its first raw meanwhile (:mod:`exposed.batch.run`)."""
+        if not MODES[self.settings.mode].denoises_raw:
+            return None
+        from exposed.denoise.session import DenoiseSession
+        from exposed.io.checkpoint import default_model_path
+
+        s = self.settings
+        return DenoiseSession(s.model or default_model_path(default_model(s.mode)), s.device, s.precision)
 
     @property
     def model(self) -> ExposureModel | None:

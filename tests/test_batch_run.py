@@ -60,6 +60,31 @@ def test_the_next_raw_is_read_while_the_current_file_is_worked_on(tmp_path, monk
                                       iio.imread(tmp_path / f"alone-{name}" / f"{name}.png"))
 
 
+def test_the_first_raw_is_read_while_the_model_loads(tmp_path, monkeypatch):
+    """A single file pays torch's import and the weights' loading once: the raw is decoded on the
+    reading thread meanwhile, not after."""
+    from exposed.denoise.session import DenoiseSession
+
+    shot = synthetic_dng(tmp_path / "a.dng")
+    read_started = threading.Event()
+    seen_while_loading: list[bool] = []
+    load = DenoiseSession.model.fget
+
+    def reading(path: Path):
+        read_started.set()
+        return read_raw(path)
+
+    def loading(self):
+        if not seen_while_loading:
+            seen_while_loading.append(read_started.wait(timeout=30))
+        return load(self)
+
+    monkeypatch.setattr(job_module, "read_raw", reading)
+    monkeypatch.setattr(DenoiseSession, "model", property(loading))
+    status, _ = _batch([shot], tmp_path / "out", Settings(ratio=20.0, tile=64))
+    assert status == 0 and seen_while_loading == [True] and (tmp_path / "out" / "a.png").exists()
+
+
 def test_a_file_that_fails_to_read_ahead_is_reported_as_its_own_and_the_batch_goes_on(tmp_path):
     good = [synthetic_dng(tmp_path / f"{name}.dng", seed=i) for i, name in enumerate("ac")]
     bad = tmp_path / "b.dng"

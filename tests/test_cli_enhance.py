@@ -144,6 +144,8 @@ def test_usage_errors_exit_2(shots, tmp_path):
     assert run("enhance", shots / "a.dng", "-f", "jpg", "--bits", "16").returncode == 2
     assert run("enhance", shots / "a.dng", "--mode", "sharpen").returncode == 2
     assert run("enhance").returncode == 2
+    device = run("enhance", shots / "a.dng", "--device", "gpu0", "-o", tmp_path / "d.jpg")
+    assert device.returncode == 2 and b"unknown device 'gpu0'" in device.stderr and not (tmp_path / "d.jpg").exists()
 
 
 @pytest.mark.parametrize("jobs", ["1", "2"])

@@ -17,7 +17,7 @@ import tempfile
 import sys
 import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,6 +32,7 @@ from exposed.pipeline import Enhancer, Settings
 
 if TYPE_CHECKING:  # GP mode's stack is imported only when a photo mode runs
     from exposed.gp.pipeline import PhotoEnhancer
+    from exposed.io.raw import RawImage
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 
@@ -92,6 +93,8 @@ def _load_model(enhancer: Enhancer | PhotoEnhancer) -> None:
     """Load the mode's network before the first file, so a --model that is not one is a usage error
     (exit 2, one line) rather than the same failure once per file. The file's code never runs:
     model files are read with torch.load(weights_only=True)."""
+    if isinstance(enhancer, Enhancer):
+        _ = enhancer.session  # an unknown --device is its own error, not the model file's
     try:
         _ = enhancer.reference if not isinstance(enhancer, Enhancer) else enhancer.model
     except Exception as error:
@@ -116,15 +119,29 @@ def run_batch(inputs: list[str], settings: Settings, options: BatchOptions, repo
         enhancer = PhotoEnhancer(settings)
     else:
         enhancer = Enhancer(settings)
-    _load_model(enhancer)
-    for problem in problems:
-        reporter.problem(problem)
     todo: list[Job] = []
+    skipped: list[Job] = []
     for job in planned:
-        if job.output != STDIN and Path(job.output).exists() and not options.overwrite and not options.dry_run:
+        kept = job.output != STDIN and Path(job.output).exists() and not options.overwrite and not options.dry_run
+        (skipped if kept else todo).append(job)
+    reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="exposed-read")
+    try:
+        # The first raw is read while the network loads (importing torch alone takes a second).
+        upcoming = read_ahead(todo[0], enhancer, reader) if todo and options.jobs == 1 else None
+        _load_model(enhancer)
+        for problem in problems:
+            reporter.problem(problem)
+        for job in skipped:
             reporter.skipped(job)
-        else:
-            todo.append(job)
+        return _run(todo, enhancer, options, reporter, reader, upcoming, len(planned) + len(problems))
+    finally:
+        reader.shutdown(wait=True, cancel_futures=True)  # a read under way only reads: let it end
+
+
+def _run(todo: list[Job], enhancer: Enhancer | PhotoEnhancer, options: BatchOptions, reporter: Reporter,
+         reader: ThreadPoolExecutor, upcoming: Future[RawImage] | None, total: int) -> int:
+    """The jobs, one at a time (each next raw read on ``reader`` meanwhile; ``upcoming`` is the
+    first's) or ``options.jobs`` at once; the exit status."""
     if options.jobs > 1 and "torch" in sys.modules:  # a mode with a network: the jobs share the cores
         import torch
 
@@ -135,18 +152,13 @@ def run_batch(inputs: list[str], settings: Settings, options: BatchOptions, repo
                 reporter.batch(len(todo)):
             tmp = Path(folder)
             if options.jobs == 1:  # in the main thread, so Ctrl-C stops the work at once
-                reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="exposed-read")
-                try:
-                    upcoming = read_ahead(todo[0], enhancer, reader) if todo else None
-                    for i, job in enumerate(todo):
-                        current = upcoming
-                        upcoming = read_ahead(todo[i + 1], enhancer, reader) if i + 1 < len(todo) else None
-                        with reporter.passes(job) as on_step:
-                            reporter.finished(run_job(job, enhancer, options.fmt, tmp, options.dry_run,
-                                                      on_step=on_step, quality=options.quality, prefetched=current),
-                                              options.dry_run)
-                finally:
-                    reader.shutdown(wait=True, cancel_futures=True)  # a read under way only reads: let it end
+                for i, job in enumerate(todo):
+                    current = upcoming
+                    upcoming = read_ahead(todo[i + 1], enhancer, reader) if i + 1 < len(todo) else None
+                    with reporter.passes(job) as on_step:
+                        reporter.finished(run_job(job, enhancer, options.fmt, tmp, options.dry_run,
+                                                  on_step=on_step, quality=options.quality, prefetched=current),
+                                          options.dry_run)
             else:
                 pool = ThreadPoolExecutor(max_workers=options.jobs)
                 try:
@@ -160,5 +172,5 @@ def run_batch(inputs: list[str], settings: Settings, options: BatchOptions, repo
     except KeyboardInterrupt as interruption:  # Ctrl-C, SIGTERM, SIGHUP: exit 128 + the signal
         reporter.interrupted()
         return 128 + interruption.signum if isinstance(interruption, Interrupted) else EXIT_INTERRUPTED
-    reporter.summary(len(planned) + len(problems))
+    reporter.summary(total)
     return EXIT_FAILED if reporter.failures else EXIT_OK

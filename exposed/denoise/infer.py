@@ -36,9 +36,12 @@ def channels_last(model: M) -> M:
 
 
 def pick_device(name: str = "auto") -> torch.device:
-    """``auto`` takes CUDA, then Apple MPS, then the CPU."""
+    """``auto`` takes CUDA, then Apple MPS, then the CPU. ValueError for a name torch does not know."""
     if name != "auto":
-        return torch.device(name)
+        try:
+            return torch.device(name)
+        except RuntimeError:
+            raise ValueError(f"unknown device {name!r}; expected auto, cpu, cuda, cuda:N or mps") from None
     if torch.cuda.is_available():
         return torch.device("cuda")
     if torch.backends.mps.is_available():
