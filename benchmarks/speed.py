@@ -3,8 +3,9 @@ on generated 12 MP and 24 MP dark raws.
 
     python benchmarks/speed.py [--sizes 12,24] [--repeats 3] [--out benchmarks/results/speed.json]
 
-Every configuration runs as its own process, one after another in one run, the median of
-``--repeats`` runs: the time includes start-up (importing torch alone takes over a second),
+Every configuration runs as its own process, in rounds (each command once per round, so a
+machine's drift falls on all alike), the median of ``--repeats`` rounds with the fastest and
+slowest beside it: the time includes start-up (importing torch alone takes over a second),
 reading, the work and writing a JPEG, as a user running the command sees it; the peak resident
 memory is that process's own (it is started from a small launcher, because Linux carries a parent's
 peak RSS over into a forked child). Beside exposed's modes, in the same run: rawpy's postprocess
@@ -28,6 +29,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -82,10 +84,17 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def median_run(command: list[str], repeats: int) -> tuple[float, float, bool]:
-    """The median seconds and the largest peak RSS of ``repeats`` runs."""
-    runs = [measure(command) for _ in range(repeats)]
-    return statistics.median(r[0] for r in runs), max(r[1] for r in runs), all(r[2] for r in runs)
+def interleaved(commands: list[list[str]], repeats: int) -> list[dict[str, Any]]:
+    """Every command once per round, ``repeats`` rounds: a machine whose speed drifts over minutes
+    (a shared VM's can by a third) slows every command alike, so ratios between them hold. Per
+    command: the median, fastest and slowest seconds, the largest peak RSS, whether all succeeded."""
+    runs: list[list[tuple[float, float, bool]]] = [[] for _ in commands]
+    for _ in range(repeats):
+        for i, command in enumerate(commands):
+            runs[i].append(measure(command))
+    return [{"seconds": statistics.median(r[0] for r in rs), "fastest": min(r[0] for r in rs),
+             "slowest": max(r[0] for r in rs), "peak_rss_mb": max(r[1] for r in rs), "ok": all(r[2] for r in rs)}
+            for rs in runs]
 
 
 def main() -> None:
@@ -95,12 +104,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "speed.json")
     args = parser.parse_args()
     console = Console()
-    rows = []
+    rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         for size in (int(s) for s in args.sizes.split(",")):
             raw = make_raw(Path(tmp) / f"{size}mp.dng", *SIZES[size])
-            copies = [str(raw)] + [os.link(raw, Path(tmp) / f"{size}mp_{i}.dng") or str(Path(tmp) / f"{size}mp_{i}.dng")
-                                   for i in range(1, 4)]
+            copies = [str(raw)]
+            for i in range(1, 4):
+                copies.append(str(Path(tmp) / f"{size}mp_{i}.dng"))
+                os.link(raw, copies[-1])
             out = str(Path(tmp) / "out.jpg")
             exposed = [sys.executable, "-m", "exposed", "enhance", "--overwrite", "-q"]
             singles = [("rawpy postprocess + JPEG (LibRaw's ISP only)",
@@ -117,18 +128,20 @@ def main() -> None:
             batches = [("rawpy postprocess + JPEG (LibRaw's ISP only)", [sys.executable, "-c", RAWPY_SCRIPT, *copies,
                                                                          out])]
             batches += [(label, exposed + [*copies, "-o", f"{tmp}/batch", *extra]) for label, extra in modes[:2]]
+            measured = interleaved([cmd for _, cmd in singles + batches], args.repeats)
             single: dict[str, float] = {}
-            for label, cmd in singles:
-                seconds, rss, ok = median_run(cmd, args.repeats)
-                single[label] = seconds
-                rows.append({"megapixels": size, "config": label, "seconds": seconds, "peak_rss_mb": rss, "ok": ok})
-                console.print(f"{size} MP  {label}: {seconds:.2f} s, {rss:.0f} MB" + ("" if ok else "  FAILED"))
-            for label, cmd in batches:
-                seconds, rss, ok = median_run(cmd, args.repeats)
-                per_file = (seconds - single[label]) / (len(copies) - 1)
+            for (label, _), m in zip(singles, measured):
+                single[label] = float(m["seconds"])
+                rows.append({"megapixels": size, "config": label, **m})
+                console.print(f"{size} MP  {label}: {m['seconds']:.2f} s, {m['peak_rss_mb']:.0f} MB"
+                              + ("" if m["ok"] else "  FAILED"))
+            for (label, _), m in zip(batches, measured[len(singles):]):
+                per_file = (float(m["seconds"]) - single[label]) / (len(copies) - 1)
                 rows.append({"megapixels": size, "config": f"{label}, per further file of a batch",
-                             "seconds": per_file, "peak_rss_mb": rss, "ok": ok})
-                console.print(f"{size} MP  {label} per further file: {per_file:.2f} s" + ("" if ok else "  FAILED"))
+                             "seconds": per_file, "batch_seconds": m["seconds"], "peak_rss_mb": m["peak_rss_mb"],
+                             "ok": m["ok"]})
+                console.print(f"{size} MP  {label} per further file: {per_file:.2f} s"
+                              + ("" if m["ok"] else "  FAILED"))
             base = single[next((label for label, _ in singles if label.startswith("darktable")), singles[0][0])]
             for r in rows:
                 if r["megapixels"] == size:
@@ -136,11 +149,12 @@ def main() -> None:
     baseline = "darktable-cli" if shutil.which("darktable-cli") else "rawpy"
     title = f"exposed enhance end to end ({cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__})"
     table = Table(title=title)
-    for column in ("MP", "command", "wall s", f"vs {baseline}", "peak RSS (MB)"):
+    for column in ("MP", "command", "wall s", "fastest - slowest", f"vs {baseline}", "peak RSS (MB)"):
         table.add_column(column, justify="left" if column == "command" else "right")
     for r in rows:
+        spread = f"{r['fastest']:.2f} - {r['slowest']:.2f}" if "fastest" in r else ""
         table.add_row(str(r["megapixels"]), r["config"] + ("" if r["ok"] else " (failed)"), f"{r['seconds']:.2f}",
-                      f"{r['vs_baseline']:.2f}", f"{r['peak_rss_mb']:.0f}")
+                      spread, f"{r['vs_baseline']:.2f}", f"{r['peak_rss_mb']:.0f}")
     console.print(table)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"cpu": cpu_name(), "machine": platform.machine(), "cores": os.cpu_count(),
