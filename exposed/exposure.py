@@ -74,7 +74,9 @@ def brighten(dark: Array, ratio: Array, saturated: Array | None = None) -> Array
     if isinstance(dark, np.ndarray):
         saturated = dark >= 1.0 if saturated is None else saturated
         gain = np.asarray(ratio, dtype=np.float32).reshape(-1, 1, 1, 1)
-        return np.where(saturated, np.float32(1.0), dark.astype(np.float32, copy=False) * gain)
+        out = np.multiply(dark, gain, dtype=np.float32)  # the one new frame; white set in it
+        np.copyto(out, np.float32(1.0), where=saturated)
+        return out
     saturated = dark >= 1.0 if saturated is None else saturated.to(dark.device)
     return (dark.float() * ratio.float().to(dark.device).view(-1, 1, 1, 1)).masked_fill_(saturated, 1.0)
 

@@ -211,7 +211,8 @@ class Enhancer:
         strength = self.settings.strength
 
         def amplified() -> np.ndarray:
-            return brighten(plan.mosaic, np.array([plan.ratio.ratio]), plan.saturated).clip(0.0, 1.0)
+            bright = brighten(plan.mosaic, np.array([plan.ratio.ratio]), plan.saturated)
+            return np.clip(bright, 0.0, 1.0, out=bright)
 
         if self.session is None or strength == 0.0:
             return amplified()

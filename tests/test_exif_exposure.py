@@ -1,12 +1,13 @@
 import math
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import rawpy
 import torch
 
 from exposed.io.exif import ExifInfo, iso_from_tags, read_exif
-from exposed.exposure import METERED_GREY, choose_ratio, meter_ratio, signal_ratio, statistics_ratio
+from exposed.exposure import METERED_GREY, brighten, choose_ratio, meter_ratio, signal_ratio, statistics_ratio
 
 from conftest import shared_file, synthetic_dng
 
@@ -94,3 +95,23 @@ def test_choices_and_clamping():
     clamped = choose_ratio(packed, wb, exif, (1, 300), ratio=1000)
     assert clamped.ratio == 300 and "outside" in clamped.warning
     assert choose_ratio(packed, wb, exif, (1, 300)).source == "auto"
+
+
+def test_brighten_is_the_ratio_times_the_frame_with_clipped_photosites_white_for_arrays_and_tensors():
+    """Against the float64 formula, per image of a batch; the default mask is the dark frame at or
+    above white; numpy arrays and torch tensors give the same float32 result."""
+
+    dark = np.random.default_rng(3).random((2, 4, 6, 8)) * 1.1  # some photosites above white
+    ratio = np.array([3.0, 50.0])
+    clipped = dark >= 1.0
+    expected = np.where(clipped, 1.0, dark * ratio[:, None, None, None])
+    as_array = brighten(dark.astype(np.float32), ratio)
+    as_tensor = brighten(torch.from_numpy(dark.astype(np.float32)), torch.from_numpy(ratio))
+    assert as_array.dtype == np.float32 and as_tensor.dtype == torch.float32
+    np.testing.assert_allclose(as_array, expected, rtol=1e-6)
+    np.testing.assert_allclose(as_tensor.numpy(), expected, rtol=1e-6)
+    mask = np.zeros_like(clipped)
+    mask[0, 0, 0, 0] = True  # a mask given: only it is held white
+    held = brighten(dark.astype(np.float32), ratio, mask)
+    assert held[0, 0, 0, 0] == 1.0
+    np.testing.assert_allclose(held[~mask], (dark * ratio[:, None, None, None])[~mask], rtol=1e-6)
