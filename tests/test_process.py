@@ -227,6 +227,19 @@ def test_fuse_with_the_local_gauge_follows_its_formula_in_float64():
     assert (local > tau2.double().view(-1, 1, 1, 1)).any()  # the gauge took part somewhere
 
 
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_channel_mean_square_is_the_mean_of_squares_over_channels_in_float64(channels):
+    from exposed.denoise.infer import channel_mean_square
+
+    x = torch.randn(2, channels, 7, 9, generator=torch.Generator().manual_seed(channels))
+    before, expected = x.clone(), x.double().square().mean(1, keepdim=True)
+    for layout in (x, x.contiguous(memory_format=torch.channels_last)):
+        got = channel_mean_square(layout)
+        assert got.shape == (2, 1, 7, 9)
+        torch.testing.assert_close(got.double(), expected, rtol=1e-6, atol=0)
+    assert torch.equal(x, before)  # the input is left as it was
+
+
 def test_fuse_leans_on_the_brightened_frame_where_the_estimate_is_locally_wrong():
     """A sharp edge that the estimate blurs, in a frame whose noise the model knows: near the edge
     the local gauge sees the blur and the blend beats both inputs; on the flat sides, where the
