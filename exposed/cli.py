@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
+import sys
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -35,14 +37,36 @@ err = Console(stderr=True, soft_wrap=True, emoji=False)  # ":thumbs_up:" in a fi
 def entry() -> None:
     """The ``exposed`` program (the console script and ``python -m exposed``).
 
-    Once the command is over, every file written whole and every temporary removed, SIGTERM and
-    SIGHUP are ignored while the interpreter winds down (torch's teardown takes a while): the exit
-    status is the command's own, never a death by a signal after the work is done."""
+    Once the command is over, every file written whole and every temporary removed, the process
+    ends without the interpreter's teardown: freeing torch's many thousand objects one by one takes
+    0.3 to 0.6 s, which a photographer would wait for nothing (benchmarks/results/speed.md). The
+    exit handlers still run (what ``atexit`` registered) and the standard streams are flushed; a
+    closed pipe on them makes the status 1, as Python's own exit would report it. From then on
+    SIGTERM and SIGHUP are ignored: the exit status is the command's own, never a death by a signal
+    after the work is done. An exception that escapes the command (a bug) leaves the ordinary way."""
     try:
-        main(prog_name="exposed")
+        main(prog_name="exposed")  # click's standalone mode ends in SystemExit, whatever happened
+    except SystemExit as done:
+        status = _exit_status(done.code)
     finally:
         for sig in (signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, signal.SIG_IGN)
+    atexit._run_exitfuncs()  # what the interpreter's exit runs first (logging's flush, finalizers)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a reader that went away (``exposed ... | head``), a closed stream
+            status = status or 1
+    os._exit(status)
+
+
+def _exit_status(code: object) -> int:
+    """The process status of a SystemExit's code, as the interpreter maps it: None is 0, a
+    message is printed and gives 1."""
+    if code is None or isinstance(code, int):
+        return code or 0
+    print(code, file=sys.stderr)
+    return 1
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -148,6 +148,37 @@ def test_usage_errors_exit_2(shots, tmp_path):
     assert device.returncode == 2 and b"unknown device 'gpu0'" in device.stderr and not (tmp_path / "d.jpg").exists()
 
 
+def test_the_program_ends_with_its_commands_status_after_the_exit_handlers_and_all_output(shots, model, tmp_path):
+    """The program skips the interpreter's teardown (torch's takes half a second), not what an
+    ordinary exit does for the user: the status, the exit handlers, every byte written (stdout
+    fully buffered here, as in a pipe; a picture on stdout: test_standard_output_carries_only_the_image)."""
+    code = ("import atexit, sys\n"
+            "from exposed.cli import entry\n"
+            "atexit.register(print, 'handler ran')\n"
+            "class Held:\n"
+            "    def __del__(self):\n"
+            "        print('torn down')\n"  # by the interpreter's teardown, which is skipped
+            "held = Held()\n"
+            "sys.stdout.write('buffered, ')\n"
+            "sys.argv[0] = 'exposed'\n"
+            "entry()\n"
+            "print('after the end')\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+
+    def program(*args):
+        return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True,
+                              timeout=300, env=env)
+
+    done = program("enhance", shots / "a.dng", "-o", tmp_path / "a.png", "--model", model, "--steps", "1")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "buffered, handler ran\n" and iio.imread(tmp_path / "a.png").shape == (64, 96, 3)
+    usage = program("enhance", "--no-such-option")
+    assert usage.returncode == 2 and "No such option" in usage.stderr
+    assert usage.stdout == "buffered, handler ran\n"
+    failed = program("enhance", shots / "missing.dng", "-o", tmp_path / "m.png")
+    assert failed.returncode == 1 and "missing.dng" in failed.stderr and failed.stdout == "buffered, handler ran\n"
+
+
 @pytest.mark.parametrize("jobs", ["1", "2"])
 def test_ctrl_c_leaves_no_partial_file_and_exits_130(tmp_path, model, jobs):
     shots = [synthetic_dng(tmp_path / f"big{i}.dng", height=400, width=600, seed=i) for i in range(3)]
