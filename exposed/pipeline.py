@@ -83,17 +83,42 @@ class Settings:
 
 
 @dataclass
+class Frame:
+    """What a plan takes from the file alone, in numpy, before any model is needed: a batch makes
+    its first file's while torch is being imported (:meth:`Enhancer.frame`)."""
+
+    raw: RawImage  # with the camera profile's corrections
+    mosaic: np.ndarray  # (1, 1, H, W) float32 normalised
+    packed: np.ndarray  # (1, 4, H / 2, W / 2): the mosaic packed, as the network and the statistics see it
+    saturated: np.ndarray  # (1, 1, H, W) bool: photosites at the white level, held white in every mode
+    corrections: tuple[str, ...] = ()  # what the camera profile changed in the raw data (shown with -v)
+
+
+@dataclass
 class Plan:
     """What will be done to one file: shown by --dry-run and ``exposed info``, used by enhance."""
 
-    raw: RawImage
-    mosaic: np.ndarray  # (1, 1, H, W) float32 normalised
-    saturated: np.ndarray  # (1, 1, H, W) bool: photosites at the white level, held white in every mode
+    frame: Frame
     ratio: RatioChoice
     noise: NoiseLevel | None
     wb: np.ndarray
     wb_source: str
-    corrections: tuple[str, ...] = ()  # what the camera profile changed in the raw data (shown with -v)
+
+    @property
+    def raw(self) -> RawImage:
+        return self.frame.raw
+
+    @property
+    def mosaic(self) -> np.ndarray:
+        return self.frame.mosaic
+
+    @property
+    def saturated(self) -> np.ndarray:
+        return self.frame.saturated
+
+    @property
+    def corrections(self) -> tuple[str, ...]:
+        return self.frame.corrections
 
 
 def parse_wb(text: str) -> np.ndarray:
@@ -151,12 +176,23 @@ class Enhancer:
         """The network for the mode (None for amplify and GP), loaded on first use."""
         return self.session.model if self.session is not None else None
 
-    def plan(self, raw: RawImage) -> Plan:
-        s = self.settings
-        at_iso = self.calibration.at_iso(raw.exif.iso) if self.calibration else None
-        raw, corrections = self._corrected(raw, at_iso)
+    def frame(self, raw: RawImage) -> Frame:
+        """The file's part of its plan, numpy only (no model, no torch): the raw corrected by the
+        camera profile, normalised, packed, and its saturated photosites."""
+        raw, corrections = self._corrected(raw, self._at_iso(raw))
         mosaic = raw.normalised()[None, None]
-        packed = pack(mosaic, raw.pattern)
+        saturated = (raw.mosaic >= raw.white)[None, None]
+        return Frame(raw, mosaic, pack(mosaic, raw.pattern), saturated, corrections)
+
+    def _at_iso(self, raw: RawImage) -> IsoNoise | None:
+        return self.calibration.at_iso(raw.exif.iso) if self.calibration else None
+
+    def plan(self, raw: RawImage | Frame) -> Plan:
+        """What will be done to a file: its :meth:`frame` (made here unless given), the exposure
+        ratio, the noise level and the white balance."""
+        s = self.settings
+        frame = raw if isinstance(raw, Frame) else self.frame(raw)
+        raw, packed = frame.raw, frame.packed
         if s.wb == "camera":
             wb, wb_source = raw.wb, f"camera ({raw.wb_source})"
         elif s.wb == "daylight":
@@ -174,10 +210,9 @@ class Enhancer:
         if self.session is not None:
             ex = raw.exif
             noise = self.session.noise_level(packed, s.noise_profile, raw.noise_profile, ex.iso, raw.scale,
-                                             float(-raw.black.min() / raw.scale), at_iso,
+                                             float(-raw.black.min() / raw.scale), self._at_iso(raw),
                                              darktable_noise(ex.make, ex.model, ex.iso))
-        saturated = (raw.mosaic >= raw.white)[None, None]
-        return Plan(raw, mosaic, saturated, ratio, noise, np.asarray(wb, dtype=np.float64), wb_source, corrections)
+        return Plan(frame, ratio, noise, np.asarray(wb, dtype=np.float64), wb_source)
 
     def _corrected(self, raw: RawImage, at_iso: IsoNoise | None) -> tuple[RawImage, tuple[str, ...]]:
         """The raw with the camera profile's corrections: its black level's true offset at the
@@ -218,7 +253,7 @@ class Enhancer:
             return amplified()
         assert plan.noise is not None
         s = self.settings
-        out = self.session.denoise(pack(plan.mosaic, raw.pattern), pack(plan.saturated, raw.pattern), plan.ratio.ratio,
+        out = self.session.denoise(plan.frame.packed, pack(plan.saturated, raw.pattern), plan.ratio.ratio,
                                    plan.noise, s.steps if steps is None else steps, s.seed if seed is None else seed,
                                    s.tile, on_step)
         denoised = unpack(out, raw.pattern)
@@ -232,7 +267,7 @@ class Enhancer:
         assert self.session is not None and plan.noise is not None
         if self.settings.steps is not None:
             return self.settings.steps
-        return self.session.steps(pack(plan.mosaic, plan.raw.pattern), plan.ratio.ratio, plan.noise)
+        return self.session.steps(plan.frame.packed, plan.ratio.ratio, plan.noise)
 
     def uncertainty(self, plan: Plan, delivered: np.ndarray) -> np.ndarray:
         """(H, W) float32, upright like :meth:`render`'s image: the spread of the result's brightness

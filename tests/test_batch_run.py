@@ -60,29 +60,35 @@ def test_the_next_raw_is_read_while_the_current_file_is_worked_on(tmp_path, monk
                                       iio.imread(tmp_path / f"alone-{name}" / f"{name}.png"))
 
 
-def test_the_first_raw_is_read_while_the_model_loads(tmp_path, monkeypatch):
-    """A single file pays torch's import and the weights' loading once: the raw is decoded on the
-    reading thread meanwhile, not after."""
+def test_the_first_raw_is_read_and_framed_while_the_model_loads(tmp_path, monkeypatch):
+    """A single file pays torch's import and the weights' loading once: the raw is decoded and
+    made ready (Enhancer.frame) on the reading thread meanwhile, not after. Later files are only
+    read ahead: their frames are made when their turn comes, so a batch holds one at a time."""
     from exposed.denoise.session import DenoiseSession
+    import exposed.pipeline as pipeline
 
-    shot = synthetic_dng(tmp_path / "a.dng")
-    read_started = threading.Event()
+    shots = [synthetic_dng(tmp_path / f"{name}.dng", seed=i) for i, name in enumerate("ab")]
+    framed = threading.Event()
     seen_while_loading: list[bool] = []
-    load = DenoiseSession.model.fget
+    framed_on: list[str] = []
+    load, frame = DenoiseSession.model.fget, pipeline.Enhancer.frame
 
-    def reading(path: Path):
-        read_started.set()
-        return read_raw(path)
+    def framing(self, raw):
+        made = frame(self, raw)
+        framed_on.append(threading.current_thread().name)
+        framed.set()
+        return made
 
     def loading(self):
         if not seen_while_loading:
-            seen_while_loading.append(read_started.wait(timeout=30))
+            seen_while_loading.append(framed.wait(timeout=30))
         return load(self)
 
-    monkeypatch.setattr(job_module, "read_raw", reading)
+    monkeypatch.setattr(pipeline.Enhancer, "frame", framing)
     monkeypatch.setattr(DenoiseSession, "model", property(loading))
-    status, _ = _batch([shot], tmp_path / "out", Settings(ratio=20.0, tile=64))
-    assert status == 0 and seen_while_loading == [True] and (tmp_path / "out" / "a.png").exists()
+    status, _ = _batch(shots, tmp_path / "out", Settings(ratio=20.0, tile=64))
+    assert status == 0 and seen_while_loading == [True] and (tmp_path / "out" / "b.png").exists()
+    assert framed_on[0].startswith("exposed-read") and framed_on[1] == threading.main_thread().name
 
 
 def test_a_file_that_fails_to_read_ahead_is_reported_as_its_own_and_the_batch_goes_on(tmp_path):
@@ -102,16 +108,16 @@ def test_a_fault_in_exposed_is_not_blamed_on_the_file(tmp_path, monkeypatch):
     import exposed.pipeline as pipeline
 
     shots = [synthetic_dng(tmp_path / f"{name}.dng", seed=i) for i, name in enumerate("abc")]
-    real_plan = pipeline.Enhancer.plan
+    real_frame = pipeline.Enhancer.frame
 
     def failing(self, raw):
         if raw.path.stem == "a":
             raise TypeError("an argument exposed passed wrongly")
         if raw.path.stem == "b":
             np.zeros(2).reshape(3)  # numpy's own ValueError, as odd values can cause
-        return real_plan(self, raw)
+        return real_frame(self, raw)
 
-    monkeypatch.setattr(pipeline.Enhancer, "plan", failing)
+    monkeypatch.setattr(pipeline.Enhancer, "frame", failing)
     status, report = _batch(shots, tmp_path / "out", Settings(mode="amplify", ratio=20.0))
     assert status == 1 and (tmp_path / "out" / "c.png").exists()
     line_a = next(line for line in report.splitlines() if "a.dng" in line)

@@ -25,7 +25,7 @@ from exposed.imaging.heatmap import heat_map
 from exposed.io.images import JPEG_QUALITY, image_bytes, save_gray16, save_image
 from exposed.io.photo import PHOTO_SUFFIXES
 from exposed.io.raw import RawError, RawImage, read_raw
-from exposed.pipeline import Enhancer, Plan
+from exposed.pipeline import Enhancer, Frame, Plan
 
 if TYPE_CHECKING:  # GP mode's stack is imported only when a photo mode runs
     from exposed.gp.pipeline import PhotoEnhancer
@@ -155,22 +155,28 @@ def raised_by_exposed(error: BaseException) -> bool:
     return tb is not None and str(tb.tb_frame.f_globals.get("__name__", "")).startswith("exposed.")
 
 
-def read_ahead(job: Job, enhancer: Enhancer | PhotoEnhancer, reader: Executor) -> Future[RawImage] | None:
+def read_ahead(job: Job, enhancer: Enhancer | PhotoEnhancer, reader: Executor,
+               frame: bool = False) -> Future[RawImage | Frame] | None:
     """Start reading ``job``'s raw on ``reader`` while the file before it is being denoised, so a
-    batch does not wait for LibRaw's decode between files (None: nothing to read ahead: standard
-    input, or a photo mode, whose enhancer reads its own files)."""
+    batch does not wait for LibRaw's decode between files; with ``frame``, make its
+    :meth:`~exposed.pipeline.Enhancer.frame` too (numpy, which runs beside the import of torch for a
+    batch's first file). None: nothing to read ahead: standard input, or a photo mode, whose
+    enhancer reads its own files."""
     if job.source == STDIN or not isinstance(enhancer, Enhancer):
         return None
+    if frame:
+        return reader.submit(lambda: enhancer.frame(read_raw(Path(job.source))))
     return reader.submit(read_raw, Path(job.source))
 
 
 def run_job(job: Job, enhancer: Enhancer | PhotoEnhancer, fmt: str, tmp: Path, dry_run: bool = False,
             stop: threading.Event | None = None, on_step: StepReport | None = None,
-            quality: int = JPEG_QUALITY, prefetched: Future[RawImage] | None = None) -> Outcome:
+            quality: int = JPEG_QUALITY, prefetched: Future[RawImage | Frame] | None = None) -> Outcome:
     """Enhance one file and deliver it (``fmt``: an image format of :mod:`exposed.io.images`, or
     ``dng``; ``quality``: JPEG's). Nothing is written once ``stop`` is set (the batch was
-    interrupted); ``on_step`` hears of each network pass. ``prefetched``: the file's raw, being
-    read in the background (:func:`read_ahead`); its failure is this file's, as a read here would be."""
+    interrupted); ``on_step`` hears of each network pass. ``prefetched``: the file's raw (or frame),
+    being read in the background (:func:`read_ahead`); its failure is this file's, as a read here
+    would be."""
     start = time.perf_counter()
     outcome = Outcome(job)
     photo_mode = not isinstance(enhancer, Enhancer)
@@ -183,7 +189,7 @@ def run_job(job: Job, enhancer: Enhancer | PhotoEnhancer, fmt: str, tmp: Path, d
                     deliver(job.output, fmt, tmp, exif, picture, quality=quality)
                     outcome.written = True
         else:
-            raw = prefetched.result() if prefetched is not None else read_raw(source)
+            raw = prefetched.result() if prefetched is not None else read_raw(source)  # or its frame
             outcome.plan = plan = enhancer.plan(raw)
             if not dry_run:
                 mosaic = enhancer.enhance_mosaic(plan, on_step if plan.noise is not None else None)

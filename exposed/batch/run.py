@@ -28,7 +28,7 @@ from exposed.batch.report import Reporter
 from exposed.io.images import JPEG_QUALITY
 from exposed.io.photo import PHOTO_SUFFIXES
 from exposed.modes import MODES
-from exposed.pipeline import Enhancer, Settings
+from exposed.pipeline import Enhancer, Frame, Settings
 
 if TYPE_CHECKING:  # GP mode's stack is imported only when a photo mode runs
     from exposed.gp.pipeline import PhotoEnhancer
@@ -126,8 +126,10 @@ def run_batch(inputs: list[str], settings: Settings, options: BatchOptions, repo
         (skipped if kept else todo).append(job)
     reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="exposed-read")
     try:
-        # The first raw is read while the network loads (importing torch alone takes a second).
-        upcoming = read_ahead(todo[0], enhancer, reader) if todo and options.jobs == 1 else None
+        # The first raw is read and made ready (Enhancer.frame) while the network loads: importing
+        # torch alone takes a second. Later files are only read ahead: their frames, made during
+        # the file before's denoising, would add two frame-sized arrays to a batch's peak memory.
+        upcoming = read_ahead(todo[0], enhancer, reader, frame=True) if todo and options.jobs == 1 else None
         _load_model(enhancer)
         for problem in problems:
             reporter.problem(problem)
@@ -139,7 +141,7 @@ def run_batch(inputs: list[str], settings: Settings, options: BatchOptions, repo
 
 
 def _run(todo: list[Job], enhancer: Enhancer | PhotoEnhancer, options: BatchOptions, reporter: Reporter,
-         reader: ThreadPoolExecutor, upcoming: Future[RawImage] | None, total: int) -> int:
+         reader: ThreadPoolExecutor, upcoming: Future[RawImage | Frame] | None, total: int) -> int:
     """The jobs, one at a time (each next raw read on ``reader`` meanwhile; ``upcoming`` is the
     first's) or ``options.jobs`` at once; the exit status."""
     if options.jobs > 1 and "torch" in sys.modules:  # a mode with a network: the jobs share the cores
