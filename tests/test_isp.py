@@ -108,3 +108,18 @@ def test_srgb_to_lab_matches_the_published_values_of_the_primaries():
     expected = torch.tensor([[100.0, 0.0, 0.0], [53.2408, 80.0925, 67.2032], [87.7347, -86.1827, 83.1793],
                              [32.2970, 79.1875, -107.8602], [0.0, 0.0, 0.0]], dtype=torch.float64)
     torch.testing.assert_close(lab, expected, atol=2e-3, rtol=0)
+
+
+@pytest.mark.parametrize("shape", [(6, 8), (2, 8), (6, 2), (2, 2)])
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_padded_planes_are_the_packed_raw_reflected_as_numpy_pads_it(shape, pattern):
+    """The demosaicing's input: one cell of reflection around the packed planes (an edge that is
+    the only row or column mirrors onto itself), clipped to [0, 1] when asked."""
+    from exposed.imaging.bayer import cell_offsets
+    from exposed.imaging.isp import _padded_planes
+
+    raw = np.random.default_rng(len(pattern) + shape[0]).uniform(-0.2, 1.3, shape).astype(np.float32)
+    planes = np.stack([raw[r::2, c::2] for r, c in cell_offsets(pattern)])
+    for clip in (False, True):
+        expected = np.pad(planes.clip(0.0, 1.0) if clip else planes, ((0, 0), (1, 1), (1, 1)), mode="reflect")
+        np.testing.assert_array_equal(_padded_planes(raw, pattern, clip), expected)

@@ -71,13 +71,24 @@ def _taps(pattern: str) -> tuple[tuple[Tap, ...], ...]:
 
 
 def _padded_planes(mosaic: np.ndarray, pattern: str, clip: bool) -> np.ndarray:
-    """(4, H/2 + 2, W/2 + 2) float32: the packed raw (canonical order), reflected by one cell."""
+    """(4, H/2 + 2, W/2 + 2) float32: the packed raw (canonical order), reflected by one cell.
+    Written into one new array (each new frame's pages cost a fault apiece, benchmarks/results/speed.md)."""
     if mosaic.ndim != 2 or mosaic.shape[0] % 2 or mosaic.shape[1] % 2:
         raise ValueError(f"a Bayer mosaic needs a 2-D frame of even height and width, got {mosaic.shape}")
-    planes = np.stack([mosaic[r::2, c::2] for r, c in cell_offsets(pattern)]).astype(np.float32, copy=False)
-    if clip:
-        planes = planes.clip(0.0, 1.0)
-    return np.pad(planes, ((0, 0), (1, 1), (1, 1)), mode="reflect")
+    h, w = mosaic.shape[0] // 2, mosaic.shape[1] // 2
+    padded = np.empty((4, h + 2, w + 2), dtype=np.float32)
+    for plane, (r, c) in zip(padded, cell_offsets(pattern)):
+        if clip:
+            np.clip(mosaic[r::2, c::2], 0.0, 1.0, out=plane[1:-1, 1:-1])
+        else:
+            plane[1:-1, 1:-1] = mosaic[r::2, c::2]
+    # reflected, as np.pad's "reflect" mode: the row (column) next to the edge is mirrored past it,
+    # the edge itself where it is the only one
+    top, bottom = (2, -3) if h > 1 else (1, 1)
+    left, right = (2, -3) if w > 1 else (1, 1)
+    padded[:, 0], padded[:, -1] = padded[:, top], padded[:, bottom]
+    padded[:, :, 0], padded[:, :, -1] = padded[:, :, left], padded[:, :, right]
+    return padded
 
 
 def _demosaic_strip(padded: np.ndarray, pattern: str, top: int, rows: int,
