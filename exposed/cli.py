@@ -52,9 +52,10 @@ def entry() -> None:
         for sig in (signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, signal.SIG_IGN)
     atexit._run_exitfuncs()  # what the interpreter's exit runs first (logging's flush, finalizers)
-    for stream in (sys.stdout, sys.stderr):
+    for stream in (sys.stdout, sys.stderr):  # None: the shell started exposed with it closed (>&-)
         try:
-            stream.flush()
+            if stream is not None:
+                stream.flush()
         except (OSError, ValueError):  # a reader that went away (``exposed ... | head``), a closed stream
             status = status or 1
     os._exit(status)
