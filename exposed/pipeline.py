@@ -85,12 +85,12 @@ class Settings:
 @dataclass
 class Frame:
     """What a plan takes from the file alone, in numpy, before any model is needed: a batch makes
-    its first file's while torch is being imported (:meth:`Enhancer.frame`)."""
+    its first file's while torch is being imported (:meth:`Enhancer.frame`). Packed only, as the
+    network, the statistics and the ISP all see a frame: a 24 MP file holds 96 MB less."""
 
     raw: RawImage  # with the camera profile's corrections
-    mosaic: np.ndarray  # (1, 1, H, W) float32 normalised
-    packed: np.ndarray  # (1, 4, H / 2, W / 2): the mosaic packed, as the network and the statistics see it
-    saturated: np.ndarray  # (1, 1, H, W) bool: photosites at the white level, held white in every mode
+    packed: np.ndarray  # (1, 4, H / 2, W / 2) float32 normalised (:meth:`RawImage.packed`)
+    saturated: np.ndarray  # (1, 4, H / 2, W / 2) bool: photosites at the white level, held white in every mode
     corrections: tuple[str, ...] = ()  # what the camera profile changed in the raw data (shown with -v)
 
 
@@ -110,11 +110,8 @@ class Plan:
 
     @property
     def mosaic(self) -> np.ndarray:
-        return self.frame.mosaic
-
-    @property
-    def saturated(self) -> np.ndarray:
-        return self.frame.saturated
+        """(1, 1, H, W) float32 normalised: the frame unpacked (a new array each time)."""
+        return unpack(self.frame.packed, self.raw.pattern)
 
     @property
     def corrections(self) -> tuple[str, ...]:
@@ -178,11 +175,10 @@ class Enhancer:
 
     def frame(self, raw: RawImage) -> Frame:
         """The file's part of its plan, numpy only (no model, no torch): the raw corrected by the
-        camera profile, normalised, packed, and its saturated photosites."""
+        camera profile, normalised and packed, and its saturated photosites."""
         raw, corrections = self._corrected(raw, self._at_iso(raw))
-        mosaic = raw.normalised()[None, None]
-        saturated = (raw.mosaic >= raw.white)[None, None]
-        return Frame(raw, mosaic, pack(mosaic, raw.pattern), saturated, corrections)
+        saturated = pack((raw.mosaic >= raw.white)[None, None], raw.pattern)
+        return Frame(raw, raw.packed(), saturated, corrections)
 
     def _at_iso(self, raw: RawImage) -> IsoNoise | None:
         return self.calibration.at_iso(raw.exif.iso) if self.calibration else None
@@ -246,14 +242,14 @@ class Enhancer:
         strength = self.settings.strength
 
         def amplified() -> np.ndarray:
-            bright = brighten(plan.mosaic, np.array([plan.ratio.ratio]), plan.saturated)
-            return np.clip(bright, 0.0, 1.0, out=bright)
+            bright = brighten(plan.frame.packed, np.array([plan.ratio.ratio]), plan.frame.saturated)
+            return unpack(np.clip(bright, 0.0, 1.0, out=bright), raw.pattern)
 
         if self.session is None or strength == 0.0:
             return amplified()
         assert plan.noise is not None
         s = self.settings
-        out = self.session.denoise(plan.frame.packed, pack(plan.saturated, raw.pattern), plan.ratio.ratio,
+        out = self.session.denoise(plan.frame.packed, plan.frame.saturated, plan.ratio.ratio,
                                    plan.noise, s.steps if steps is None else steps, s.seed if seed is None else seed,
                                    s.tile, on_step)
         denoised = unpack(out, raw.pattern)

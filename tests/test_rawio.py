@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import rawpy
 
-from exposed.imaging.bayer import PATTERNS
+from exposed.imaging.bayer import PATTERNS, pack
 from exposed.io.raw import NotRawError, UnsupportedRawError, read_raw
 
 from conftest import broken_files, shared_file, synthetic_dng
@@ -24,6 +24,10 @@ def test_levels_and_cfa_of_every_bayer_order(tmp_path, pattern):
     norm = raw.normalised()
     assert norm.dtype == np.float32
     np.testing.assert_allclose(norm[0, 0], (raw.mosaic[0, 0] - black[0, 0]) / (15000 - black.mean()), rtol=1e-6)
+    # Packed straight from the raw data: the normalised frame packed, to the bit.
+    packed = raw.packed()
+    assert packed.dtype == np.float32
+    np.testing.assert_array_equal(packed, pack(norm[None, None], pattern))
 
 
 def test_white_balance_and_colour_come_from_the_file(tmp_path):

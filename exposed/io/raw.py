@@ -18,7 +18,7 @@ from collections.abc import Iterator
 import numpy as np
 import rawpy
 
-from exposed.imaging.bayer import PATTERNS
+from exposed.imaging.bayer import PATTERNS, cell_offsets
 from exposed.imaging.color import D65, SRGB_TO_XYZ, Calibration, calibration_from_srgb
 from exposed.io.exif import ExifInfo, dng_calibrations, noise_profile, read_exif, read_tags, unique_camera_model
 
@@ -85,6 +85,16 @@ class RawImage:
         cells -= self.black.astype(np.float32)[None, :, None, :]
         cells *= np.float32(1.0 / self.scale)
         return cells.reshape(h, w)
+
+    def packed(self) -> np.ndarray:
+        """(1, 4, H/2, W/2) float32: :meth:`normalised`, packed in canonical order
+        (:func:`exposed.imaging.bayer.pack`), made in one pass from the raw data."""
+        h, w = self.mosaic.shape
+        out = np.empty((1, 4, h // 2, w // 2), dtype=np.float32)
+        for plane, (r, c) in zip(out[0], cell_offsets(self.pattern)):
+            np.subtract(self.mosaic[r::2, c::2], np.float32(self.black[r, c]), out=plane, dtype=np.float32)
+        out *= np.float32(1.0 / self.scale)
+        return out
 
 
 # Held while one decode silences standard error (outside silenced_stderr): whoever prints to
