@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from exposed import __version__
+from exposed.batch.heap import keep_freed_memory
 from exposed.modes import MODES, RAW_MODES, Mode
 from exposed.sensor.noise_kinds import NOISE_MODELS, NoiseModel
 
@@ -37,6 +38,8 @@ err = Console(stderr=True, soft_wrap=True, emoji=False)  # ":thumbs_up:" in a fi
 def entry() -> None:
     """The ``exposed`` program (the console script and ``python -m exposed``).
 
+    Its heap keeps freed frames for the next (:mod:`exposed.batch.heap`: a fault per page of every
+    new frame-sized array costs half a second a photo).
     Once the command is over, every file written whole and every temporary removed, the process
     ends without the interpreter's teardown: freeing torch's many thousand objects one by one takes
     0.3 to 0.6 s, which a photographer would wait for nothing (benchmarks/results/speed.md). The
@@ -44,6 +47,7 @@ def entry() -> None:
     closed pipe on them makes the status 1, as Python's own exit would report it. From then on
     SIGTERM and SIGHUP are ignored: the exit status is the command's own, never a death by a signal
     after the work is done. An exception that escapes the command (a bug) leaves the ordinary way."""
+    keep_freed_memory()
     try:
         main(prog_name="exposed")  # click's standalone mode ends in SystemExit, whatever happened
     except SystemExit as done:

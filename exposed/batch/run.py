@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from exposed.batch.files import RAW_SUFFIXES, STDIN, Job, expand_inputs, plan_outputs
+from exposed.batch.heap import release_freed_memory
 from exposed.batch.job import read_ahead, run_job
 from exposed.batch.report import Reporter
 from exposed.io.images import JPEG_QUALITY
@@ -161,6 +162,8 @@ def _run(todo: list[Job], enhancer: Enhancer | PhotoEnhancer, options: BatchOpti
                         reporter.finished(run_job(job, enhancer, options.fmt, tmp, options.dry_run,
                                                   on_step=on_step, quality=options.quality, prefetched=current),
                                           options.dry_run)
+                    del current  # the file's raw (or frame), before its freed pages are handed back
+                    release_freed_memory()
             else:
                 pool = ThreadPoolExecutor(max_workers=options.jobs)
                 try:
@@ -168,6 +171,7 @@ def _run(todo: list[Job], enhancer: Enhancer | PhotoEnhancer, options: BatchOpti
                                                                  quality=options.quality),
                                             todo):
                         reporter.finished(outcome, options.dry_run)
+                        release_freed_memory()
                 finally:
                     stop.set()  # files still being computed are not written
                     pool.shutdown(wait=True, cancel_futures=True)
