@@ -9,24 +9,11 @@ mode's photos); they are loaded on first use, so ``import exposed`` (and the com
 ``--help``) stays quick.
 """
 
-from importlib import metadata
-from pathlib import Path
 from typing import Any
 
-
-def _version() -> str:
-    """The installed package's version; from a source checkout that is not installed (a device
-    machine running it with PYTHONPATH), pyproject.toml's, its one written place."""
-    try:
-        return metadata.version("exposed")
-    except metadata.PackageNotFoundError:
-        import tomllib
-
-        with open(Path(__file__).resolve().parent.parent / "pyproject.toml", "rb") as f:
-            return str(tomllib.load(f)["project"]["version"])
-
-
-__version__ = _version()
+# The one written place of the version: pyproject.toml reads it (setuptools' dynamic version),
+# so ``import exposed`` needs no package metadata lookup (importlib.metadata costs 40 ms a start).
+__version__ = "0.1.0"
 __all__ = ["Enhancer", "PhotoEnhancer", "Settings", "enhance", "__version__"]
 
 

@@ -48,3 +48,12 @@ def test_the_training_path_needs_neither_rawpy_nor_exifread():
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=Path(__file__).resolve().parents[1])
     assert run.returncode == 0, run.stderr
+
+
+def test_the_installed_version_is_the_packages_own():
+    """pyproject.toml takes the version from exposed.__version__: what pip installed says the same."""
+    from importlib import metadata
+
+    import exposed
+
+    assert metadata.version("exposed") == exposed.__version__

@@ -17,7 +17,6 @@ from pathlib import Path
 from collections.abc import Sequence
 
 import numpy as np
-import tifffile
 
 from exposed.imaging.bayer import PATTERNS
 from exposed.imaging.color import Calibration
@@ -110,6 +109,8 @@ def write_dng(path: str | Path, pixels: np.ndarray, meta: DngMetadata) -> Path:
     if exif.datetime:
         tags.append((306, "s", 0, ascii_text(exif.datetime), True))  # DateTime
     tags.append(EXIF_PLACEHOLDER)
+
+    import tifffile  # here, not at the top: only writing a DNG needs it (15 ms of every start)
 
     def write(tmp: Path) -> None:
         tifffile.imwrite(tmp, pixels, photometric=34892 if linear else 32803, planarconfig="contig",
