@@ -198,7 +198,7 @@ def test_fuse_is_the_minimum_variance_blend_of_two_independent_measurements():
 def test_fuse_with_the_local_gauge_follows_its_formula_in_float64():
     """tau2_local = tau2 + relu(window mean of (amplified - estimate)^2 - window mean of the noise
     variance - significance * that mean * sqrt(2 / samples)), the means over the channels and a
-    window x window neighbourhood cut at the frame's edge, computed plainly in float64."""
+    window x window neighbourhood reflected at the frame's edge, computed plainly in float64."""
     from exposed.denoise.infer import fuse
 
     g = torch.Generator().manual_seed(2)
@@ -210,11 +210,14 @@ def test_fuse_with_the_local_gauge_follows_its_formula_in_float64():
     e, a, r = estimate.double(), amplified.double(), ratio.double().view(-1, 1, 1, 1)
     var = sensor.gain.double().view(-1, 1, 1, 1) * r * e.clamp(0, 1) + sensor.read_var.double().view(-1, 1, 1, 1) * r**2
 
-    def window_mean(x):  # (B, 1, H, W): the mean over the neighbourhood's pixels inside the frame
+    def window_mean(x):  # (B, 1, H, W): the 3 x 3 mean, the frame mirrored about its edge pixels
+        h, w = x.shape[-2:]
         out = torch.zeros_like(x)
-        for i in range(x.shape[-2]):
-            for j in range(x.shape[-1]):
-                out[..., i, j] = x[..., max(i - 1, 0):i + 2, max(j - 1, 0):j + 2].mean((-2, -1))
+        for i in range(h):
+            for j in range(w):
+                rows = [abs(r) if r < h else 2 * (h - 1) - r for r in range(i - 1, i + 2)]
+                cols = [abs(c) if c < w else 2 * (w - 1) - c for c in range(j - 1, j + 2)]
+                out[..., i, j] = x[..., rows, :][..., cols].mean((-2, -1))
         return out
 
     noise = window_mean(var.mean(1, keepdim=True))

@@ -20,6 +20,7 @@ from torch import Tensor
 
 from exposed.denoise.model import ExposureModel
 from exposed.exposure import brighten
+from exposed.imaging.filters import box_mean
 from exposed.denoise.process import noise_std, noise_var, run_process
 from exposed.sensor.noise import SensorScale
 
@@ -204,27 +205,24 @@ def fuse(estimate: Tensor, amplified: Tensor, tau2: Tensor, ratio: Tensor, senso
 
     A network errs most in a few places (the steep falloff around a lamp, fine texture it smooths
     away), and there a typical tau2 is far too small. So tau2_local adds the estimate's local error
-    where it shows: over a ``window`` x ``window`` neighbourhood, the mean of (amplified -
-    estimate)^2 is the noise variance plus the estimate's squared error; its excess over the
-    noise's mean variance, beyond ``significance`` standard errors of a sample variance, is taken
-    as error. In smooth, well-denoised areas the excess is noise and tau2_local stays tau2.
-    ``window=0`` uses tau2 alone. (B, 4, H, W) in, the same out.
+    where it shows: over a ``window`` x ``window`` neighbourhood (odd; reflected at the frame's
+    edges, :func:`exposed.imaging.filters.box_mean`), the mean of (amplified - estimate)^2 is the
+    noise variance plus the estimate's squared error; its excess over the noise's mean variance,
+    beyond ``significance`` standard errors of a sample variance, is taken as error. In smooth,
+    well-denoised areas the excess is noise and tau2_local stays tau2. ``window=0`` uses tau2
+    alone. (B, 4, H, W) in, the same out.
     """
     one = torch.ones_like(ratio)
     var = noise_var(estimate, one, ratio, sensor.to(estimate.device), high=1.0)
     tau2 = tau2.view(-1, 1, 1, 1)
-
-    def local_mean(x: Tensor) -> Tensor:
-        return F.avg_pool2d(x, window, 1, window // 2, count_include_pad=False)
-
     # Few frame-sized temporaries: each one's pages are faulted in afresh (benchmarks/results/speed.md).
     difference = amplified - estimate
     if window:
-        channels = estimate.shape[1]
-        noise = local_mean(var.mean(1, keepdim=True))
-        squared = channel_mean_square(difference)
-        excess = local_mean(squared) - noise
-        tau2 = tau2 + F.relu(excess - significance * noise * math.sqrt(2.0 / (window * window * channels)))
+        radius, channels = window // 2, estimate.shape[1]
+        noise = box_mean(var.mean(1, keepdim=True), radius)
+        # tau2 + relu(excess - significance * noise * sqrt(2 / samples)), excess = mean square - noise
+        threshold = 1.0 + significance * math.sqrt(2.0 / (window * window * channels))
+        tau2 = box_mean(channel_mean_square(difference), radius).sub_(noise, alpha=threshold).clamp_min_(0.0).add_(tau2)
     weight = var.add_(tau2).reciprocal_().mul_(tau2)  # tau2 / (tau2 + var), in var's frame
     return difference.mul_(weight).add_(estimate)
 
