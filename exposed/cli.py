@@ -40,6 +40,7 @@ def entry() -> None:
 
     Its heap keeps freed frames for the next (:mod:`exposed.batch.heap`: a fault per page of every
     new frame-sized array costs half a second a photo).
+
     Once the command is over, every file written whole and every temporary removed, the process
     ends without the interpreter's teardown: freeing torch's many thousand objects one by one takes
     0.3 to 0.6 s, which a photographer would wait for nothing (benchmarks/results/speed.md). The
