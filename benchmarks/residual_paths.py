@@ -47,7 +47,7 @@ def main() -> None:
         ratio, sensor = torch.tensor([item.ratio]), SensorScale.from_noise(item.noise, quantised=True)
         state = (item.dark * item.ratio).clamp(model.config.state_low, model.config.state_high)
         std = noise_std(state, torch.ones(1), ratio, sensor)
-        out = model.backbone(torch.cat([state, std], dim=1))
+        out = model.backbone(model.inputs(state, std))
         mask = torch.sigmoid(out[:, :1])
         direct, residual = out[:, 1:5].clamp(0, 1), (state + out[:, 5:9]).clamp(0, 1)
         scores = {"amplified": psnr(state.clamp(0, 1), item.clean).item(),

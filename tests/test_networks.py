@@ -45,3 +45,36 @@ def test_unknown_architecture_is_named():
 
 def test_nafnet_multiple_follows_its_depth():
     assert NAFNet(8, 4, 8, encoder_blocks=(1, 1), decoder_blocks=(1, 1)).multiple == 4
+
+
+def test_the_log_noise_channel_is_log2_of_the_level_centred_and_scaled():
+    from exposed.denoise.model import LOG_STD_CENTRE, LOG_STD_FLOOR, LOG_STD_SCALE, log_noise_level
+
+    std = torch.tensor([0.0, 1e-7, 0.002, 0.05, 0.3, 2.0], dtype=torch.float64)
+    expected = (torch.log2(std.clamp_min(LOG_STD_FLOOR)) - LOG_STD_CENTRE) / LOG_STD_SCALE
+    torch.testing.assert_close(log_noise_level(std.float()).double(), expected, rtol=1e-6, atol=1e-6)
+    assert log_noise_level(torch.tensor([0.002])).item() < -0.9 and log_noise_level(torch.tensor([0.3])).item() > 1.3
+
+
+@pytest.mark.parametrize("arch", ["unet", "nafnet"])
+@pytest.mark.parametrize("kind", ["diffusion", "feedforward"])
+def test_widening_to_the_log_noise_input_keeps_what_the_model_computes(arch, kind):
+    from exposed.denoise.model import widen_input
+
+    torch.manual_seed(0)
+    plain = ExposureModel(ModelConfig(arch, 8, kind)).eval()
+    wide = ExposureModel(ModelConfig(arch, 8, kind, noise_input="std+log")).eval()
+    wide.load_state_dict(widen_input(plain.state_dict(), wide.config))
+    x = torch.rand(1, 4, 32, 32) * 1.5
+    std = torch.rand_like(x) * 0.1
+    with torch.no_grad():
+        torch.testing.assert_close(wide(x, std), plain(x, std))
+        # and the new channels do reach the network once their weights move
+        for p in wide.backbone.parameters():
+            if p.dim() == 4 and p.shape[1] == 12:
+                p[:, 8:] = 0.1
+        assert not torch.allclose(wide(x, std), plain(x, std))
+    weights = wide.state_dict()
+    assert widen_input(weights, wide.config) is weights  # already wide: left alone
+    with pytest.raises(ValueError, match="more than"):
+        widen_input(wide.state_dict(), plain.config)

@@ -174,6 +174,22 @@ def test_a_run_can_start_from_a_shipped_model_and_continue_its_count(tmp_path, i
     assert all(torch.equal(state["model"][k], v.float()) for k, v in weights.items())  # lr 0: unchanged
 
 
+def test_a_fine_tune_can_add_the_log_noise_input_to_a_shipped_model(tmp_path, images):
+    from exposed.denoise.checkpoint import export_model
+    from exposed.io.checkpoint import save_checkpoint
+
+    common = dict(width=4, patch=64, batch=2, val_count=0, threads=1, warmup=2, images=str(images))
+    shipped = save_checkpoint(tmp_path / "shipped.pt", export_model(load_checkpoint(
+        train(TrainConfig(**common, iters=2, out=str(tmp_path / "a")))), half=False))
+    last = train(TrainConfig(**common, iters=1, lr=0.0, lr_min=0.0, out=str(tmp_path / "b"), init=str(shipped),
+                             fine_tune=True, noise_input="std+log"))
+    widened, before = load_model(last), load_model(shipped)
+    assert widened.config.noise_input == "std+log" and widened.backbone.down[0][0].in_channels == 12
+    x = torch.rand(1, 4, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(widened(x, x * 0.02), before(x, x * 0.02))  # lr 0: the same function
+
+
 def test_night_photography_settings_reach_the_sampler(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text('camera = "all"\nnoise_model = "pg,eld"\nbits = [8, 14, 14]\nvaried_black = true\n'

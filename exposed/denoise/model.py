@@ -14,6 +14,10 @@ from torch import Tensor, nn
 from exposed.denoise.networks import build_backbone, crop_to, pad_to_multiple
 
 Kind = Literal["diffusion", "feedforward"]
+NoiseInput = Literal["std", "std+log"]
+# The log noise level channel: (log2(std) - LOG_STD_CENTRE) / LOG_STD_SCALE, about -1 for a frame
+# one stop dark and +1 for one 300 times dark; below LOG_STD_FLOOR the noise is under one 16-bit DN.
+LOG_STD_CENTRE, LOG_STD_SCALE, LOG_STD_FLOOR = -6.0, 3.0, 2.0**-16
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,12 @@ class ModelConfig:
     # The exposure ratios the model was trained on; a request outside them is clamped (with a
     # warning) by exposed.exposure. Set from the training settings when a run saves the model.
     ratio_range: tuple[float, float] = (1.0, 300.0)
+    # What the network is told of the noise: "std", the standard deviation per photosite (4
+    # channels); "std+log", that and its log2 (4 more). A frame one stop dark has a noise level of
+    # about 0.002, a x300 one of 0.05 to 0.3: as a plain input beside a state of 0 to 1 the low
+    # levels are all near zero and a network barely tells x1 from x10, so it treats a near-clean
+    # frame as a noisy one (benchmarks/residual_paths.py); on a log scale they are a unit apart.
+    noise_input: NoiseInput = "std"
 
     def __post_init__(self) -> None:  # JSON gives lists; keep the config hashable and comparable
         object.__setattr__(self, "fusion", tuple((float(r), float(t)) for r, t in self.fusion))
@@ -76,11 +86,19 @@ class ExposureModel(nn.Module):
         super().__init__()
         self.config = config
         out_channels = 9 if config.kind == "diffusion" else 4
-        self.backbone = build_backbone(config.arch, 8, out_channels, config.width)
+        self.backbone = build_backbone(config.arch, input_channels(config), out_channels, config.width)
+
+    def inputs(self, amplified: Tensor, noise_std: Tensor) -> Tensor:
+        """What the backbone is given: the state and its noise level (and the level's log if the
+        model takes it), (B, 8 or 12, H, W)."""
+        channels = [amplified, noise_std]
+        if self.config.noise_input == "std+log":
+            channels.append(log_noise_level(noise_std))
+        return torch.cat(channels, dim=1)
 
     def forward(self, amplified: Tensor, noise_std: Tensor) -> Tensor:
         h, w = amplified.shape[-2:]
-        x = pad_to_multiple(torch.cat([amplified, noise_std], dim=1), self.backbone.multiple)
+        x = pad_to_multiple(self.inputs(amplified, noise_std), self.backbone.multiple)
         out = crop_to(self.backbone(x), h, w).float()
         if self.config.kind == "feedforward":
             return out
@@ -93,3 +111,29 @@ class ExposureModel(nn.Module):
     def ratio_range(self) -> tuple[float, float]:
         """The exposure ratios it was trained on."""
         return self.config.ratio_range
+
+
+def input_channels(config: ModelConfig) -> int:
+    """The backbone's input channels: the state (4) and the noise level (4, or 8 with its log)."""
+    return 12 if config.noise_input == "std+log" else 8
+
+
+def log_noise_level(noise_std: Tensor) -> Tensor:
+    """The noise level on a log scale, centred and scaled to order one (B, 4, H, W)."""
+    level = noise_std.float().clamp_min(LOG_STD_FLOOR).log2_()
+    return level.sub_(LOG_STD_CENTRE).div_(LOG_STD_SCALE).to(noise_std.dtype)
+
+
+def widen_input(weights: dict[str, Tensor], config: ModelConfig) -> dict[str, Tensor]:
+    """Weights of a model with fewer input channels, fitted to ``config``'s: the first convolution
+    gains zero weights for the new channels, so the model computes exactly what it did and a
+    fine-tune starts from there. (A model file with the inputs ``config`` asks for is returned as is.)"""
+    wanted = input_channels(config)
+    first = {"unet": "backbone.down.0.0.weight", "nafnet": "backbone.intro.weight"}[config.arch]
+    weight = weights[first]
+    if weight.shape[1] == wanted:
+        return weights
+    if weight.shape[1] > wanted:
+        raise ValueError(f"the model file has {weight.shape[1]} input channels, more than the {wanted} asked for")
+    extra = weight.new_zeros(weight.shape[0], wanted - weight.shape[1], *weight.shape[2:])
+    return {**weights, first: torch.cat([weight, extra], dim=1)}

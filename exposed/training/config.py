@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 from exposed.sensor.noise_kinds import NOISE_MODELS, NoiseModel
 
 if TYPE_CHECKING:
-    from exposed.denoise.model import Kind, ModelConfig
+    from exposed.denoise.model import Kind, ModelConfig, NoiseInput
     from exposed.training.data import SensorMix
 
 
@@ -28,6 +28,8 @@ class TrainConfig:
     width: int = 16
     kind: Kind = "diffusion"  # or "feedforward": the twin
     steps: int = 2  # T, exposure steps unrolled per sample
+    noise_input: str = "std"  # "std+log": the network is also given the noise level's log (ModelConfig)
+    state_high: float = 4.0  # the state is clamped to at most this before the network sees it (ModelConfig)
     # The data.
     images: str = "../shared/data/images/train"  # a folder, or a training pack (exposed pack)
     val_images: str = "../shared/data/images/val"
@@ -81,7 +83,8 @@ class TrainConfig:
     def model_config(self) -> ModelConfig:
         from exposed.denoise.model import ModelConfig
 
-        return ModelConfig(self.arch, self.width, self.kind, self.steps, ratio_range=(self.ratio_low, self.ratio_high))
+        return ModelConfig(self.arch, self.width, self.kind, self.steps, ratio_range=(self.ratio_low, self.ratio_high),
+                           noise_input=cast("NoiseInput", self.noise_input), state_high=self.state_high)
 
     def sensors(self) -> SensorMix:
         from exposed.sensor.cameras import CAMERAS, noise_source

@@ -35,7 +35,7 @@ from exposed.training.evaluate import EvalSet, evaluate, make_eval_set
 from exposed.denoise.infer import Precision, autocast, channels_last, choose_precision, denoise, pick_device
 from exposed.exposure import brighten
 from exposed.training.night import NightScenes
-from exposed.denoise.model import ExposureModel, ModelConfig
+from exposed.denoise.model import ExposureModel, ModelConfig, widen_input
 from exposed.denoise.process import run_process
 from exposed.sensor.noise import SensorScale
 
@@ -166,7 +166,8 @@ class _Run:
             theirs = state["model_config"]
             if (theirs["arch"], theirs["width"], theirs["kind"]) != (config.arch, config.width, config.kind):
                 raise ValueError(f"{config.init} holds a different model ({theirs})")
-            self.model.load_state_dict({k: v.float() for k, v in state["model"].items()})
+            self.model.load_state_dict(widen_input({k: v.float() for k, v in state["model"].items()},
+                                                   self.model.config))
             if not config.fine_tune:
                 self.start, self.wall = state["train"].get("iteration", 0), state["train"].get("wall_seconds", 0.0)
             if self.rank == 0:
