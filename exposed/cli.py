@@ -285,8 +285,11 @@ def evaluate(folder: Path, models: tuple[Path, ...], ratios: tuple[float, ...], 
 @click.option("--local-mean", help="RATIO:WINDOW,... the block size (packed pixels) over which the result takes the "
                                    "brightened frame's mean, by ratio; 'none' for not at all. Choose it with "
                                    "benchmarks/steps.py.")
+@click.option("--state-high", type=click.FloatRange(min=1.0), default=None,
+              help="The most the network sees of the state, in multiples of white (default: as trained). "
+                   "Choose it with benchmarks/bounds.py.")
 def export(checkpoint: Path, output: Path, fp32: bool, steps: int | None, ratio_per_step: float | None,
-           snr_per_step: float | None, fusion: str | None, local_mean: str | None) -> None:
+           snr_per_step: float | None, fusion: str | None, local_mean: str | None, state_high: float | None) -> None:
     """Turn a training checkpoint into a model file to ship or share (no optimizer state)."""
     from exposed.denoise.checkpoint import export_model
     from exposed.io.checkpoint import load_checkpoint, save_checkpoint
@@ -295,7 +298,7 @@ def export(checkpoint: Path, output: Path, fp32: bool, steps: int | None, ratio_
     windows = _ratio_table(local_mean, "--local-mean", "RATIO:WINDOW", int)
     save_checkpoint(output, export_model(load_checkpoint(checkpoint), half=not fp32, steps=steps,
                                          ratio_per_step=ratio_per_step, fusion=table,
-                                         snr_per_step=snr_per_step, local_mean=windows))
+                                         snr_per_step=snr_per_step, local_mean=windows, state_high=state_high))
     err.print(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB)")
 
 

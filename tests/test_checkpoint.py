@@ -63,6 +63,15 @@ def test_export_command(tmp_path):
     assert (tmp_path / "small.pt").stat().st_size < (tmp_path / "last.pt").stat().st_size
     config = load_model(tmp_path / "small.pt").config
     assert (config.steps, config.ratio_per_step) == (3, 100.0)
+    assert config.state_high == ModelConfig().state_high  # as trained unless asked
+    out = CliRunner().invoke(main, ["export", str(tmp_path / "small.pt"), str(tmp_path / "low.pt"),
+                                    "--state-high", "1.5"])
+    assert out.exit_code == 0, out.output
+    config = load_model(tmp_path / "low.pt").config
+    assert (config.state_high, config.steps, config.ratio_per_step) == (1.5, 3, 100.0)
+    bad = CliRunner().invoke(main, ["export", str(tmp_path / "small.pt"), str(tmp_path / "x.pt"),
+                                    "--state-high", "0.5"])
+    assert bad.exit_code == 2 and not (tmp_path / "x.pt").exists()  # below white would hide the picture itself
 
 
 def test_a_model_file_from_before_ratio_per_step_loads_with_a_fixed_t(tmp_path):
