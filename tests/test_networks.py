@@ -78,3 +78,8 @@ def test_widening_to_the_log_noise_input_keeps_what_the_model_computes(arch, kin
     assert widen_input(weights, wide.config) is weights  # already wide: left alone
     with pytest.raises(ValueError, match="more than"):
         widen_input(wide.state_dict(), plain.config)
+
+
+def test_an_unknown_noise_input_is_refused_not_built_as_the_plain_one():
+    with pytest.raises(ValueError, match="std\\+log"):
+        ModelConfig(noise_input="log")  # type: ignore[arg-type]

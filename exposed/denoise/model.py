@@ -6,7 +6,7 @@ Tensors are packed raws (B, 4, H, W) normalised to black 0, white 1.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import torch
 from torch import Tensor, nn
@@ -64,6 +64,8 @@ class ModelConfig:
     noise_input: NoiseInput = "std"
 
     def __post_init__(self) -> None:  # JSON gives lists; keep the config hashable and comparable
+        if self.noise_input not in get_args(NoiseInput):
+            raise ValueError(f"unknown noise input {self.noise_input!r}; expected 'std' or 'std+log'")
         object.__setattr__(self, "fusion", tuple((float(r), float(t)) for r, t in self.fusion))
         object.__setattr__(self, "local_mean", tuple((float(r), int(w)) for r, w in self.local_mean))
         object.__setattr__(self, "ratio_range", (float(self.ratio_range[0]), float(self.ratio_range[1])))
