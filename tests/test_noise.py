@@ -4,14 +4,18 @@ import pytest
 import scipy.stats
 import torch
 
-from exposed.sensor.noise import NoiseParams, add_noise, sample_tukey_lambda, synthesize_dark, tukey_lambda_variance
+from conftest import DEVICES
+from exposed.sensor.noise import (NoiseParams, add_noise, sample_poisson, sample_tukey_lambda, synthesize_dark,
+                                  tukey_lambda_variance)
 
 N = 1_000_000
+POISSON_DEVICES = [d for d in DEVICES if d != "mps"]  # MPS has no Poisson sampler
 
 
-def _sample(params: NoiseParams, signal: float, seed: int = 0, shape=(1, 1, 1000, 1000)) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    return add_noise(torch.full(shape, signal), params, g).double()
+def _sample(params: NoiseParams, signal: float, seed: int = 0, shape=(1, 1, 1000, 1000),
+            device: str = "cpu") -> torch.Tensor:
+    g = torch.Generator(device=device).manual_seed(seed)
+    return add_noise(torch.full(shape, signal, device=device), params, g).double().cpu()
 
 
 @pytest.mark.parametrize("signal", [0.0, 3.0, 50.0, 2000.0])
@@ -25,15 +29,30 @@ def test_poisson_gaussian_mean_and_variance_follow_formula(signal):
     assert params.variance(torch.tensor([signal])).item() == pytest.approx(expected_var)
 
 
+@pytest.mark.parametrize("device", POISSON_DEVICES)
 @pytest.mark.parametrize("lam", [-0.2, 0.0, 0.14])
-def test_eld_mean_and_variance_follow_formula(lam):
+def test_eld_mean_and_variance_follow_formula(lam, device):
     params = NoiseParams.create(K=1.5, read_sigma=3.0, row_sigma=0.8, tukey_lambda=lam, model="eld")
     signal = 40.0
-    x = _sample(params, signal)
+    x = _sample(params, signal, device=device)
     expected_var = 1.5 * signal + 3.0**2 * scipy.stats.tukeylambda(lam).var() + 0.8**2 + 1 / 12
     assert abs(x.mean().item() - signal) < 5 * math.sqrt(expected_var / N) + 5 * 0.8 / math.sqrt(1000)
     assert x.var().item() == pytest.approx(expected_var, rel=0.02)
     assert params.variance(torch.tensor([signal])).item() == pytest.approx(expected_var, rel=1e-5)
+
+
+@pytest.mark.parametrize("device", POISSON_DEVICES)
+@pytest.mark.parametrize("rate", [5.0, 40.0, 300.0])
+def test_poisson_counts_are_independent_of_the_next_draw_from_their_generator(rate, device):
+    """Shot noise and whatever is drawn next (read noise, the next step's photons) must not share
+    random numbers: on CUDA, torch.poisson alone lets the next draw reuse its sampler's."""
+    g = torch.Generator(device=device).manual_seed(0)
+    counts = sample_poisson(torch.full((N,), rate, device=device), g).double()
+    after = torch.randn(N, generator=g, device=device, dtype=torch.float64)
+    assert abs(torch.corrcoef(torch.stack([counts, after]))[0, 1].item()) < 5 / math.sqrt(N)
+    assert counts.var().item() == pytest.approx(rate, rel=0.01)
+    again = sample_poisson(torch.full((N,), rate, device=device), g).double()
+    assert abs(torch.corrcoef(torch.stack([counts, again]))[0, 1].item()) < 5 / math.sqrt(N)
 
 
 @pytest.mark.parametrize("lam", [-0.24, -0.05, 0.0, 0.13, 0.2])

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from exposed.denoise.model import ExposureModel
-from exposed.sensor.noise import SensorScale
+from exposed.sensor.noise import SensorScale, sample_poisson
 
 def _per_image(x: Tensor) -> Tensor:
     return x.view(-1, 1, 1, 1)
@@ -80,7 +80,7 @@ def expose(amplified: Tensor, estimate: Tensor, exposure: Tensor, next_exposure:
     mean = estimate.float().clamp_min(0.0).mul_(extra).div_(gain)
     # Drawn where the generator lives: a CPU generator serves devices without a Poisson sampler (MPS).
     where = generator.device if generator is not None else mean.device
-    photons = torch.poisson(mean.detach().to(where), generator=generator).to(mean.device)
+    photons = sample_poisson(mean.detach().to(where), generator).to(mean.device)
     if straight_through:
         photons = (photons - mean).detach() + mean
     collected = amplified.mul(_per_image(exposure / ratio)).add_(photons.mul_(gain))
