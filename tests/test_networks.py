@@ -80,6 +80,50 @@ def test_widening_to_the_log_noise_input_keeps_what_the_model_computes(arch, kin
         widen_input(wide.state_dict(), plain.config)
 
 
+@pytest.mark.parametrize("factor", [2, 3])
+def test_a_widened_unet_computes_what_the_narrow_one_did(factor):
+    from exposed.denoise.networks import UNet, widen_unet
+
+    torch.manual_seed(0)
+    narrow = UNet(12, 9, 4).double().eval()
+    x = torch.randn(2, 12, 48, 64, dtype=torch.float64)
+    exact = UNet(12, 9, 4 * factor).double().eval()
+    exact.load_state_dict(widen_unet(narrow.state_dict(), 4, factor, noise=0.0))
+    nudged = UNet(12, 9, 4 * factor).double().eval()
+    nudged.load_state_dict(widen_unet(narrow.state_dict(), 4, factor, generator=torch.Generator().manual_seed(1)))
+    with torch.no_grad():
+        reference = narrow(x)
+        torch.testing.assert_close(exact(x), reference, rtol=1e-12, atol=1e-12)
+        # the copies moved apart (else Adam keeps them copies): close to the function, not equal to it
+        difference = (nudged(x) - reference).abs().max().item()
+        assert 0 < difference < 2e-3 * reference.abs().max().item()
+    # level 1's first convolution: 8 channels from 4, now 8 * factor from 4 * factor; the copies of a
+    # channel differ but average to the narrow weights, each input copy read 1 / factor
+    wide, old = nudged.down[1][0].weight, narrow.down[1][0].weight
+    assert not torch.allclose(wide[:8], wide[8:16])
+    torch.testing.assert_close(wide.reshape(factor, 8, 4 * factor, 3, 3).mean(0),
+                               old[:, torch.arange(4 * factor) % 4] / factor)
+
+
+@pytest.mark.parametrize("kind", ["diffusion", "feedforward"])
+def test_a_model_file_starts_a_unet_a_whole_factor_wider_and_nothing_else(kind):
+    from exposed.denoise.model import widen_width
+
+    torch.manual_seed(0)
+    narrow = ExposureModel(ModelConfig("unet", 4, kind, noise_input="std+log")).eval()
+    wide = ExposureModel(ModelConfig("unet", 8, kind, noise_input="std+log")).eval()
+    wide.load_state_dict(widen_width(narrow.state_dict(), 4, wide.config))
+    x = torch.rand(1, 4, 32, 32) * 1.5
+    with torch.no_grad():
+        assert (wide(x, x * 0.02) - narrow(x, x * 0.02)).abs().max().item() < 1e-3
+    weights = narrow.state_dict()
+    assert widen_width(weights, 4, narrow.config) is weights
+    with pytest.raises(ValueError, match="whole factor"):
+        widen_width(weights, 4, ModelConfig("unet", 6, kind))
+    with pytest.raises(ValueError, match="whole factor"):
+        widen_width(ExposureModel(ModelConfig("nafnet", 4, kind)).state_dict(), 4, ModelConfig("nafnet", 8, kind))
+
+
 def test_an_unknown_noise_input_is_refused_not_built_as_the_plain_one():
     with pytest.raises(ValueError, match="std\\+log"):
         ModelConfig(noise_input="log")  # type: ignore[arg-type]

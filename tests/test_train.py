@@ -190,6 +190,24 @@ def test_a_fine_tune_can_add_the_log_noise_input_to_a_shipped_model(tmp_path, im
         torch.testing.assert_close(widened(x, x * 0.02), before(x, x * 0.02))  # lr 0: the same function
 
 
+def test_a_wider_unet_can_start_from_a_narrower_model_file(tmp_path, images):
+    from exposed.denoise.checkpoint import export_model
+    from exposed.io.checkpoint import save_checkpoint
+
+    common = dict(patch=64, batch=2, val_count=0, threads=1, warmup=2, images=str(images))
+    narrow = save_checkpoint(tmp_path / "narrow.pt", export_model(load_checkpoint(
+        train(TrainConfig(**common, width=4, iters=2, out=str(tmp_path / "a")))), half=False))
+    last = train(TrainConfig(**common, width=8, iters=1, lr=0.0, lr_min=0.0, out=str(tmp_path / "b"),
+                             init=str(narrow), fine_tune=True))
+    wide, before = load_model(last), load_model(narrow)
+    assert wide.config.width == 8 and wide.backbone.down[0][0].out_channels == 8
+    x = torch.rand(1, 4, 32, 32)
+    with torch.no_grad():  # lr 0: the narrow model's function, up to the copies' small nudges
+        assert (wide(x, x * 0.02) - before(x, x * 0.02)).abs().max().item() < 1e-3
+    with pytest.raises(ValueError, match="whole factor"):
+        train(TrainConfig(**common, width=6, iters=1, out=str(tmp_path / "c"), init=str(narrow), fine_tune=True))
+
+
 def test_night_photography_settings_reach_the_sampler(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text('camera = "all"\nnoise_model = "pg,eld"\nbits = [8, 14, 14]\nvaried_black = true\n'

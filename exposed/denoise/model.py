@@ -11,7 +11,7 @@ from typing import Any, Literal, get_args
 import torch
 from torch import Tensor, nn
 
-from exposed.denoise.networks import build_backbone, crop_to, pad_to_multiple
+from exposed.denoise.networks import build_backbone, crop_to, pad_to_multiple, widen_unet
 
 Kind = Literal["diffusion", "feedforward"]
 NoiseInput = Literal["std", "std+log"]
@@ -139,3 +139,20 @@ def widen_input(weights: dict[str, Tensor], config: ModelConfig) -> dict[str, Te
         raise ValueError(f"the model file has {weight.shape[1]} input channels, more than the {wanted} asked for")
     extra = weight.new_zeros(weight.shape[0], wanted - weight.shape[1], *weight.shape[2:])
     return {**weights, first: torch.cat([weight, extra], dim=1)}
+
+
+def widen_width(weights: dict[str, Tensor], width: int, config: ModelConfig,
+                generator: torch.Generator | None = None) -> dict[str, Tensor]:
+    """Weights of a model of ``width``, fitted to ``config``'s wider UNet (a whole multiple of it)
+    with :func:`exposed.denoise.networks.widen_unet`: a wider network starts from what a trained
+    narrow one computes instead of from nothing. (Weights of ``config``'s width are returned as is.)"""
+    if width == config.width:
+        return weights
+    if config.arch != "unet" or config.width < width or config.width % width:
+        raise ValueError(f"a {config.arch} of width {config.width} cannot start from one of width {width}: "
+                         "only a UNet widened by a whole factor can")
+    prefix = "backbone."
+    backbone = widen_unet({k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}, width,
+                          config.width // width, generator=generator)
+    return {**{k: v for k, v in weights.items() if not k.startswith(prefix)},
+            **{prefix + k: v for k, v in backbone.items()}}

@@ -58,6 +58,69 @@ class UNet(nn.Module):
         return self.out(x)
 
 
+def widen_unet(weights: dict[str, Tensor], width: int, factor: int, noise: float = 1e-2,
+               generator: torch.Generator | None = None) -> dict[str, Tensor]:
+    """A UNet's weights (its state dict, at ``width``) for one ``factor`` times as wide that computes
+    almost the same function, so a wider network can start from a trained narrow one.
+
+    Every hidden channel becomes ``factor`` copies and each layer reading them takes 1 / factor of
+    its weight from each copy: the same function exactly. But copies with equal weights get equal
+    updates from Adam (it normalises their gradients' scale) and would stay copies forever, so each
+    copy's incoming weights also move by ``noise`` times the layer's spread, in directions that sum
+    to zero over the copies: the function then changes only where a LeakyReLU bends (second order).
+    """
+    if factor < 1:
+        raise ValueError(f"a UNet can only be widened by a whole factor of at least 1, not {factor}")
+    if factor == 1:
+        return weights
+    widths = [width * 2**i for i in range(5)]
+
+    def copies(c: int) -> Tensor:
+        """The old channel of each new one."""
+        return torch.arange(factor * c) % c
+
+    def grow_out(w: Tensor, c: int, dim: int) -> Tensor:
+        """Output channels (along ``dim``) repeated, each copy's weights moved apart."""
+        wide = w.index_select(dim, copies(c)).movedim(dim, 0)
+        jitter = torch.randn(factor, c, *wide.shape[1:], generator=generator, dtype=w.dtype)
+        jitter = (jitter - jitter.mean(0, keepdim=True)).reshape(wide.shape) * (noise * w.std())
+        return (wide + jitter).movedim(0, dim)
+
+    def grow_in(w: Tensor, parts: list[int], dim: int) -> Tensor:
+        """Input channels made of consecutive widened parts (a concatenation), each read 1 / factor."""
+        index = torch.cat([copies(c) + sum(parts[:i]) for i, c in enumerate(parts)])
+        return w.index_select(dim, index) / factor
+
+    out: dict[str, Tensor] = {}
+    for name, w in weights.items():
+        module, index, *rest = name.split(".")
+        i = int(index) if index.isdigit() else 0
+        if module == "down":  # down.i.{0,2}: level i, from level i - 1 (or the input) to level i
+            c = widths[i]
+            if w.dim() == 1:
+                out[name] = w[copies(c)]
+                continue
+            w = grow_out(w, c, 0)
+            out[name] = w if (i == 0 and rest[0] == "0") else grow_in(w, [widths[i - 1] if rest[0] == "0" else c], 1)
+        elif module == "up":  # up.j: ConvTranspose2d (in, out, 2, 2) from level 4 - j to 3 - j
+            level = 4 - i
+            if w.dim() == 1:
+                out[name] = w[copies(widths[level - 1])]
+                continue
+            out[name] = grow_in(grow_out(w, widths[level - 1], 1), [widths[level]], 0)
+        elif module == "merge":  # merge.j.{0,2}: the concatenation [up, skip] (or the level) to level 3 - j
+            c = widths[3 - i]
+            if w.dim() == 1:
+                out[name] = w[copies(c)]
+                continue
+            out[name] = grow_in(grow_out(w, c, 0), [c, c] if rest[0] == "0" else [c], 1)
+        elif module == "out":  # the 1 x 1 output convolution: outputs unchanged
+            out[name] = w if w.dim() == 1 else grow_in(w, [widths[0]], 1)
+        else:
+            raise ValueError(f"not a UNet weight: {name}")
+    return out
+
+
 class LayerNorm2d(nn.Module):
     """Layer norm over channels at each pixel."""
 

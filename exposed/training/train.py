@@ -35,7 +35,7 @@ from exposed.training.evaluate import EvalSet, evaluate, make_eval_set
 from exposed.denoise.infer import Precision, autocast, channels_last, choose_precision, denoise, pick_device
 from exposed.exposure import brighten
 from exposed.training.night import NightScenes
-from exposed.denoise.model import ExposureModel, ModelConfig, widen_input
+from exposed.denoise.model import ExposureModel, ModelConfig, widen_input, widen_width
 from exposed.denoise.process import run_process
 from exposed.sensor.noise import SensorScale
 
@@ -164,16 +164,18 @@ class _Run:
         elif config.init:
             state = load_checkpoint(config.init, self.device)
             theirs = state["model_config"]
-            if (theirs["arch"], theirs["width"], theirs["kind"]) != (config.arch, config.width, config.kind):
+            if (theirs["arch"], theirs["kind"]) != (config.arch, config.kind):
                 raise ValueError(f"{config.init} holds a different model ({theirs})")
-            self.model.load_state_dict(widen_input({k: v.float() for k, v in state["model"].items()},
-                                                   self.model.config))
+            weights = widen_input({k: v.float() for k, v in state["model"].items()}, self.model.config)
+            # A narrower UNet's file starts a wider one (each hidden channel copied, see widen_width).
+            self.model.load_state_dict(widen_width(weights, theirs["width"], self.model.config,
+                                                   torch.Generator().manual_seed(config.seed)))
             if not config.fine_tune:
                 self.start, self.wall = state["train"].get("iteration", 0), state["train"].get("wall_seconds", 0.0)
             if self.rank == 0:
                 self.console.log(f"started from {config.init} at iteration {self.start}")
             self.log({"init": config.init, "init_iteration": state["train"].get("iteration", 0),
-                      "fine_tune": config.fine_tune, "iteration": self.start})
+                      "init_width": theirs["width"], "fine_tune": config.fine_tune, "iteration": self.start})
         if config.ema > 0:
             self.average = copy.deepcopy(self.model).requires_grad_(False)
             if saved is not None:
