@@ -271,20 +271,30 @@ def test_training_with_the_relative_loss_runs(tmp_path, images):
 
 
 def test_the_gpu_training_script_runs_end_to_end_on_the_cpu(tmp_path, images):
-    """benchmarks/gpu_train.sh at toy size: the same commands the one device call runs, so that call
-    cannot fail on a typo. Both models come back exported, at equal optimizer steps."""
+    """benchmarks/gpu_train.sh at toy size: the same commands the device calls run, so a call cannot
+    fail on a typo. Both models come back exported, at equal optimizer steps; a second lease
+    fine-tunes them twice as wide (the next lease's command)."""
     from exposed.training.pack import write_pack
 
     write_pack(images, tmp_path / "pack.tar")
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_train.sh"
-    env = {**os.environ, "OUT": str(tmp_path / "out"), "RUNS": str(tmp_path / "runs"), "MINUTES": "0.05",
-           "WIDTH": "4", "BATCH": "2", "PATCH": "64", "DEVICE": "cpu", "IMAGES": str(tmp_path / "pack.tar"),
-           "PYTHON": sys.executable}
-    result = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout + result.stderr
-    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
-    assert summary["diffusion"]["iterations"] == summary["feedforward"]["iterations"] > 0
-    for name, kind in (("exposure-diffusion-unet4-gpu", "diffusion"), ("feedforward-unet4-gpu", "feedforward")):
-        model = load_model(tmp_path / "out" / f"{name}.pt")
-        assert model.config.kind == kind and model.config.width == 4
-        assert (tmp_path / "out" / f"{name}.log.jsonl").stat().st_size > 0
+    env = {**os.environ, "RUNS": str(tmp_path / "runs"), "MINUTES": "0.05", "BATCH": "2", "PATCH": "64",
+           "DEVICE": "cpu", "IMAGES": str(tmp_path / "pack.tar"), "PYTHON": sys.executable,
+           "TWIN_MINUTES": "2"}  # a guard a loaded machine cannot hit: the twin takes the default's steps
+    first, second = tmp_path / "out", tmp_path / "wider"
+    names = {"diffusion": "exposure-diffusion-unet{}-gpu", "feedforward": "feedforward-unet{}-gpu"}
+    runs = ((first, {"WIDTH": "4"}),
+            (second, {"WIDTH": "8", "LR": "1e-4", "RUNS": str(tmp_path / "runs2"),
+                      **{f"INIT_{kind.upper()}": str(first / f"{name.format(4)}.pt") for kind, name in names.items()}}))
+    for out, settings in runs:
+        result = subprocess.run(["bash", str(script)], env={**env, "OUT": str(out), **settings}, capture_output=True,
+                                text=True, timeout=600)
+        assert result.returncode == 0, result.stdout + result.stderr
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary["diffusion"]["iterations"] == summary["feedforward"]["iterations"] > 0
+        for kind, name in names.items():
+            model = load_model(out / f"{name.format(settings['WIDTH'])}.pt")
+            assert model.config.kind == kind and model.config.width == int(settings["WIDTH"])
+            assert (out / f"{name.format(settings['WIDTH'])}.log.jsonl").stat().st_size > 0
+    log = [json.loads(line) for line in (second / "exposure-diffusion-unet8-gpu.log.jsonl").open()]
+    assert {"init_width": 4, "fine_tune": True}.items() <= next(r for r in log if "init" in r).items()
