@@ -75,10 +75,10 @@ PY
 
 # Then the inference path users take on this device (last, so a failure there costs no training):
 # the device-parametrised tests (tiled against whole frame, bf16 against fp32, the sampler, the
-# noise against its formulas), and the shipped default on a 12 MP frame's packed raw.
+# noise against its formulas, widening a model), and the shipped default on a 12 MP frame's packed raw.
 if "$PYTHON" -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() and '$DEVICE' in ('auto', 'cuda') else 1)"; then
-    "$PYTHON" -m pytest -q -p no:cacheprovider tests/test_process.py tests/test_data.py tests/test_noise.py -k cuda \
-        > "$OUT/cuda_tests.txt" 2>&1 \
+    "$PYTHON" -m pytest -q -p no:cacheprovider -k cuda \
+        tests/test_process.py tests/test_data.py tests/test_noise.py tests/test_networks.py > "$OUT/cuda_tests.txt" 2>&1 \
         || echo "some CUDA tests failed: $OUT/cuda_tests.txt"
     tail -n 3 "$OUT/cuda_tests.txt"
     "$PYTHON" - "$OUT/cuda_inference.json" <<'PY'

@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from conftest import DEVICES
 from exposed.denoise.networks import NAFNet, UNet, build_backbone, crop_to, pad_to_multiple
 from exposed.denoise.model import ExposureModel, ModelConfig
 
@@ -105,15 +106,16 @@ def test_a_widened_unet_computes_what_the_narrow_one_did(factor):
                                old[:, torch.arange(4 * factor) % 4] / factor)
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("kind", ["diffusion", "feedforward"])
-def test_a_model_file_starts_a_unet_a_whole_factor_wider_and_nothing_else(kind):
+def test_a_model_file_starts_a_unet_a_whole_factor_wider_and_nothing_else(kind, device):
     from exposed.denoise.model import widen_width
 
     torch.manual_seed(0)
-    narrow = ExposureModel(ModelConfig("unet", 4, kind, noise_input="std+log")).eval()
-    wide = ExposureModel(ModelConfig("unet", 8, kind, noise_input="std+log")).eval()
-    wide.load_state_dict(widen_width(narrow.state_dict(), 4, wide.config))
-    x = torch.rand(1, 4, 32, 32) * 1.5
+    narrow = ExposureModel(ModelConfig("unet", 4, kind, noise_input="std+log")).to(device).eval()
+    wide = ExposureModel(ModelConfig("unet", 8, kind, noise_input="std+log")).to(device).eval()
+    wide.load_state_dict(widen_width(narrow.state_dict(), 4, wide.config))  # weights where the model is
+    x = torch.rand(1, 4, 32, 32, device=device) * 1.5
     with torch.no_grad():
         assert (wide(x, x * 0.02) - narrow(x, x * 0.02)).abs().max().item() < 1e-3
     weights = narrow.state_dict()

@@ -75,20 +75,20 @@ def widen_unet(weights: dict[str, Tensor], width: int, factor: int, noise: float
         return weights
     widths = [width * 2**i for i in range(5)]
 
-    def copies(c: int) -> Tensor:
+    def copies(c: int, device: torch.device) -> Tensor:
         """The old channel of each new one."""
-        return torch.arange(factor * c) % c
+        return torch.arange(factor * c, device=device) % c
 
     def grow_out(w: Tensor, c: int, dim: int) -> Tensor:
         """Output channels (along ``dim``) repeated, each copy's weights moved apart."""
-        wide = w.index_select(dim, copies(c)).movedim(dim, 0)
-        jitter = torch.randn(factor, c, *wide.shape[1:], generator=generator, dtype=w.dtype)
-        jitter = (jitter - jitter.mean(0, keepdim=True)).reshape(wide.shape) * (noise * w.std())
+        wide = w.index_select(dim, copies(c, w.device)).movedim(dim, 0)
+        jitter = torch.randn(factor, c, *wide.shape[1:], generator=generator, dtype=w.dtype)  # on the CPU
+        jitter = (jitter - jitter.mean(0, keepdim=True)).reshape(wide.shape).to(w.device) * (noise * w.std())
         return (wide + jitter).movedim(0, dim)
 
     def grow_in(w: Tensor, parts: list[int], dim: int) -> Tensor:
         """Input channels made of consecutive widened parts (a concatenation), each read 1 / factor."""
-        index = torch.cat([copies(c) + sum(parts[:i]) for i, c in enumerate(parts)])
+        index = torch.cat([copies(c, w.device) + sum(parts[:i]) for i, c in enumerate(parts)])
         return w.index_select(dim, index) / factor
 
     out: dict[str, Tensor] = {}
@@ -98,20 +98,20 @@ def widen_unet(weights: dict[str, Tensor], width: int, factor: int, noise: float
         if module == "down":  # down.i.{0,2}: level i, from level i - 1 (or the input) to level i
             c = widths[i]
             if w.dim() == 1:
-                out[name] = w[copies(c)]
+                out[name] = w[copies(c, w.device)]
                 continue
             w = grow_out(w, c, 0)
             out[name] = w if (i == 0 and rest[0] == "0") else grow_in(w, [widths[i - 1] if rest[0] == "0" else c], 1)
         elif module == "up":  # up.j: ConvTranspose2d (in, out, 2, 2) from level 4 - j to 3 - j
             level = 4 - i
             if w.dim() == 1:
-                out[name] = w[copies(widths[level - 1])]
+                out[name] = w[copies(widths[level - 1], w.device)]
                 continue
             out[name] = grow_in(grow_out(w, widths[level - 1], 1), [widths[level]], 0)
         elif module == "merge":  # merge.j.{0,2}: the concatenation [up, skip] (or the level) to level 3 - j
             c = widths[3 - i]
             if w.dim() == 1:
-                out[name] = w[copies(c)]
+                out[name] = w[copies(c, w.device)]
                 continue
             out[name] = grow_in(grow_out(w, c, 0), [c, c] if rest[0] == "0" else [c], 1)
         elif module == "out":  # the 1 x 1 output convolution: outputs unchanged

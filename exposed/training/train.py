@@ -162,7 +162,7 @@ class _Run:
                 self.console.log(f"resumed {last} at iteration {self.start}")
             self.log({"resumed": self.start})
         elif config.init:
-            state = load_checkpoint(config.init, self.device)
+            state = load_checkpoint(config.init, "cpu")  # loading the weights puts them on the device
             theirs = state["model_config"]
             if (theirs["arch"], theirs["kind"]) != (config.arch, config.kind):
                 raise ValueError(f"{config.init} holds a different model ({theirs})")
