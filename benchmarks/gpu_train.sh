@@ -6,7 +6,7 @@
 #   OUT=runs/gpu-out MINUTES=0.1 WIDTH=4 BATCH=2 PATCH=64 DEVICE=cpu benchmarks/gpu_train.sh   # a dry run
 #
 # Settings (environment): IMAGES (a pack or a folder; default packs/train.tar), MINUTES (for the
-# diffusion model; the twin then runs its number of steps, within the same time at most; default
+# diffusion model; the twin then runs its number of steps, within TWIN_MINUTES at most; default
 # 4.5), TWIN_MINUTES (the twin's guard; default twice MINUTES), WIDTH (32), BATCH (32), PATCH (512),
 # LR (the toml's by default), DEVICE (auto), INIT_DIFFUSION / INIT_FEEDFORWARD (model files to
 # fine-tune, such as the last GPU-trained pair or the shipped one: a fine-tune has its own warm-up,
