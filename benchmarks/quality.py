@@ -178,7 +178,7 @@ def main() -> None:
     config = diffusion.config
     rule = (f"T = min({config.steps}, ratio // {config.ratio_per_step:g})" if config.ratio_per_step
             else f"T={config.steps}")
-    default = f"ExposureDiffusion default ({rule}{', blended' if config.fusion else ''})"
+    default = f"ExposureDiffusion default ({rule}{', Wiener-blended' if config.wiener_stride else ''})"
     n_sub = args.classical_subset
     bm3d_row = f"{CLASSICAL.format(classical_name)} (first {n_sub} images)"
 
@@ -214,7 +214,7 @@ def main() -> None:
         methods = core(data)
         methods.insert(3, (f"{default}, bf16 autocast", data, model_method(diffusion, None, "bf16"),
                            params["diffusion"]))
-        if config.fusion:
+        if config.wiener_stride:
             methods.insert(3, (f"{default}, not blended", data, model_method(diffusion, None, blend=False),
                                params["diffusion"]))
         if args.sweep:

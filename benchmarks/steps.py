@@ -1,18 +1,21 @@
-"""How many exposure steps ExposureDiffusion should take at each ratio, and how much of the plain
-brightened frame to blend back, chosen on validation crops.
+"""How many exposure steps ExposureDiffusion should take at each ratio, and how its estimate is
+blended with the plain brightened frame, chosen on validation crops.
 
-    python benchmarks/steps.py [--model runs/diffusion/best.pt] [--max-steps 3] [--count 12]
+    python benchmarks/steps.py [--model runs/diffusion/best.pt] [--max-steps 3] [--count 12] [--stride 4]
 
 The process re-exposes F's own estimate: where the dark frame is very noisy that refines it, where
 it is only a few times too dark it replaces real detail with the estimate's. This scores the model
-at T = 0 .. max-steps over ratios from x1 to x300 (centre 256 x 256 crops of the validation images,
-Sony A7S II P+G noise, the seed training validates with, no rescaling), then picks the rule
-T = min(steps, ratio // ratio_per_step) with the best mean PSNR over those ratios (ties: fewer
-passes). For the feed-forward twin only T = 0 is scored. Then, at each ratio, the block over which
-the result takes the brightened frame's local mean (:func:`exposed.denoise.infer.keep_local_mean`;
-none, 4, 8 or 16 packed pixels) and the network's error variance tau2 for
-:func:`exposed.denoise.infer.fuse` (a log grid) are the pair that gives the best mean PSNR. Ship them
-with ``exposed export --steps S --ratio-per-step R --fusion R1:T1,... --local-mean R1:W1,...``.
+at T = 0 .. max-steps over ratios from x1 to x300 (centre 256 x 256 crops of the
+validation images, Sony A7S II P+G noise, the seed training validates with, no rescaling); then,
+on each T's outputs Wiener-blended with the brightened frame (:func:`exposed.denoise.infer.wiener_blend`,
+blocks ``--stride`` packed pixels apart), picks the rule T = min(steps, ratio // ratio_per_step)
+with the best mean PSNR over those ratios (ties: fewer passes): the blend keeps the photo's own
+detail, so the steps that pay off blended are not those that pay off alone. At each ratio the
+blend's pilot error (the network's error variance, :func:`exposed.denoise.infer.pilot_error`) is the
+one on a log grid that scores best. Rows for the other strides (1, 2, 8) at the chosen T show what
+their cost would buy, and a row with the reference as the pilot what a perfect network would
+give the blend. For the feed-forward twin only T = 0 is scored. Ship the choice with
+``exposed export --steps S --ratio-per-step R --wiener-stride W --pilot-error R1:E1,...``.
 Writes benchmarks/results/steps.json (or --out).
 """
 
@@ -29,15 +32,15 @@ from rich.table import Table
 from exposed.denoise.checkpoint import load_model
 from exposed.io.checkpoint import default_model_path
 from exposed.training.evaluate import evaluate, make_eval_set
-from exposed.denoise.infer import denoise, fuse, keep_local_mean, steps_for_ratio
+from exposed.denoise.infer import denoise, steps_for_ratio, wiener_blend
 from exposed.exposure import brighten
 from exposed.imaging.metrics import psnr
 from exposed.sensor.noise import SensorScale
 
 ROOT = Path(__file__).resolve().parents[1]
 RATIOS = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 150.0, 200.0, 250.0, 300.0)
-TAU2_GRID = tuple(10 ** (e / 4) for e in range(-32, -3))  # 1e-8 .. 1e-1
-WINDOWS = (0, 4, 8, 16)  # packed pixels: keep_local_mean's block (0: not done)
+STRIDES = (1, 2, 4, 8)  # packed pixels between the Wiener blend's 8 x 8 blocks
+ERRORS = tuple(10 ** (e / 2) for e in range(-16, -5))  # the network's error variance: 1e-8 .. 1e-3
 RATIO_PER_STEP = (25.0, 50.0, 75.0, 100.0, 125.0, 150.0, 200.0, 300.0, 0.0)  # 0: always the most steps
 
 
@@ -48,6 +51,8 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, default=3)
     parser.add_argument("--count", type=int, default=12, help="validation images (centre crops)")
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    parser.add_argument("--stride", type=int, default=4, choices=STRIDES,
+                        help="the Wiener blend's stride the steps are chosen with (4: what a 12 MP photo can afford)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "steps.json")
     args = parser.parse_args()
     torch.set_grad_enabled(False)
@@ -69,35 +74,45 @@ def main() -> None:
             return outputs[t][-1]
         rows[f"T={t}"] = scores(method)
 
-    choices = [{"steps": 0, "ratio_per_step": 0.0, "mean_psnr": sum(rows["T=0"].values()) / len(RATIOS),
-                "passes": len(RATIOS)}]
+    def blended(t: int, stride: int, errors: dict[float, tuple[float, ...]]) -> dict[float, dict[float, float]]:
+        """PSNR by ratio and pilot error variance (those of ``errors[ratio]``) of T = t's outputs
+        Wiener-blended with blocks ``stride`` apart."""
+        scores: dict[float, dict[float, list[float]]] = {r: {e: [] for e in errors[r]} for r in RATIOS}
+        for item, estimate in zip(val.items, outputs[t]):
+            ratio, sensor = torch.tensor([item.ratio]), SensorScale.from_noise(item.noise)
+            amplified = brighten(item.dark, ratio)
+            for error in errors[item.ratio]:
+                out = wiener_blend(estimate, amplified, ratio, sensor, stride, error).masked_fill(item.dark >= 1.0, 1.0)
+                scores[item.ratio][error].append(psnr(out.clamp(0.0, 1.0), item.clean).item())
+        return {r: {e: sum(v) / len(v) for e, v in by_error.items()} for r, by_error in scores.items()}
+
+    # At each T and ratio, the pilot error variance that scores best; T's rule on those scores.
+    at_stride = {t: blended(t, args.stride, {r: ERRORS for r in RATIOS}) for t in range(max_steps + 1)}
+    for t in range(max_steps + 1):
+        rows[f"T={t}, blended"] = {r: max(at_stride[t][r].values()) for r in RATIOS}
+    choices = [{"steps": 0, "ratio_per_step": 0.0, "passes": len(RATIOS),
+                "mean_psnr": sum(rows["T=0, blended"].values()) / len(RATIOS)}]
     for most in range(1, max_steps + 1):
         for per_step in RATIO_PER_STEP:
-            mean = sum(rows[f"T={steps_for_ratio(most, per_step, r)}"][r] for r in RATIOS) / len(RATIOS)
+            mean = sum(rows[f"T={steps_for_ratio(most, per_step, r)}, blended"][r] for r in RATIOS) / len(RATIOS)
             passes = sum(steps_for_ratio(most, per_step, r) + 1 for r in RATIOS)
             choices.append({"steps": most, "ratio_per_step": per_step, "mean_psnr": mean, "passes": passes})
     best = max(choices, key=lambda c: (round(c["mean_psnr"], 2), -c["passes"]))
-    chosen = [steps_for_ratio(best["steps"], best["ratio_per_step"], r) for r in RATIOS]
-
-    # On the chosen steps' outputs, per ratio: the block over which the result takes the brightened
-    # frame's local mean (or none) and the blend's tau2, the pair with the best PSNR.
-    Choice = tuple[int, float]  # (window, tau2)
-    fused: dict[float, dict[Choice, list[float]]] = {r: {} for r in RATIOS}
-    for i, item in enumerate(val.items):
-        estimate = outputs[chosen[RATIOS.index(item.ratio)]][i]
-        ratio, sensor = torch.tensor([item.ratio]), SensorScale.from_noise(item.noise)
-        amplified = brighten(item.dark, ratio)
-        for window in WINDOWS:
-            corrected = keep_local_mean(estimate, amplified, ratio, sensor, window).masked_fill(item.dark >= 1.0, 1.0)
-            for tau2 in TAU2_GRID:
-                out = fuse(corrected, amplified, torch.tensor([tau2]), ratio, sensor)
-                fused[item.ratio].setdefault((window, tau2), []).append(psnr(out.clamp(0.0, 1.0), item.clean).item())
-    best_pair = {r: max(fused[r], key=lambda c: sum(fused[r][c])) for r in RATIOS}
-    fusion = [(r, best_pair[r][1]) for r in RATIOS]
-    local_mean = [(r, best_pair[r][0]) for r in RATIOS if best_pair[r][0]]
-    rows["chosen T, blended alone"] = {r: max(sum(fused[r][(0, t)]) / len(fused[r][(0, t)]) for t in TAU2_GRID)
-                                       for r in RATIOS}
-    rows["chosen T, local mean, blended"] = {r: sum(fused[r][c]) / len(fused[r][c]) for r, c in best_pair.items()}
+    chosen = [steps_for_ratio(int(best["steps"]), best["ratio_per_step"], r) for r in RATIOS]
+    errors = [(r, max(ERRORS, key=lambda e: at_stride[t][r][e])) for r, t in zip(RATIOS, chosen)]
+    rows["chosen T, blended, the estimate trusted"] = {r: at_stride[t][r][ERRORS[0]] for r, t in zip(RATIOS, chosen)}
+    # What the blend would give a perfect network: the reference itself as the pilot.
+    rows["the reference as the pilot, blended"] = {}
+    for r in RATIOS:
+        items = [item for item in val.items if item.ratio == r]
+        rows["the reference as the pilot, blended"][r] = sum(
+            psnr(wiener_blend(item.clean, brighten(item.dark, torch.tensor([r])), torch.tensor([r]),
+                              SensorScale.from_noise(item.noise), args.stride).masked_fill(item.dark >= 1.0, 1.0)
+                 .clamp(0.0, 1.0), item.clean).item() for item in items) / len(items)
+    for stride in STRIDES:  # at the errors chosen for args.stride
+        by_t = {t: at_stride[t] if stride == args.stride else blended(t, stride, {r: (e,) for r, e in errors})
+                for t in set(chosen)}
+        rows[f"chosen T, blended, stride {stride}"] = {r: by_t[t][r][e] for (r, e), t in zip(errors, chosen)}
 
     table = Table(title=f"{args.model.name}: PSNR (dB) by ratio and exposure steps, {args.count} validation crops")
     table.add_column("")
@@ -106,23 +121,22 @@ def main() -> None:
     for name, row in rows.items():
         table.add_row(name, *(f"{row[r]:.2f}" for r in RATIOS))
     table.add_row("chosen T", *(str(t) for t in chosen))
-    table.add_row("tau2", *(f"{t:.1e}" for _, t in fusion))
-    table.add_row("local-mean window", *(str(best_pair[r][0]) for r in RATIOS))
+    table.add_row("pilot error", *(f"{e:.0e}" for _, e in errors))
     console = Console(width=140)
     console.print(table)
-    fixed = {f"T={t}": sum(rows[f"T={t}"][r] for r in RATIOS) / len(RATIOS) for t in range(max_steps + 1)}
-    console.print("mean over the ratios: " + ", ".join(f"fixed {k} {v:.2f} dB" for k, v in fixed.items()) +
+    fixed = {f"T={t}": sum(rows[f"T={t}, blended"][r] for r in RATIOS) / len(RATIOS) for t in range(max_steps + 1)}
+    console.print("mean over the ratios, blended: " + ", ".join(f"fixed {k} {v:.2f} dB" for k, v in fixed.items()) +
                   f"; chosen rule (steps {best['steps']}, ratio per step {best['ratio_per_step']:g}) "
                   f"{best['mean_psnr']:.2f} dB")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"model": str(args.model), "validation": val.description,
                                     "precision": args.precision,
                                     "ratios": RATIOS, "rows": {k: list(v.values()) for k, v in rows.items()},
-                                    "choices": choices, "best": best, "fusion": fusion, "local_mean": local_mean,
+                                    "choices": choices, "best": best, "stride": args.stride, "pilot_error": errors,
                                     "export": f"exposed export CHECKPOINT OUT --steps {best['steps']} "
-                                              f"--ratio-per-step {best['ratio_per_step']:g} --fusion "
-                                              + ",".join(f"{r:g}:{t:.3g}" for r, t in fusion) + " --local-mean "
-                                              + (",".join(f"{r:g}:{w}" for r, w in local_mean) or "none")},
+                                              f"--ratio-per-step {best['ratio_per_step']:g} "
+                                              f"--wiener-stride {args.stride} --pilot-error "
+                                              + ",".join(f"{r:g}:{e:.3g}" for r, e in errors)},
                                    indent=2) + "\n")
     console.print(f"wrote {args.out}")
 

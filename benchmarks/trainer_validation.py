@@ -43,7 +43,7 @@ def main() -> None:
     for path in args.models:
         model = load_model(path, device).eval()
         # As the trainer validates: T fixed, no blend with the brightened frame, no local mean.
-        model.config = dataclasses.replace(model.config, fusion=(), local_mean=(), ratio_per_step=0.0,
+        model.config = dataclasses.replace(model.config, wiener_stride=0, ratio_per_step=0.0,
                                            snr_per_step=0.0, steps=args.steps)
         generator = torch.Generator(device=device).manual_seed(0)
         with torch.no_grad():

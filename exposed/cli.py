@@ -280,35 +280,36 @@ def evaluate(folder: Path, models: tuple[Path, ...], ratios: tuple[float, ...], 
 @click.option("--snr-per-step", type=click.FloatRange(min=0), default=None,
               help="Signal-to-noise ratio a default step is for, T <= this // the frame's SNR; 0: the ratio alone. "
                    "Choose it with benchmarks/steps_snr.py.")
-@click.option("--fusion", help="RATIO:TAU2,... the network's error variance by ratio, for blending with the "
-                               "brightened frame; 'none' for no blending. Choose it with benchmarks/steps.py.")
-@click.option("--local-mean", help="RATIO:WINDOW,... the block size (packed pixels) over which the result takes the "
-                                   "brightened frame's mean, by ratio; 'none' for not at all. Choose it with "
-                                   "benchmarks/steps.py.")
+@click.option("--wiener-stride", type=click.Choice(["0", "1", "2", "4", "8"]), default=None,
+              help="Blend with the brightened frame: a Wiener filter in 8 x 8 DCT blocks this many packed pixels "
+                   "apart, the network's estimate its pilot; 0: none (default: as before). Choose it with "
+                   "benchmarks/steps.py.")
+@click.option("--pilot-error", help="RATIO:VARIANCE,... the network's error variance by ratio, which the blend "
+                                    "trusts its estimate with; 'none' for 0. Choose it with benchmarks/steps.py.")
 @click.option("--state-high", type=click.FloatRange(min=1.0), default=None,
               help="The most the network sees of the state, in multiples of white (default: as trained). "
                    "Choose it with benchmarks/bounds.py.")
 def export(checkpoint: Path, output: Path, fp32: bool, steps: int | None, ratio_per_step: float | None,
-           snr_per_step: float | None, fusion: str | None, local_mean: str | None, state_high: float | None) -> None:
+           snr_per_step: float | None, wiener_stride: str | None, pilot_error: str | None,
+           state_high: float | None) -> None:
     """Turn a training checkpoint into a model file to ship or share (no optimizer state)."""
     from exposed.denoise.checkpoint import export_model
     from exposed.io.checkpoint import load_checkpoint, save_checkpoint
 
-    table = _ratio_table(fusion, "--fusion", "RATIO:TAU2", float)
-    windows = _ratio_table(local_mean, "--local-mean", "RATIO:WINDOW", int)
     save_checkpoint(output, export_model(load_checkpoint(checkpoint), half=not fp32, steps=steps,
-                                         ratio_per_step=ratio_per_step, fusion=table,
-                                         snr_per_step=snr_per_step, local_mean=windows, state_high=state_high))
+                                         ratio_per_step=ratio_per_step, snr_per_step=snr_per_step,
+                                         wiener_stride=None if wiener_stride is None else int(wiener_stride),
+                                         pilot_error=_ratio_table(pilot_error, "--pilot-error", "RATIO:VARIANCE"),
+                                         state_high=state_high))
     err.print(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB)")
 
 
-def _ratio_table(text: str | None, option: str, form: str,
-                 kind: Callable[[str], Any]) -> list[tuple[float, Any]] | None:
+def _ratio_table(text: str | None, option: str, form: str) -> list[tuple[float, float]] | None:
     """A by-ratio table of export's options, sorted by ratio: 'R:V,R:V', 'none' (empty) or None (kept)."""
     if text is None:
         return None
     try:
-        table = [] if text == "none" else sorted((float(r), kind(v)) for r, v in
+        table = [] if text == "none" else sorted((float(r), float(v)) for r, v in
                                                  (pair.split(":") for pair in text.split(",")))
     except ValueError:
         raise click.BadParameter(f"expected {form} pairs separated by commas", param_hint=option) from None

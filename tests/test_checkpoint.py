@@ -94,27 +94,52 @@ def test_shipped_models_load_offline_without_code(name, kind):
     assert model.ratio_range == (1.0, 300.0)
 
 
-def test_export_stores_the_blend_and_local_mean_tables_sorted_and_none_clears_them(tmp_path):
+def test_export_sets_the_wiener_stride_and_keeps_it_when_not_asked(tmp_path):
+    from click.testing import CliRunner
+
+    from exposed.cli import main
+
+    save_checkpoint(tmp_path / "last.pt", _state())
+    last, m = str(tmp_path / "last.pt"), str(tmp_path / "m.pt")
+    out = CliRunner().invoke(main, ["export", last, m, "--wiener-stride", "4"])
+    assert out.exit_code == 0, out.output
+    assert load_model(tmp_path / "m.pt").config.wiener_stride == 4
+    out = CliRunner().invoke(main, ["export", str(tmp_path / "m.pt"), str(tmp_path / "n.pt"), "--steps", "1"])
+    assert out.exit_code == 0 and load_model(tmp_path / "n.pt").config.wiener_stride == 4
+    out = CliRunner().invoke(main, ["export", m, str(tmp_path / "o.pt"), "--wiener-stride", "0"])
+    assert out.exit_code == 0 and load_model(tmp_path / "o.pt").config.wiener_stride == 0
+    bad = CliRunner().invoke(main, ["export", last, str(tmp_path / "x.pt"), "--wiener-stride", "3"])
+    assert bad.exit_code == 2 and "--wiener-stride" in bad.output
+
+
+def test_export_stores_the_pilot_error_table_sorted_and_none_clears_it(tmp_path):
     from click.testing import CliRunner
 
     from exposed.cli import main
 
     save_checkpoint(tmp_path / "last.pt", _state())
     out = CliRunner().invoke(main, ["export", str(tmp_path / "last.pt"), str(tmp_path / "m.pt"),
-                                    "--fusion", "100:5e-5,2:3e-4"])
+                                    "--pilot-error", "100:5e-5,2:3e-4"])
     assert out.exit_code == 0, out.output
-    assert load_model(tmp_path / "m.pt").config.fusion == ((2.0, 3e-4), (100.0, 5e-5))
-    out = CliRunner().invoke(main, ["export", str(tmp_path / "m.pt"), str(tmp_path / "n.pt"), "--fusion", "none"])
-    assert out.exit_code == 0 and load_model(tmp_path / "n.pt").config.fusion == ()
-    bad = CliRunner().invoke(main, ["export", str(tmp_path / "last.pt"), str(tmp_path / "x.pt"), "--fusion", "2,3"])
-    assert bad.exit_code == 2 and "RATIO:TAU2" in bad.output
-    out = CliRunner().invoke(main, ["export", str(tmp_path / "m.pt"), str(tmp_path / "w.pt"),
-                                    "--local-mean", "300:16,2:4"])
-    assert out.exit_code == 0, out.output
-    config = load_model(tmp_path / "w.pt").config
-    assert config.local_mean == ((2.0, 4), (300.0, 16)) and config.fusion == ((2.0, 3e-4), (100.0, 5e-5))
-    bad = CliRunner().invoke(main, ["export", str(tmp_path / "m.pt"), str(tmp_path / "x.pt"), "--local-mean", "2:0"])
+    assert load_model(tmp_path / "m.pt").config.pilot_error == ((2.0, 3e-4), (100.0, 5e-5))
+    out = CliRunner().invoke(main, ["export", str(tmp_path / "m.pt"), str(tmp_path / "n.pt"), "--pilot-error", "none"])
+    assert out.exit_code == 0 and load_model(tmp_path / "n.pt").config.pilot_error == ()
+    bad = CliRunner().invoke(main, ["export", str(tmp_path / "last.pt"), str(tmp_path / "x.pt"),
+                                    "--pilot-error", "2,3"])
+    assert bad.exit_code == 2 and "RATIO:VARIANCE" in bad.output
+    bad = CliRunner().invoke(main, ["export", str(tmp_path / "m.pt"), str(tmp_path / "x.pt"), "--pilot-error", "2:0"])
     assert bad.exit_code == 2 and "positive" in bad.output
+
+
+def test_a_model_file_with_the_retired_blend_tables_loads_and_exports_without_them(tmp_path):
+    """Files exported before the Wiener blend carry ``fusion`` and ``local_mean`` tables."""
+    state = _state()
+    state["model_config"] = dict(state["model_config"], fusion=[[2.0, 3e-4]], local_mean=[[2.0, 4]])
+    save_checkpoint(tmp_path / "old.pt", state)
+    assert load_model(tmp_path / "old.pt").config.wiener_stride == 0
+    from exposed.denoise.checkpoint import export_model
+
+    assert "fusion" not in export_model(load_checkpoint(tmp_path / "old.pt"))["model_config"]
 
 
 def test_a_width_32_model_exports_under_the_device_machines_16_mib_file_limit(tmp_path):

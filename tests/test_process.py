@@ -166,165 +166,74 @@ def test_photons_are_drawn_on_the_generators_device():
     assert torch.equal(a, b) and a.device == state.device
 
 
-def test_error_variance_is_log_linear_between_the_table_and_held_at_its_ends():
-    from exposed.denoise.infer import error_variance
+def test_the_pilot_error_is_log_linear_between_the_table_and_held_at_its_ends():
+    from exposed.denoise.infer import pilot_error
 
     table = ((2.0, 1e-4), (200.0, 1e-6))
-    got = error_variance(table, torch.tensor([1.0, 2.0, 20.0, 200.0, 1000.0]))
+    got = pilot_error(table, torch.tensor([1.0, 2.0, 20.0, 200.0, 1000.0]))
     torch.testing.assert_close(got, torch.tensor([1e-4, 1e-4, 1e-5, 1e-6, 1e-6]), rtol=1e-5, atol=0)
-    assert error_variance(((50.0, 3e-5),), torch.tensor([1.0, 500.0])).tolist() == pytest.approx([3e-5, 3e-5])
+    assert pilot_error(((50.0, 3e-5),), torch.tensor([1.0, 500.0])).tolist() == pytest.approx([3e-5, 3e-5])
+    assert pilot_error((), torch.tensor([1.0, 500.0])).tolist() == [0.0, 0.0]
 
 
-def test_fuse_is_the_minimum_variance_blend_of_two_independent_measurements():
-    """Against the textbook rule in float64, and in its two limits."""
-    from exposed.denoise.infer import fuse
+def test_the_site_transform_is_orthonormal_and_its_first_plane_is_the_sites_sum():
+    from exposed.denoise.infer import SITE_TRANSFORM
 
-    g = torch.Generator().manual_seed(0)
-    estimate = torch.rand(2, 4, 8, 8, generator=g)
-    amplified = estimate + 0.01 * torch.randn(2, 4, 8, 8, generator=g)
-    ratio = torch.tensor([5.0, 200.0])
-    sensor = SensorScale(torch.tensor([2e-4, 2e-4]), torch.tensor([1e-7, 1e-7]))
-    tau2 = torch.tensor([1e-4, 1e-4])
-    var = (2e-4 * ratio.view(-1, 1, 1, 1) * estimate.double() + 1e-7 * ratio.view(-1, 1, 1, 1) ** 2)
-    expected = (estimate.double() * var + amplified.double() * 1e-4) / (var + 1e-4)
-    torch.testing.assert_close(fuse(estimate, amplified, tau2, ratio, sensor, window=0).double(), expected,
-                               rtol=1e-5, atol=1e-6)
-    quiet = SensorScale(torch.tensor([1e-12, 1e-12]), torch.tensor([0.0, 0.0]))
-    torch.testing.assert_close(fuse(estimate, amplified, tau2, ratio, quiet), amplified, rtol=0, atol=1e-6)
-    torch.testing.assert_close(fuse(estimate, amplified, torch.tensor([1e-12, 1e-12]), ratio, sensor, window=0),
-                               estimate, rtol=0, atol=1e-6)
+    t = SITE_TRANSFORM.double()
+    torch.testing.assert_close(t @ t.T, torch.eye(4, dtype=torch.float64))
+    torch.testing.assert_close(t[0], torch.full((4,), 0.5, dtype=torch.float64))
 
 
-def test_fuse_with_the_local_gauge_follows_its_formula_in_float64():
-    """tau2_local = tau2 + relu(window mean of (amplified - estimate)^2 - window mean of the noise
-    variance - significance * that mean * sqrt(2 / samples)), the means over the channels and a
-    window x window neighbourhood reflected at the frame's edge, computed plainly in float64."""
-    from exposed.denoise.infer import fuse
-
-    g = torch.Generator().manual_seed(2)
-    estimate = torch.rand(2, 4, 12, 10, generator=g)
-    amplified = estimate + 0.05 * torch.randn(2, 4, 12, 10, generator=g) * torch.rand(2, 1, 12, 10, generator=g)
-    ratio = torch.tensor([5.0, 200.0])
-    sensor = SensorScale(torch.tensor([2e-4, 1e-5]), torch.tensor([1e-7, 1e-8]))
-    tau2, window, significance = torch.tensor([1e-4, 1e-6]), 3, 3.0
-    e, a, r = estimate.double(), amplified.double(), ratio.double().view(-1, 1, 1, 1)
-    var = sensor.gain.double().view(-1, 1, 1, 1) * r * e.clamp(0, 1) + sensor.read_var.double().view(-1, 1, 1, 1) * r**2
-
-    def window_mean(x):  # (B, 1, H, W): the 3 x 3 mean, the frame mirrored about its edge pixels
-        h, w = x.shape[-2:]
-        out = torch.zeros_like(x)
-        for i in range(h):
-            for j in range(w):
-                rows = [abs(r) if r < h else 2 * (h - 1) - r for r in range(i - 1, i + 2)]
-                cols = [abs(c) if c < w else 2 * (w - 1) - c for c in range(j - 1, j + 2)]
-                out[..., i, j] = x[..., rows, :][..., cols].mean((-2, -1))
-        return out
-
-    noise = window_mean(var.mean(1, keepdim=True))
-    excess = window_mean((a - e).square().mean(1, keepdim=True)) - noise
-    gauge = (excess - significance * noise * (2.0 / (window**2 * 4)) ** 0.5).clamp_min(0)
-    local = tau2.double().view(-1, 1, 1, 1) + gauge
-    expected = e + local / (local + var) * (a - e)
-    got = fuse(estimate, amplified, tau2, ratio, sensor, window=window, significance=significance)
-    torch.testing.assert_close(got.double(), expected, rtol=1e-5, atol=1e-6)
-    assert (local > tau2.double().view(-1, 1, 1, 1)).any()  # the gauge took part somewhere
-
-
-@pytest.mark.parametrize("channels", [1, 3, 4])
-def test_channel_mean_square_is_the_mean_of_squares_over_channels_in_float64(channels):
-    from exposed.denoise.infer import channel_mean_square
-
-    x = torch.randn(2, channels, 7, 9, generator=torch.Generator().manual_seed(channels))
-    before, expected = x.clone(), x.double().square().mean(1, keepdim=True)
-    for layout in (x, x.contiguous(memory_format=torch.channels_last)):
-        got = channel_mean_square(layout)
-        assert got.shape == (2, 1, 7, 9)
-        torch.testing.assert_close(got.double(), expected, rtol=1e-6, atol=0)
-    assert torch.equal(x, before)  # the input is left as it was
-
-
-def test_fuse_leans_on_the_brightened_frame_where_the_estimate_is_locally_wrong():
-    """A sharp edge that the estimate blurs, in a frame whose noise the model knows: near the edge
-    the local gauge sees the blur and the blend beats both inputs; on the flat sides, where the
-    estimate is right, it leaks barely more noise than the plain rule."""
-    from exposed.denoise.infer import fuse
-
-    g = torch.Generator().manual_seed(1)
-    h = w = 64
-    truth = torch.full((1, 4, h, w), 0.1)
-    truth[..., w // 2:] = 0.8
-    blurred = torch.nn.functional.avg_pool2d(truth, (1, 9), 1, (0, 4), count_include_pad=False)
-    ratio, sensor = torch.tensor([20.0]), SensorScale(torch.tensor([1e-5]), torch.tensor([1e-8]))
-    var = 1e-5 * 20 * truth + 1e-8 * 400
-    amplified = truth + var.sqrt() * torch.randn(truth.shape, generator=g)
-    estimate = blurred + 0.002 * torch.randn(truth.shape, generator=g)  # blurred, and a little noisy
-    tau2 = torch.tensor([4e-6])  # the estimate's error where it is right
-    local = fuse(estimate, amplified, tau2, ratio, sensor)
-    plain = fuse(estimate, amplified, tau2, ratio, sensor, window=0)
-
-    def mse(x, columns):
-        return ((x - truth)[..., columns] ** 2).mean().item()
-
-    edge, flat = slice(w // 2 - 4, w // 2 + 4), slice(0, w // 2 - 12)
-    assert mse(local, edge) < 0.05 * mse(plain, edge)  # the plain rule keeps most of the blur
-    assert mse(local, edge) < 1.05 * mse(amplified, edge)
-    assert mse(local, flat) < 1.2 * mse(plain, flat)
-    assert mse(plain, flat) < 0.5 * mse(amplified, flat)
-
-
-def test_keep_local_mean_removes_a_slow_tone_error_and_leaves_fine_detail():
-    """An estimate with a smooth colour cast and a fine pattern of its own, against a brightened
-    frame with no noise: the cast (constant within a block, or any plane) goes, the pattern, whose
-    block means are zero, stays; a frame that agrees with the estimate is left alone."""
-    from exposed.denoise.infer import keep_local_mean
-
-    g = torch.Generator().manual_seed(0)
-    truth = 0.2 + 0.5 * torch.rand(1, 4, 32, 48, generator=g, dtype=torch.float64)
-    ratio, sensor = torch.tensor([10.0]), SensorScale(torch.tensor([1e-12]), torch.tensor([0.0]))
-    checker = 0.01 * (-1.0) ** (torch.arange(32)[:, None] + torch.arange(48)[None, :])
-    cast = torch.tensor([0.03, -0.02, -0.02, 0.05], dtype=torch.float64).view(1, 4, 1, 1)
-    estimate = truth + cast + checker
-    torch.testing.assert_close(keep_local_mean(estimate, truth, ratio, sensor, 8), truth + checker)
-    rows = torch.linspace(-0.02, 0.02, 32, dtype=torch.float64).view(1, 1, 32, 1)
-    inner = (..., slice(4, -4), slice(4, -4))  # bilinear is exact on a plane between the blocks' centres
-    torch.testing.assert_close(keep_local_mean(truth + rows, truth, ratio, sensor, 8)[inner], truth[inner])
-    torch.testing.assert_close(keep_local_mean(estimate, estimate, ratio, sensor, 4), estimate)
-    assert keep_local_mean(estimate, truth, ratio, sensor, 0) is estimate
-
-
-def test_keep_local_mean_takes_light_above_white_as_white_give_or_take_the_noise():
-    """A lamp at 50 times white beside a dark area: the brightened frame counts at most one noise
-    standard deviation above white, so the dark area's mean moves by a small fraction of that, not
-    by the lamp's light; noise that merely crosses white still counts in full."""
-    from exposed.denoise.infer import keep_local_mean
+def test_the_wiener_blend_keeps_a_lamps_light_out_of_its_dark_surroundings():
+    """A lamp at 50 times white beside a dark area, the estimate right: the brightened frame counts
+    at most one noise standard deviation above white, so the dark side moves by a small fraction
+    of that (blocks straddle the edge), not by the lamp's light; an estimate equal to a noiseless
+    brightened frame comes back as it is, give or take the few coefficients of the edge too small
+    beside the noise to keep."""
+    from exposed.denoise.infer import wiener_blend
 
     ratio, sensor = torch.tensor([100.0]), SensorScale(torch.tensor([1e-5]), torch.tensor([1e-8]))
-    estimate = torch.full((1, 4, 16, 16), 0.05)
-    estimate[..., :, 8:] = 1.0
+    estimate = torch.full((1, 4, 24, 24), 0.05)
+    estimate[..., :, 12:] = 1.0
     amplified = estimate.clone()
-    amplified[..., :, 8:] = 50.0
-    out = keep_local_mean(estimate, amplified, ratio, sensor, 16)
+    amplified[..., :, 12:] = 50.0
+    out = wiener_blend(estimate, amplified, ratio, sensor)
     std_white = math.sqrt(1e-5 * 100 + 1e-8 * 100**2)
-    assert (out - estimate).max() <= std_white / 2 + 1e-6
-    assert (out - estimate).max() > 0.1 * std_white
-    near_white = torch.full((1, 4, 16, 16), 0.99)
-    noisy = near_white + torch.where(torch.arange(16) % 2 == 0, 0.02, -0.02)  # half of it above white
-    torch.testing.assert_close(keep_local_mean(near_white, noisy, ratio, sensor, 16), near_white)
+    assert (out - estimate)[..., :, :12].abs().max() < std_white / 2
+    torch.testing.assert_close(wiener_blend(estimate, estimate, ratio, sensor), estimate, rtol=0,
+                               atol=std_white / 300)
 
 
-def test_the_local_mean_window_is_the_nearest_ratios_in_log_ratio():
-    from exposed.denoise.infer import mean_window
+@pytest.mark.parametrize("stride", [2, 4])
+def test_the_wiener_blend_in_bands_is_the_whole_frames(stride):
+    """Bands with the rows their blocks reach beyond them give the frame's result, at any band
+    that is a multiple of the stride, the last band short or not; and it is the sites' planes
+    filtered one by one and mixed back."""
+    from exposed.denoise.infer import SITE_TRANSFORM, wiener_blend
+    from exposed.imaging.wiener import dct_wiener
 
-    table = ((2.0, 4), (100.0, 8), (300.0, 16))
-    assert [mean_window(table, r) for r in (1.0, 14.0, 15.0, 150.0, 200.0, 1000.0)] == [4, 4, 8, 8, 16, 16]
-    assert mean_window((), 50.0) == 0
+    g = torch.Generator().manual_seed(stride)
+    estimate = 0.8 * torch.rand(2, 4, 38, 30, generator=g)  # the brightened frame below white: nothing capped
+    amplified = estimate + 0.03 * torch.randn(2, 4, 38, 30, generator=g)
+    ratio = torch.tensor([20.0, 100.0])
+    sensor = SensorScale(torch.tensor([2e-5, 1e-5]), torch.tensor([1e-8, 1e-8]))
+    whole = wiener_blend(estimate, amplified, ratio, sensor, stride, torch.tensor([1e-6, 0.0]), band=1000)
+    for band in (stride * 2, 12, 36):
+        got = wiener_blend(estimate, amplified, ratio, sensor, stride, torch.tensor([1e-6, 0.0]), band=band)
+        torch.testing.assert_close(got, whole, rtol=0, atol=1e-6)
+    t = SITE_TRANSFORM
+    shot, read = (sensor.gain * ratio).view(-1, 1, 1, 1), (sensor.read_var * ratio**2).view(-1, 1, 1, 1)
+    variance = estimate.clamp(0, 1) * shot + read
+    planes = dct_wiener(torch.einsum("pc,bchw->bphw", t, amplified), torch.einsum("pc,bchw->bphw", t, estimate),
+                        torch.einsum("pc,bchw->bphw", t.square(), variance), torch.tensor([1e-6, 0.0]), stride=stride)
+    torch.testing.assert_close(whole, torch.einsum("pc,bphw->bchw", t, planes), rtol=0, atol=1e-5)
 
 
-def test_a_model_with_a_local_mean_table_holds_saturated_photosites_white():
+def test_a_model_with_a_wiener_stride_holds_saturated_photosites_white():
     from dataclasses import replace
 
     model = _model()
-    model.config = replace(model.config, local_mean=((1.0, 4),))
+    model.config = replace(model.config, wiener_stride=4)
     sensor = SensorScale(torch.tensor([1e-4]), torch.tensor([1e-7]))
     dark = torch.rand(1, 4, 32, 32, generator=torch.Generator().manual_seed(0)) * 0.01
     dark[..., 10:13, 10:13] = 1.0  # a lamp clipped in the dark frame
@@ -336,7 +245,7 @@ def test_a_model_with_a_local_mean_table_holds_saturated_photosites_white():
 
 def test_a_blended_model_keeps_a_barely_noisy_frame_as_brightening_does():
     """A frame two stops dark with little noise: whatever an (untrained) network says, the blend
-    gives back nearly the brightened frame; without the table, or with ``blend=False``, it does not."""
+    gives back nearly the brightened frame; without a stride, or with ``blend=False``, it does not."""
     from dataclasses import replace
 
     model = _model()
@@ -344,10 +253,13 @@ def test_a_blended_model_keeps_a_barely_noisy_frame_as_brightening_does():
     dark = torch.rand(1, 4, 32, 32, generator=torch.Generator().manual_seed(0)) * 0.25
     amplified = dark * 4
     plain = denoise(model, dark, torch.tensor([4.0]), sensor, 0)
-    model.config = replace(model.config, fusion=((1.0, 1e-3), (300.0, 1e-5)))
+    model.config = replace(model.config, wiener_stride=4)
     blended = denoise(model, dark, torch.tensor([4.0]), sensor, 0)
     assert (blended - amplified).abs().max() < 0.01 < (plain - amplified).abs().max()
     assert torch.equal(denoise(model, dark, torch.tensor([4.0]), sensor, 0, blend=False), plain)
+    model.config = replace(model.config, pilot_error=((1.0, 1e-2), (300.0, 1e-2)))  # an estimate not to trust
+    distrusted = denoise(model, dark, torch.tensor([4.0]), sensor, 0)
+    assert (distrusted - amplified).abs().max() < 0.1 * (blended - amplified).abs().max()
 
 
 def test_the_frames_snr_is_its_median_level_over_the_sensors_noise_there():

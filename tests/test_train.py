@@ -122,6 +122,35 @@ def test_the_twin_trains_in_one_pass_and_diffusion_in_t_plus_one():
         assert len(calls) == passes
 
 
+def test_with_a_wiener_stride_the_loss_also_scores_the_blended_result_and_trains_through_it():
+    """The last estimate, Wiener-blended with the brightened frame, is one more L1 term, and its
+    gradient reaches the network through the blend."""
+    from dataclasses import replace
+
+    from exposed.denoise.infer import wiener_blend
+    from exposed.denoise.model import ExposureModel, ModelConfig
+    from exposed.denoise.process import run_process
+    from exposed.exposure import brighten
+    from exposed.sensor.noise import SensorScale
+    from exposed.training.train import TrainingStep
+
+    torch.manual_seed(0)
+    model = ExposureModel(ModelConfig("unet", 4, "feedforward"))
+    clean = torch.rand(2, 4, 16, 16) * 0.5
+    noisy = clean / 10 + 0.002 * torch.randn(2, 4, 16, 16)
+    ratio, sensor = torch.tensor([10.0, 10.0]), SensorScale(torch.tensor([1e-4, 1e-4]), torch.tensor([1e-7, 1e-7]))
+    plain = TrainingStep(model, 0)(noisy, clean, ratio, sensor.gain, sensor.read_var, None)
+    model.config = replace(model.config, wiener_stride=4)
+    blended = TrainingStep(model, 0)(noisy, clean, ratio, sensor.gain, sensor.read_var, None)
+    with torch.no_grad():
+        [estimate] = run_process(model, noisy, ratio, sensor, 0, None, training=True)
+        result = wiener_blend(estimate, brighten(noisy, ratio), ratio, sensor, 4)
+    torch.testing.assert_close(blended.detach(), plain.detach() + (result - clean).abs().mean(), rtol=1e-5, atol=1e-6)
+    blended.backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads) and any(g.abs().sum() > 0 for g in grads)
+
+
 def test_resumes_after_kill_9(tmp_path, images):
     out = tmp_path / "run"
     args = TINY + ["--images", str(images), "--val-images", str(images), "--out", str(out), "--iters", "100000",

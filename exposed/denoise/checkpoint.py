@@ -15,7 +15,7 @@ def model_from_checkpoint(checkpoint: dict[str, Any]) -> ExposureModel:
     kind = checkpoint["model_config"].get("kind")
     if kind not in get_args(Kind):
         raise ValueError(f"not an exposure model (a {kind} network)")
-    model = ExposureModel(ModelConfig(**checkpoint["model_config"]))
+    model = ExposureModel(ModelConfig.from_dict(checkpoint["model_config"]))
     model.load_state_dict({k: v.float() for k, v in checkpoint["model"].items()})
     return model.eval()
 
@@ -29,26 +29,27 @@ def load_model(path: str | Path | None = None, device: torch.device | str = "cpu
 
 
 def export_model(checkpoint: dict[str, Any], half: bool = True, steps: int | None = None,
-                 ratio_per_step: float | None = None, fusion: list[tuple[float, float]] | None = None,
-                 snr_per_step: float | None = None,
-                 local_mean: list[tuple[float, int]] | None = None,
+                 ratio_per_step: float | None = None, snr_per_step: float | None = None,
+                 wiener_stride: int | None = None, pilot_error: list[tuple[float, float]] | None = None,
                  state_high: float | None = None) -> dict[str, Any]:
     """What ships: weights (in float16 unless ``half`` is False: half the size, and float16 keeps
     every trained weight to about 3 significant digits), the model's config and a training summary;
     no optimizer state. ``steps`` (the most exposure steps at inference) and ``ratio_per_step``
     (the ratio one step covers) set the default T, and ``snr_per_step`` caps it by the frame's
     signal-to-noise ratio, all chosen on validation data (training used the config's own T).
-    ``fusion``: (ratio, tau2) pairs, the network's error variance by ratio for blending with the
-    brightened frame (:func:`exposed.denoise.infer.fuse`), and ``local_mean``, (ratio, window) pairs
-    for :func:`exposed.denoise.infer.keep_local_mean`, also chosen on validation. ``state_high``:
+    ``wiener_stride``: the spacing of the Wiener blend's blocks, 0 for none
+    (:func:`exposed.denoise.infer.wiener_blend`), and ``pilot_error``, (ratio, variance) pairs, the
+    network's error variance by ratio it trusts the estimate with, both chosen on validation
+    (benchmarks/steps.py). ``state_high``:
     the bound on the state the network sees (benchmarks/bounds.py), where a bound below the trained
     one scores better around lamps."""
     train = checkpoint.get("train", {})
     summary = {k: train[k] for k in ("config", "iteration", "val", "wall_seconds", "precision") if k in train}
-    config = dict(checkpoint["model_config"], **({"steps": steps} if steps is not None else {}),
+    config = ModelConfig.from_dict(checkpoint["model_config"]).to_dict()
+    config.update(**({"steps": steps} if steps is not None else {}),
                   **({"ratio_per_step": ratio_per_step} if ratio_per_step is not None else {}),
                   **({"snr_per_step": snr_per_step} if snr_per_step is not None else {}),
-                  **({"fusion": [list(pair) for pair in fusion]} if fusion is not None else {}),
-                  **({"local_mean": [list(pair) for pair in local_mean]} if local_mean is not None else {}),
+                  **({"wiener_stride": wiener_stride} if wiener_stride is not None else {}),
+                  **({"pilot_error": [list(pair) for pair in pilot_error]} if pilot_error is not None else {}),
                   **({"state_high": state_high} if state_high is not None else {}))
     return make_checkpoint(checkpoint["model"], config, summary, half=half)

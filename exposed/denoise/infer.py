@@ -15,13 +15,12 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from exposed.denoise.model import ExposureModel
 from exposed.exposure import brighten
-from exposed.imaging.filters import box_mean
-from exposed.denoise.process import noise_std, noise_var, run_process
+from exposed.imaging.wiener import BLOCK, STRIDE, dct_wiener
+from exposed.denoise.process import noise_var, run_process
 from exposed.sensor.noise import SensorScale
 
 Precision = Literal["fp32", "bf16"]
@@ -168,92 +167,75 @@ def steps_for_snr(steps: int, snr_per_step: float, snr: float) -> int:
     return steps if snr <= 0 else min(steps, int(snr_per_step // snr))
 
 
-def error_variance(fusion: tuple[tuple[float, float], ...], ratio: Tensor) -> Tensor:
-    """The network's error variance at each ratio (B,), interpolated log-linearly in the (ratio,
-    tau2) table of a model's ``fusion`` and held at its ends."""
-    table = np.log(np.asarray(fusion, dtype=np.float64))
-    log_tau2 = np.interp(np.log(ratio.double().cpu().numpy()), table[:, 0], table[:, 1])
-    return torch.from_numpy(np.exp(log_tau2)).float().to(ratio.device)
+# An orthonormal transform of the packed sites (R, G1, G2, B): their sum, the greens against red and
+# blue, red against blue and green against green. A scene's colours are correlated across sites, so
+# most of a patch's signal lands in the sum and the differences are smooth: filtered apart, each is
+# kept where it holds signal (0.1 to 0.3 dB over the sites filtered alone, measured on validation crops).
+SITE_TRANSFORM = torch.tensor([[0.5, 0.5, 0.5, 0.5],
+                               [0.5, -0.5, -0.5, 0.5],
+                               [math.sqrt(0.5), 0.0, 0.0, -math.sqrt(0.5)],
+                               [0.0, math.sqrt(0.5), -math.sqrt(0.5), 0.0]])
 
 
-FUSION_WINDOW = 5  # packed pixels: the neighbourhood (5 x 5 x 4 photosites) that gauges the estimate's local error
-FUSION_SIGNIFICANCE = 3.0  # standard errors by which that gauge must exceed the noise before it counts
+def pilot_error(table: tuple[tuple[float, float], ...], ratio: Tensor) -> Tensor:
+    """The network's error variance at each ratio (B,), interpolated log-linearly in a model's
+    (ratio, variance) ``table`` and held at its ends; 0 for an empty table."""
+    if not table:
+        return torch.zeros_like(ratio, dtype=torch.float32)
+    log_table = np.log(np.asarray(table, dtype=np.float64))
+    log_error = np.interp(np.log(ratio.double().cpu().numpy()), log_table[:, 0], log_table[:, 1])
+    return torch.from_numpy(np.exp(log_error)).float().to(ratio.device)
 
 
-def channel_mean_square(x: Tensor) -> Tensor:
-    """The mean over channels of x squared, (B, C, H, W) to (B, 1, H, W), one channel at a time:
-    on the CPU a sixth of ``(x * x).mean(1)``'s time and a fiftieth of ``linalg.vector_norm``'s
-    (a reduction across the channel stride; benchmarks/results/speed.md), with no C-channel temporary."""
-    total = x[:, :1].square()
-    for c in range(1, x.shape[1]):
-        total.addcmul_(x[:, c:c + 1], x[:, c:c + 1])
-    return total.div_(x.shape[1])
+WIENER_BAND = 64  # packed rows blended at a time: the planes of a band stay in the CPU's cache
 
 
-def fuse(estimate: Tensor, amplified: Tensor, tau2: Tensor, ratio: Tensor, sensor: SensorScale,
-         window: int = FUSION_WINDOW, significance: float = FUSION_SIGNIFICANCE) -> Tensor:
-    """Blend the network's estimate with the plain brightened frame, pixel by pixel, as two noisy
-    measurements of one value are combined (the linear minimum-variance rule):
+def wiener_blend(estimate: Tensor, amplified: Tensor, ratio: Tensor, sensor: SensorScale,
+                 stride: int = STRIDE, error: Tensor | float = 0.0, band: int = WIENER_BAND) -> Tensor:
+    """The plain brightened frame filtered with the network's estimate as the pilot of an empirical
+    Wiener filter (:func:`exposed.imaging.wiener.dct_wiener`), in the sites' decorrelated planes
+    (:data:`SITE_TRANSFORM`).
 
-        out = estimate + w * (amplified - estimate),  w = tau2_local / (tau2_local + var_amplified)
+    The result is the photo's own measurement, each DCT coefficient kept in the proportion the
+    estimate says is signal: tone and colour come from the measurement, not from the network's
+    slight shifts, texture the estimate shows is kept as shot, and noise the estimate shows none of
+    is removed. The noise is the model's for the brightened frame at the estimate's level; ``error``
+    is the estimate's own error variance, one per image (B,) (:func:`pilot_error`). Light above
+    white carries nothing the result can use (the reference is white there): the brightened frame
+    is taken at most one noise standard deviation above white, so a lamp's glow does not ring into
+    its dark surroundings.
 
-    var_amplified is the brightened frame's noise at the estimate's level (shot and read noise
-    times the ratio, known from the noise model). tau2 (B,) is the network's typical error variance
-    at the ratio; where the frame is barely noisy (a photo a stop or two dark, a bright area) w is
-    near 1 and the photo's own detail is kept, where it is very noisy w is near 0 and the estimate
-    wins. This is what keeps exposed from doing worse than plain brightening on average.
-
-    A network errs most in a few places (the steep falloff around a lamp, fine texture it smooths
-    away), and there a typical tau2 is far too small. So tau2_local adds the estimate's local error
-    where it shows: over a ``window`` x ``window`` neighbourhood (odd; reflected at the frame's
-    edges, :func:`exposed.imaging.filters.box_mean`), the mean of (amplified - estimate)^2 is the
-    noise variance plus the estimate's squared error; its excess over the noise's mean variance,
-    beyond ``significance`` standard errors of a sample variance, is taken as error. In smooth,
-    well-denoised areas the excess is noise and tau2_local stays tau2. ``window=0`` uses tau2
-    alone. (B, 4, H, W) in, the same out.
+    Done in bands of ``band`` rows (a multiple of ``stride``), each with the rows its blocks reach
+    beyond it: the result is the whole frame's to rounding, and nothing frame-sized is made but
+    the result. (B, 4, H, W) in, the same out (float32).
     """
     one = torch.ones_like(ratio)
-    var = noise_var(estimate, one, ratio, sensor.to(estimate.device), high=1.0)
-    tau2 = tau2.view(-1, 1, 1, 1)
-    # Few frame-sized temporaries: each one's pages are faulted in afresh (benchmarks/results/speed.md).
-    difference = amplified - estimate
-    if window:
-        radius, channels = window // 2, estimate.shape[1]
-        noise = box_mean(var.mean(1, keepdim=True), radius)
-        # tau2 + relu(excess - significance * noise * sqrt(2 / samples)), excess = mean square - noise
-        threshold = 1.0 + significance * math.sqrt(2.0 / (window * window * channels))
-        tau2 = box_mean(channel_mean_square(difference), radius).sub_(noise, alpha=threshold).clamp_min_(0.0).add_(tau2)
-    weight = var.add_(tau2).reciprocal_().mul_(tau2)  # tau2 / (tau2 + var), in var's frame
-    return difference.mul_(weight).add_(estimate)
+    sensor = sensor.to(estimate.device)
+    sites = torch.zeros(estimate.shape[0], estimate.shape[1], 1, 1, device=estimate.device)
+    read = noise_var(sites, one, ratio, sensor)  # (B, 4, 1, 1): the read noise's variance
+    shot = noise_var(sites + 1.0, one, ratio, sensor).sub_(read)  # and the shot noise's at white
+    top = shot.add(read).sqrt_().add_(1.0)
+    transform = SITE_TRANSFORM.to(estimate.device)
+    halo = BLOCK - stride  # rows beyond a band that its pixels' blocks reach
+    height = estimate.shape[-2]
+    out = torch.empty_like(estimate, dtype=torch.float32)
+    firsts = list(range(0, height, band))
+    if len(firsts) > 1 and height - firsts[-1] < stride:  # too few rows to mirror: join the band before
+        firsts.pop()
+    for first, last in zip(firsts, [*firsts[1:], height]):
+        low, high = max(0, first - halo), min(height, last + halo)
+        rows = slice(low, high)
+        level = estimate[..., rows, :].float()
+        measured = _mix(transform, torch.minimum(amplified[..., rows, :], top))
+        variance = _mix(transform.square(), level.clamp(0.0, 1.0).mul_(shot).add_(read))
+        planes = dct_wiener(measured, _mix(transform, level), variance, error, stride=stride)
+        out[..., first:last, :] = _mix(transform.T, planes[..., first - low:last - low, :])
+    return out
 
 
-def mean_window(table: tuple[tuple[float, int], ...], ratio: float) -> int:
-    """The block size of :func:`keep_local_mean` at ``ratio``: that of the table's nearest ratio (in
-    log ratio), 0 (not done) for an empty table."""
-    if not table:
-        return 0
-    return min(table, key=lambda entry: abs(math.log(entry[0]) - math.log(ratio)))[1]
-
-
-def keep_local_mean(estimate: Tensor, amplified: Tensor, ratio: Tensor, sensor: SensorScale, window: int) -> Tensor:
-    """The estimate with its local mean replaced by the brightened frame's: the mean difference over
-    ``window`` x ``window`` blocks, interpolated bilinearly between block centres, is added back.
-
-    The brightened frame is an unbiased measurement of the scene; averaged over a block, its noise's
-    standard deviation falls by the block's side, while a network's error is mostly a slowly varying
-    shift of tone and colour that averaging does not remove. Light above white carries nothing the result can use
-    (the reference is white there): the brightened frame is taken at most one standard deviation of
-    the noise at white above white, which keeps noise near white unbiased and a lamp's glow from
-    lifting its dark surroundings. (B, 4, H, W) in, the same out; ``window`` 0 returns the estimate.
-    """
-    if window <= 0:
-        return estimate
-    h, w = estimate.shape[-2:]
-    white = torch.ones(estimate.shape[0], estimate.shape[1], 1, 1, device=estimate.device)
-    top = noise_std(white, torch.ones_like(ratio), ratio, sensor.to(estimate.device)).add_(1.0)
-    difference = torch.minimum(amplified, top).sub_(estimate)
-    blocks = F.avg_pool2d(difference, window, window, ceil_mode=True)
-    return F.interpolate(blocks, size=(h, w), mode="bilinear", align_corners=False).add_(estimate)
+def _mix(matrix: Tensor, x: Tensor) -> Tensor:
+    """The channels of x (B, C, H, W) mixed by ``matrix`` (C', C): (B, C', H, W)."""
+    return torch.einsum("pc,bchw->bphw", matrix, x)
 
 
 @torch.no_grad()
@@ -267,8 +249,9 @@ def denoise(model: ExposureModel, dark: Tensor, ratio: Tensor, sensor: SensorSca
     the model's own for the batch's largest ratio (:func:`default_steps`). ``on_step(done, total)`` is called
     after each network pass (progress for long frames). saturated: photosites at the white level in
     the dark frame, held at white (default ``dark >= 1``; see :func:`exposed.denoise.process.run_process`).
-    ``blend``: where the model has the tables for them, the result takes the plain brightened
-    frame's local mean (:func:`keep_local_mean`), then is blended with it (:func:`fuse`). Returns
+    ``blend``: where the model says so (its ``wiener_stride``), the result is the plain brightened
+    frame Wiener-filtered with the network's estimate as the pilot (:func:`wiener_blend`), trusted
+    as the model's ``pilot_error`` table says (:func:`pilot_error`). Returns
     (B, 4, H, W) in [0, 1].
     """
     if steps is None:
@@ -279,14 +262,11 @@ def denoise(model: ExposureModel, dark: Tensor, ratio: Tensor, sensor: SensorSca
         for done, estimate in enumerate(estimates, start=1):  # noqa: B007 (the last estimate is the result)
             if on_step is not None:
                 on_step(done, steps + 1)
-    config = model.config
-    if blend and (config.fusion or config.local_mean):
+    stride = model.config.wiener_stride
+    if blend and stride:
         ratio = ratio.to(dark.device, torch.float32)
-        amplified = brighten(dark, ratio, saturated)
-        window = mean_window(config.local_mean, float(ratio.max()))
-        if window:
-            estimate = keep_local_mean(estimate, amplified, ratio, sensor, window)
-            estimate.masked_fill_(dark >= 1.0 if saturated is None else saturated.to(dark.device), 1.0)
-        if config.fusion:
-            estimate = fuse(estimate, amplified, error_variance(config.fusion, ratio), ratio, sensor)
+        held = dark >= 1.0 if saturated is None else saturated.to(dark.device)
+        estimate = wiener_blend(estimate, brighten(dark, ratio, saturated), ratio, sensor, stride,
+                                pilot_error(model.config.pilot_error, ratio))
+        estimate.masked_fill_(held, 1.0)
     return estimate.clamp_(0.0, 1.0)

@@ -43,16 +43,17 @@ class ModelConfig:
     # and must not: no network saw such values in training. Chosen by benchmarks/bounds.py.
     state_low: float = -1.0
     state_high: float = 4.0
-    # (ratio, tau2) pairs, ratios ascending: the variance of the network's own error at that ratio,
-    # by which the result is blended with the plain brightened frame (exposed.denoise.infer.fuse). Chosen
-    # on validation at export (benchmarks/steps.py); empty: no blending. Training ignores it.
-    fusion: tuple[tuple[float, float], ...] = ()
-    # (ratio, window) pairs, ratios ascending: before the blend, the estimate's mean over blocks of
-    # window x window packed pixels is replaced by the brightened frame's (a network's errors are
-    # mostly in its low frequencies: tone and colour), at the window of the nearest ratio
-    # (exposed.denoise.infer.keep_local_mean). Chosen on validation at export (benchmarks/steps.py);
-    # empty: not done. Training ignores it.
-    local_mean: tuple[tuple[float, int], ...] = ()
+    # The result is the plain brightened frame Wiener-filtered with the network's estimate as the
+    # pilot, in 8 x 8 DCT blocks this many packed pixels apart (exposed.denoise.infer.wiener_blend):
+    # the photo's own tone, colour and texture where the estimate shows signal, its noise removed
+    # where it shows none. 0: the estimate as it is. Chosen at export (benchmarks/steps.py);
+    # training validates the network alone.
+    wiener_stride: int = 0
+    # (ratio, variance) pairs, ratios ascending: the variance of the network's own error at that
+    # ratio, which the Wiener blend adds to the estimate's power, so a rough estimate (the twin on
+    # a frame one stop dark) shrinks less of the photo's detail. Empty: 0, the estimate trusted.
+    # Chosen on validation at export (benchmarks/steps.py).
+    pilot_error: tuple[tuple[float, float], ...] = ()
     # The exposure ratios the model was trained on; a request outside them is clamped (with a
     # warning) by exposed.exposure. Set from the training settings when a run saves the model.
     ratio_range: tuple[float, float] = (1.0, 300.0)
@@ -66,12 +67,22 @@ class ModelConfig:
     def __post_init__(self) -> None:  # JSON gives lists; keep the config hashable and comparable
         if self.noise_input not in get_args(NoiseInput):
             raise ValueError(f"unknown noise input {self.noise_input!r}; expected 'std' or 'std+log'")
-        object.__setattr__(self, "fusion", tuple((float(r), float(t)) for r, t in self.fusion))
-        object.__setattr__(self, "local_mean", tuple((float(r), int(w)) for r, w in self.local_mean))
+        object.__setattr__(self, "pilot_error", tuple((float(r), float(v)) for r, v in self.pilot_error))
+        if self.wiener_stride < 0 or (self.wiener_stride and 8 % self.wiener_stride):
+            raise ValueError(f"wiener_stride {self.wiener_stride} must be 0 or divide the block of 8")
         object.__setattr__(self, "ratio_range", (float(self.ratio_range[0]), float(self.ratio_range[1])))
+
+    @classmethod
+    def from_dict(cls, config: dict[str, Any]) -> ModelConfig:
+        """The config a model file stores. Files exported before 2026-12-06 carry blend tables
+        (``fusion``, ``local_mean``) that the Wiener blend replaced: they load without a blend."""
+        return cls(**{k: v for k, v in config.items() if k not in RETIRED_KEYS})
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+RETIRED_KEYS = ("fusion", "local_mean")
 
 
 class ExposureModel(nn.Module):

@@ -47,6 +47,11 @@ class TrainConfig:
     # "l1": the plain L1 of every estimate. "relative": each sample's L1 over that of its plain
     # brightened frame, so a frame one stop dark counts as much as one 300 times dark (see relative_l1).
     loss: str = "l1"
+    # 0: the losses are on the network's estimates alone. N: the last estimate is also scored as it
+    # ships, Wiener-blended with the brightened frame in blocks N packed pixels apart
+    # (exposed.denoise.infer.wiener_blend), so the network learns to be a good pilot for the blend;
+    # validation then scores the blended result too (ModelConfig.wiener_stride).
+    wiener_stride: int = 0
     patch: int = 256  # raw pixels (the packed patch is half of it)
     batch: int = 8
     workers: int = 0
@@ -84,7 +89,8 @@ class TrainConfig:
         from exposed.denoise.model import ModelConfig
 
         return ModelConfig(self.arch, self.width, self.kind, self.steps, ratio_range=(self.ratio_low, self.ratio_high),
-                           noise_input=cast("NoiseInput", self.noise_input), state_high=self.state_high)
+                           noise_input=cast("NoiseInput", self.noise_input), state_high=self.state_high,
+                           wiener_stride=self.wiener_stride)
 
     def sensors(self) -> SensorMix:
         from exposed.sensor.cameras import CAMERAS, noise_source

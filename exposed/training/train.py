@@ -32,7 +32,8 @@ from exposed.training.data import ImageBank, RatioRange, SyntheticRaw, TrainingB
 from exposed.training.config import TrainConfig
 from exposed.training.schedule import learning_rate
 from exposed.training.evaluate import EvalSet, evaluate, make_eval_set
-from exposed.denoise.infer import Precision, autocast, channels_last, choose_precision, denoise, pick_device
+from exposed.denoise.infer import (Precision, autocast, channels_last, choose_precision, denoise, pick_device,
+                                   wiener_blend)
 from exposed.exposure import brighten
 from exposed.training.night import NightScenes
 from exposed.denoise.model import ExposureModel, ModelConfig, widen_input, widen_width
@@ -72,10 +73,15 @@ class TrainingStep(nn.Module):
 
     def forward(self, noisy: Tensor, clean: Tensor, ratio: Tensor, gain: Tensor, read_var: Tensor,
                 generator: torch.Generator | None) -> Tensor:
-        estimates = run_process(self.model, noisy, ratio, SensorScale(gain, read_var), self.steps, generator,
-                                training=True)
+        sensor = SensorScale(gain, read_var)
+        estimates = list(run_process(self.model, noisy, ratio, sensor, self.steps, generator, training=True))
+        amplified = brighten(noisy, ratio).detach()
+        stride = self.model.config.wiener_stride
+        if stride:  # the result as it ships: the last estimate as the pilot of the Wiener blend, in float32
+            with torch.autocast(noisy.device.type, enabled=False):
+                blended = wiener_blend(estimates[-1].float(), amplified, ratio, sensor, stride)
+            estimates.append(blended.masked_fill(noisy >= 1.0, 1.0))
         if self.loss == "relative":
-            amplified = brighten(noisy, ratio).detach()
             return torch.stack([relative_l1(e, clean, amplified) for e in estimates]).sum()
         return torch.stack([(e - clean).abs().mean() for e in estimates]).sum()
 
@@ -150,7 +156,7 @@ class _Run:
         saved: dict[str, Tensor] | None = None  # the averaged weights a run resumes with
         if last.exists():
             state = load_checkpoint(last, self.device)
-            if ModelConfig(**state["model_config"]) != config.model_config():
+            if ModelConfig.from_dict(state["model_config"]) != config.model_config():
                 raise ValueError(f"{last} holds a different model ({state['model_config']}); use another --out")
             # With an average, "model" holds it (what ships) and "optimised" the weights the optimizer moves.
             self.model.load_state_dict(state.get("optimised", state["model"]))

@@ -1,0 +1,133 @@
+"""Empirical Wiener filtering in sliding DCT blocks, with a pilot estimate: BM3D's second step
+without the block matching.
+
+A denoising network's estimate tells well which frequencies of a patch hold signal and reproduces
+them less well: it smooths fine texture and shifts tone a little. The Wiener filter keeps the
+measurement and asks the pilot only how much of each DCT coefficient to keep, P^2 / (P^2 + sigma^2):
+a coefficient the pilot says is signal keeps the photo's own value (with its noise, small beside
+it), one the pilot says is noise is shrunk away. Blocks overlap (every pixel lies in
+(block / stride)^2 of them) and their estimates are averaged with BM3D's weights,
+1 / (sigma^2 * sum of squared gains), so blocks that kept less noise count for more.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+BLOCK = 8  # pixels: the DCT block's side
+STRIDE = 4  # pixels between neighbouring blocks (benchmarks/steps.py scores 1, 2, 4 and 8)
+NOISE_FLOOR = 1e-18  # the least noise variance a block is taken to have
+STRIP = 64  # block rows transformed at a time, so a strip's coefficients stay in the CPU's cache
+
+
+def dct_matrix(size: int, dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu") -> Tensor:
+    """The orthonormal DCT-II matrix (size, size): row u is the u-th cosine, so ``D @ x`` transforms x."""
+    k = torch.arange(size, dtype=torch.float64)
+    d = torch.cos(math.pi * (2 * k[None, :] + 1) * k[:, None] / (2 * size)) * math.sqrt(2 / size)
+    d[0] /= math.sqrt(2)
+    return d.to(device=device, dtype=dtype)
+
+
+def dct_wiener(noisy: Tensor, pilot: Tensor, variance: Tensor, pilot_error: Tensor | float = 0.0,
+               block: int = BLOCK, stride: int = STRIDE) -> Tensor:
+    """``noisy`` filtered plane by plane with Wiener gains from ``pilot`` and the noise ``variance``
+    of each pixel of ``noisy`` (independent noise, its variance taken as constant within a block).
+    All (B, C, H, W) (the same shape); returns (B, C, H, W) in float32.
+
+    ``pilot_error``: the variance of the pilot's own error per pixel, a number or one per image
+    (B,); a coefficient's signal power is then taken as P^2 plus that. A pilot known to be rough
+    (a network far from its training regime) then shrinks less of what the measurement shows, and
+    the result leans on the measurement; 0 trusts the pilot fully.
+
+    ``block`` must be a multiple of ``stride``. The frame is mirrored at its edges, so every pixel
+    lies in the same number of blocks.
+    """
+    if block % stride:
+        raise ValueError(f"block {block} must be a multiple of stride {stride}")
+    b, c, h, w = noisy.shape
+    steps = block // stride  # block starts per block side
+    pad = block - stride
+    # Blocks start every ``stride`` pixels from the padded frame's corner until every pixel lies in
+    # ``steps`` of them along each axis; the far edge is padded to a whole number of strides.
+    extra_h, extra_w = -h % stride, -w % stride
+    mode = "reflect" if min(h, w) > pad + max(extra_h, extra_w) else "replicate"
+
+    def planes(x: Tensor) -> Tensor:
+        x = F.pad(x.reshape(b * c, 1, h, w).float(), (pad, pad + extra_w, pad, pad + extra_h), mode=mode)
+        return x.reshape(b * c, x.shape[-2], x.shape[-1])
+
+    measured, guide = planes(noisy), planes(pilot)
+    error = torch.as_tensor(pilot_error, dtype=torch.float32, device=noisy.device)
+    error = error.reshape(-1, 1).expand(b, c).reshape(b * c, 1, 1, 1)  # per plane
+    n, height, width = measured.shape
+    starts_h, starts_w = (height - block) // stride + 1, (width - block) // stride + 1
+    # Each block's noise variance, its pixels' mean, for every block start at once.
+    # Floored far below any real noise (a 16-bit file's rounding is 2e-11), so a coefficient with
+    # neither signal nor noise is kept, and high enough that its square is no subnormal: gradients
+    # through the gains stay finite.
+    noise = F.avg_pool2d(F.avg_pool2d(planes(variance)[:, None], stride), steps, stride=1)[:, 0].clamp_min_(NOISE_FLOOR)
+    d = dct_matrix(block, device=noisy.device)
+    dt = d.T.contiguous()
+    out = torch.zeros_like(measured)
+    # In place where nothing is to be differentiated: a strip's fresh temporaries cost a fifth of the time.
+    in_place = not (torch.is_grad_enabled() and any(t.requires_grad for t in (noisy, pilot, variance)))
+    share = torch.zeros(n, starts_h, starts_w, device=noisy.device)  # each block's weight, at its start
+
+    for dy in range(steps):  # the blocks of one offset (dy, dx) tile the frame: plain block transforms
+        rows_total = len(range(dy, starts_h, steps))
+        for dx in range(steps):
+            across = len(range(dx, starts_w, steps))
+            cols = slice(dx * stride, dx * stride + across * block)
+            for first in range(0, rows_total, STRIP):
+                rows = min(STRIP, rows_total - first)
+                top = dy * stride + first * block
+                window = (slice(None), slice(top, top + rows * block), cols)
+
+                def transform(x: Tensor) -> Tensor:  # (n, rows*block, across*block) -> (n, rows, u, across*v)
+                    x = torch.matmul(x.reshape(n, rows * block, across, block), dt)
+                    return torch.matmul(d, x.reshape(n, rows, block, across * block))
+
+                sigma2 = noise[:, dy + first * steps:dy + (first + rows) * steps:steps, dx::steps]  # (n, rows, across)
+                kept, weight = _shrink(transform(measured[window]), transform(guide[window]), error, sigma2, in_place)
+                back = torch.matmul(torch.matmul(dt, kept).reshape(n, rows * block, across, block), d)
+                out[window] += back.reshape(n, rows * block, across * block)
+                share[:, dy + first * steps:dy + (first + rows) * steps:steps, dx::steps] = weight
+
+    # A pixel's total weight: the shares of the blocks covering it, which start in the
+    # ``steps`` x ``steps`` stride cells up and to the left of its own (one value per cell).
+    cells = F.pad(share, (steps - 1, steps - 1, steps - 1, steps - 1))
+    total = sum(cells[:, i:i + starts_h + steps - 1, j:j + starts_w + steps - 1]
+                for i in range(steps) for j in range(steps))
+    out.view(n, height // stride, stride, width // stride, stride).div_(total[:, :, None, :, None])  # type: ignore[index]
+    return out[:, pad:pad + h, pad:pad + w].reshape(b, c, h, w)
+
+
+def _shrink(coefficients: Tensor, guide: Tensor, error: Tensor, sigma2: Tensor,
+            in_place: bool) -> tuple[Tensor, Tensor]:
+    """One strip's Wiener-kept coefficients, weighted, and its blocks' weights: gains (P^2 + e) /
+    (P^2 + e + s2) on the pilot's coefficients ``guide`` (both (n, rows, u, across * v), e per
+    plane (n, 1, 1, 1), s2 per block (n, rows, across)), each block weighted as BM3D does,
+    1 / (s2 * sum of squared gains) (a block with no gain at all keeps nothing; the weights are
+    constants to autograd). ``in_place`` overwrites ``guide``; autograd needs the other way."""
+    n, rows, block, width = coefficients.shape
+    per_block = (n, rows, block, width // block, block)
+    block_sigma2 = sigma2[:, :, None, :, None]
+    if in_place:
+        gain = guide.square_().add_(error)
+        gain.view(per_block).div_(gain.view(per_block) + block_sigma2)
+    else:
+        power = guide.square() + error
+        gain = (power.view(per_block) / (power.view(per_block) + block_sigma2)).view(coefficients.shape)
+    # The weights only share each pixel out among its blocks: gradients do not go through them
+    # (through 1 / x of a near-empty block they would not be finite).
+    weight = gain.detach().square().sum(2).view(n, rows, width // block, block).sum(-1).mul_(sigma2.detach())
+    weight = weight.clamp_min_(1e-30).reciprocal_()
+    block_weight = weight[:, :, None, :, None]
+    if in_place:
+        gain.view(per_block).mul_(block_weight).mul_(coefficients.view(per_block))
+        return gain, weight
+    return (gain.view(per_block) * block_weight * coefficients.view(per_block)).view(coefficients.shape), weight
