@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from exposed.denoise.networks import build_backbone, crop_to, pad_to_multiple, widen_unet
+from exposed.imaging.wiener import BLOCK
 
 Kind = Literal["diffusion", "feedforward"]
 NoiseInput = Literal["std", "std+log"]
@@ -46,8 +47,8 @@ class ModelConfig:
     # The result is the plain brightened frame Wiener-filtered with the network's estimate as the
     # pilot, in 8 x 8 DCT blocks this many packed pixels apart (exposed.denoise.infer.wiener_blend):
     # the photo's own tone, colour and texture where the estimate shows signal, its noise removed
-    # where it shows none. 0: the estimate as it is. Chosen at export (benchmarks/steps.py);
-    # training validates the network alone.
+    # where it shows none. 0: the estimate as it is. Chosen at export (benchmarks/steps.py); a run
+    # trained with it (exposed train --wiener-stride) is scored blended in its loss and validation.
     wiener_stride: int = 0
     # (ratio, variance) pairs, ratios ascending: the variance of the network's own error at that
     # ratio, which the Wiener blend adds to the estimate's power, so a rough estimate (the twin on
@@ -68,8 +69,8 @@ class ModelConfig:
         if self.noise_input not in get_args(NoiseInput):
             raise ValueError(f"unknown noise input {self.noise_input!r}; expected 'std' or 'std+log'")
         object.__setattr__(self, "pilot_error", tuple((float(r), float(v)) for r, v in self.pilot_error))
-        if self.wiener_stride < 0 or (self.wiener_stride and 8 % self.wiener_stride):
-            raise ValueError(f"wiener_stride {self.wiener_stride} must be 0 or divide the block of 8")
+        if self.wiener_stride < 0 or (self.wiener_stride and BLOCK % self.wiener_stride):
+            raise ValueError(f"wiener_stride {self.wiener_stride} must be 0 or divide the block of {BLOCK}")
         object.__setattr__(self, "ratio_range", (float(self.ratio_range[0]), float(self.ratio_range[1])))
 
     @classmethod
