@@ -50,3 +50,25 @@ def test_perfect_and_amplify_methods_score_as_expected(folder, tmp_path):
     assert json.loads(written.read_text())["results"]["amplify"]["x100"]["count"] == 2
     csv = write_results(tmp_path / "r.csv", {"amplify": amplify}, eval_set.description).read_text().splitlines()
     assert csv[0] == "method,ratio,psnr,ssim,count" and len(csv) == 3
+
+
+def test_eval_set_from_a_sensor_mix_has_its_bit_depth_whole_dn_and_rounding_noise(folder):
+    """An 8-bit camera's frames: white 255, whole DN, and the scorer told of the rounding's 1/12 DN^2."""
+    from exposed.sensor.noise import SensorScale
+    from exposed.training.data import SensorMix
+
+    mix = SensorMix(("nikon-d850",), ("pg",), (8,), quantise=True)
+    made = make_eval_set(folder, (2, 20), seed=5, sensors=mix)
+    assert "camera" not in made.description and made.description["sensors"]["bits"] == (8,)
+    items = made.items
+    for item in items:
+        assert item.quantised and float(item.noise.white) == 255.0 and float(item.noise.black) == 8.0
+        dn = item.dark * (item.noise.white - item.noise.black)
+        assert torch.equal(dn, dn.round())
+        told = SensorScale.from_noise(item.noise, item.quantised).read_var
+        plain = SensorScale.from_noise(item.noise).read_var
+        assert float(told - plain) == pytest.approx(1 / 12 / float(item.noise.scale) ** 2, rel=1e-5)
+    one = make_eval_set(folder, (2,), seed=5, sensors=mix, limit=1)
+    seen = []
+    evaluate(lambda dark, ratio, sensor: seen.append(sensor.read_var) or dark * ratio, one)
+    assert float(seen[0]) == pytest.approx(float(SensorScale.from_noise(one.items[0].noise, True).read_var), rel=1e-6)

@@ -23,7 +23,7 @@ from torch import Tensor
 
 from exposed.imaging.bayer import mosaic, pack, unpack
 from exposed.sensor.cameras import NoiseSource, noise_source
-from exposed.training.data import find_images, read_rgb8
+from exposed.training.data import SensorMix, find_images, read_rgb8
 from exposed.imaging.metrics import masked_psnr, psnr, ring, ssim
 from exposed.training.night import NightScenes
 from exposed.sensor.noise import NoiseModel, NoiseParams, synthesize_dark
@@ -44,6 +44,7 @@ class EvalItem:
     clean: Tensor  # (1, 4, h, w)
     dark: Tensor  # (1, 4, h, w), normalised, not amplified
     noise: NoiseParams
+    quantised: bool = False  # the dark frame is whole DN (SensorScale.from_noise counts the rounding)
 
 
 @dataclass
@@ -66,29 +67,36 @@ def _centre_crop(x: Tensor, crop: int | None, mosaic_phase: bool = False) -> Ten
     return x[..., top:top + ch, left:left + cw]
 
 
-def _darken(name: str, light: Tensor, ratios: Sequence[float], source: NoiseSource,
+def _darken(name: str, light: Tensor, ratios: Sequence[float], source: NoiseSource | SensorMix,
             noise_model: NoiseModel, generator: torch.Generator) -> list[EvalItem]:
-    """One item per ratio: ``light`` (1, 1, H, W) RGGB mosaic, 1 = white, may exceed it) darkened."""
+    """One item per ratio: ``light`` (1, 1, H, W) RGGB mosaic, 1 = white, may exceed it) darkened
+    with a camera's noise at its calibrated 14 bits, or with a :class:`SensorMix`'s (its bit depth,
+    black level and rounding to whole DN; ``noise_model`` is then the mix's)."""
     clean = pack(light.clamp_max(1.0), "RGGB")
+    quantised = isinstance(source, SensorMix) and source.quantise
     items = []
     for ratio in ratios:
-        noise = source.sample(1, noise_model, generator)
-        dark = synthesize_dark(light, torch.tensor([ratio]), noise, generator)
-        items.append(EvalItem(name, float(ratio), clean, pack(dark, "RGGB"), noise))
+        noise = source.sample(1, generator)[0] if isinstance(source, SensorMix) else \
+            source.sample(1, noise_model, generator)
+        dark = synthesize_dark(light, torch.tensor([ratio]), noise, generator, quantised)
+        items.append(EvalItem(name, float(ratio), clean, pack(dark, "RGGB"), noise, quantised))
     return items
 
 
 def make_eval_set(folder: str | Path, ratios: Sequence[float] = PAPER_RATIOS, camera: str = "sony-a7s2",
                   noise_model: NoiseModel = "pg", seed: int = 0, limit: int | None = None,
-                  crop: int | None = None, night: NightScenes | None = None) -> EvalSet:
+                  crop: int | None = None, night: NightScenes | None = None,
+                  sensors: SensorMix | None = None) -> EvalSet:
     """Dark raws from the clean images in ``folder``: one per image and ratio.
 
     crop: keep only a centred crop of this many raw pixels (even), for quick validation. night:
     make each scene a night scene first (its ``share`` of them), with light sources far above white.
+    sensors: draw each frame's noise from this mix (bit depth, black, whole DN) instead of
+    ``camera`` and ``noise_model`` at 14 bits.
     """
     paths = find_images(folder)[:limit]
     generator = torch.Generator().manual_seed(seed)
-    source = noise_source(camera)
+    source = noise_source(camera) if sensors is None else sensors
     items = []
     for path in paths:
         srgb = _centre_crop(read_rgb8(path).float()[None] / 255.0, crop)
@@ -96,8 +104,11 @@ def make_eval_set(folder: str | Path, ratios: Sequence[float] = PAPER_RATIOS, ca
         if night is not None:
             camera_rgb = night.apply(camera_rgb, generator)
         items += _darken(path.name, mosaic(camera_rgb, "RGGB"), ratios, source, noise_model, generator)
-    description = {"folder": str(folder), "images": len(paths), "ratios": list(ratios), "camera": camera,
-                   "noise_model": noise_model, "seed": seed, "crop": crop}
+    description: dict[str, object] = {"folder": str(folder), "images": len(paths), "ratios": list(ratios),
+                                      "camera": camera, "noise_model": noise_model, "seed": seed, "crop": crop}
+    if sensors is not None:  # the mix's cameras and noise models, not the unused arguments
+        del description["camera"], description["noise_model"]
+        description["sensors"] = asdict(sensors)
     if night is not None:
         description["night"] = asdict(night)
     return EvalSet(items, description)
@@ -141,7 +152,7 @@ def evaluate(method: Method, eval_set: EvalSet, device: torch.device | str = "cp
     per_ratio: dict[float, list[tuple[float, float, float]]] = {}
     for item in eval_set.items:
         estimate = method(item.dark.to(device), torch.tensor([item.ratio], device=device),
-                          SensorScale.from_noise(item.noise)).float().clamp(0.0, 1.0).cpu()
+                          SensorScale.from_noise(item.noise, item.quantised)).float().clamp(0.0, 1.0).cpu()
         around = ring(item.dark >= 1.0, *LAMP_RING)
         ring_score = masked_psnr(estimate, item.clean, around).item() if around.any() else math.nan
         per_ratio.setdefault(item.ratio, []).append((psnr(estimate, item.clean).item(),
