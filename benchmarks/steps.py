@@ -12,7 +12,12 @@ blocks ``--stride`` packed pixels apart), picks the rule T = min(steps, ratio //
 with the best mean PSNR over those ratios (ties: fewer passes): the blend keeps the photo's own
 detail, so the steps that pay off blended are not those that pay off alone. At each ratio the
 blend's pilot error (the network's error variance, :func:`exposed.denoise.infer.pilot_error`) is the
-one on a log grid that scores best. Rows for the other strides (1, 2, 8) at the chosen T show what
+one on a log grid that scores best among those that leave no crop more than 0.02 dB below plain
+brightening (a photo never made worse; else the one whose worst crop is best), on these crops and,
+from x1 to x20, on a crop of every validation picture with the noise of a calibrated camera or the
+virtual one at 8, 12 or 14 bits, whole DN, P+G or ELD (the nearly clean frames a trusted estimate
+can spoil).
+Rows for the other strides (1, 2, 8) at the chosen T show what
 their cost would buy, and a row with the reference as the pilot what a perfect network would
 give the blend. For the feed-forward twin only T = 0 is scored. Ship the choice with
 ``exposed export --steps S --ratio-per-step R --wiener-stride W --pilot-error R1:E1,...``.
@@ -24,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from rich.console import Console
@@ -31,7 +37,9 @@ from rich.table import Table
 
 from exposed.denoise.checkpoint import load_model
 from exposed.io.checkpoint import default_model_path
-from exposed.training.evaluate import evaluate, make_eval_set
+from exposed.sensor.cameras import CAMERAS
+from exposed.training.data import SensorMix
+from exposed.training.evaluate import EvalItem, evaluate, make_eval_set
 from exposed.denoise.infer import denoise, steps_for_ratio, wiener_blend
 from exposed.exposure import brighten
 from exposed.imaging.metrics import psnr
@@ -42,6 +50,46 @@ RATIOS = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 150.0, 200.0, 250.0, 300.0)
 STRIDES = (1, 2, 4, 8)  # packed pixels between the Wiener blend's 8 x 8 blocks
 ERRORS = tuple(10 ** (e / 2) for e in range(-16, -5))  # the network's error variance: 1e-8 .. 1e-3
 RATIO_PER_STEP = (25.0, 50.0, 75.0, 100.0, 125.0, 150.0, 200.0, 300.0, 0.0)  # 0: always the most steps
+# dB: the most a pilot error may leave any crop below plain brightening. Trusting the estimate fully
+# scores best on average at x1 to x5 but leaves a few crops of fine texture 0.04 to 0.06 dB below
+# it (benchmarks/never_worse.py); issue 13's bar is 0.05, this keeps a margin inside it.
+WORST_ALLOWED = -0.02
+# Where the worst crop is also looked for: every calibrated camera and the virtual one, 8 to 14
+# bits, whole DN, either noise model, one drawn per crop, at the ratios where a trusted pilot can
+# spoil a nearly clean frame.
+MIXED = SensorMix((*CAMERAS, "virtual"), ("pg", "eld"), (8, 12, 14), quantise=True)
+MIXED_RATIOS = (1.0, 2.0, 5.0, 10.0, 20.0)
+
+
+class Score(NamedTuple):
+    mean: float  # dB, over the crops
+    worst: float  # dB, the worst crop's PSNR less that of its plain brightened frame
+
+
+def safest_best(by_error: dict[float, Score]) -> float:
+    """The pilot error with the best mean among those whose worst crop is within WORST_ALLOWED of
+    brightening; where none is, the one with the best worst crop."""
+    safe = [e for e, s in by_error.items() if s.worst >= WORST_ALLOWED]
+    if safe:
+        return max(safe, key=lambda e: by_error[e].mean)
+    return max(by_error, key=lambda e: by_error[e].worst)
+
+
+def blend_scores(items: list[EvalItem], estimates: list[torch.Tensor], stride: int,
+                 errors: dict[float, tuple[float, ...]]) -> dict[float, dict[float, Score]]:
+    """Score by ratio and pilot error variance (those of ``errors[ratio]``) of ``estimates`` (one per
+    item) Wiener-blended with the items' brightened frames, blocks ``stride`` apart."""
+    scores: dict[float, dict[float, list[tuple[float, float]]]] = {}
+    for item, estimate in zip(items, estimates):
+        ratio, sensor = torch.tensor([item.ratio]), SensorScale.from_noise(item.noise, item.quantised)
+        amplified = brighten(item.dark, ratio)
+        plain = psnr(amplified.clamp(0.0, 1.0), item.clean).item()
+        for error in errors[item.ratio]:
+            out = wiener_blend(estimate, amplified, ratio, sensor, stride, error).masked_fill(item.dark >= 1.0, 1.0)
+            score = psnr(out.clamp(0.0, 1.0), item.clean).item()
+            scores.setdefault(item.ratio, {}).setdefault(error, []).append((score, score - plain))
+    return {r: {e: Score(sum(s for s, _ in v) / len(v), min(d for _, d in v)) for e, v in by_error.items()}
+            for r, by_error in scores.items()}
 
 
 def main() -> None:
@@ -53,11 +101,15 @@ def main() -> None:
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     parser.add_argument("--stride", type=int, default=4, choices=STRIDES,
                         help="the Wiener blend's stride the steps are chosen with (4: what a 12 MP photo can afford)")
+    parser.add_argument("--mixed-count", type=int, default=68,
+                        help="pictures whose crops with mixed cameras' noise bound the worst crop (0: none)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "steps.json")
     args = parser.parse_args()
     torch.set_grad_enabled(False)
     model = load_model(args.model)
     val = make_eval_set(args.val, RATIOS, "sony-a7s2", "pg", seed=1234, limit=args.count, crop=256)
+    mixed = make_eval_set(args.val, MIXED_RATIOS if args.mixed_count else (), seed=4321, limit=args.mixed_count or None,
+                          crop=256, sensors=MIXED)
     max_steps = 0 if model.config.kind == "feedforward" else args.max_steps
 
     def scores(method) -> dict[float, float]:  # type: ignore[no-untyped-def]
@@ -74,22 +126,26 @@ def main() -> None:
             return outputs[t][-1]
         rows[f"T={t}"] = scores(method)
 
-    def blended(t: int, stride: int, errors: dict[float, tuple[float, ...]]) -> dict[float, dict[float, float]]:
-        """PSNR by ratio and pilot error variance (those of ``errors[ratio]``) of T = t's outputs
-        Wiener-blended with blocks ``stride`` apart."""
-        scores: dict[float, dict[float, list[float]]] = {r: {e: [] for e in errors[r]} for r in RATIOS}
-        for item, estimate in zip(val.items, outputs[t]):
-            ratio, sensor = torch.tensor([item.ratio]), SensorScale.from_noise(item.noise)
-            amplified = brighten(item.dark, ratio)
-            for error in errors[item.ratio]:
-                out = wiener_blend(estimate, amplified, ratio, sensor, stride, error).masked_fill(item.dark >= 1.0, 1.0)
-                scores[item.ratio][error].append(psnr(out.clamp(0.0, 1.0), item.clean).item())
-        return {r: {e: sum(v) / len(v) for e, v in by_error.items()} for r, by_error in scores.items()}
+    mixed_outputs = {t: [denoise(model, item.dark, torch.tensor([item.ratio]),
+                                 SensorScale.from_noise(item.noise, item.quantised), t,
+                                 torch.Generator().manual_seed(0), args.precision, blend=False)
+                         for item in mixed.items] for t in range(max_steps + 1)}
 
-    # At each T and ratio, the pilot error variance that scores best; T's rule on those scores.
+    def blended(t: int, stride: int, errors: dict[float, tuple[float, ...]]) -> dict[float, dict[float, Score]]:
+        """(mean PSNR, the worst crop's PSNR less its brightened frame's) by ratio and pilot error
+        variance (those of ``errors[ratio]``) of T = t's outputs Wiener-blended with blocks ``stride``
+        apart; the worst crop is also looked for among the mixed cameras' crops that have the ratio."""
+        main = blend_scores(val.items, outputs[t], stride, errors)
+        extra = blend_scores(mixed.items, mixed_outputs[t], stride, errors)
+        return {r: {e: Score(s.mean, min(s.worst, extra[r][e].worst) if r in extra else s.worst)
+                    for e, s in by_error.items()} for r, by_error in main.items()}
+
+
+    # At each T and ratio, the pilot error variance that scores best within WORST_ALLOWED; T's rule on those.
     at_stride = {t: blended(t, args.stride, {r: ERRORS for r in RATIOS}) for t in range(max_steps + 1)}
+    picked = {t: {r: safest_best(at_stride[t][r]) for r in RATIOS} for t in range(max_steps + 1)}
     for t in range(max_steps + 1):
-        rows[f"T={t}, blended"] = {r: max(at_stride[t][r].values()) for r in RATIOS}
+        rows[f"T={t}, blended"] = {r: at_stride[t][r][picked[t][r]].mean for r in RATIOS}
     choices = [{"steps": 0, "ratio_per_step": 0.0, "passes": len(RATIOS),
                 "mean_psnr": sum(rows["T=0, blended"].values()) / len(RATIOS)}]
     for most in range(1, max_steps + 1):
@@ -99,8 +155,13 @@ def main() -> None:
             choices.append({"steps": most, "ratio_per_step": per_step, "mean_psnr": mean, "passes": passes})
     best = max(choices, key=lambda c: (round(c["mean_psnr"], 2), -c["passes"]))
     chosen = [steps_for_ratio(int(best["steps"]), best["ratio_per_step"], r) for r in RATIOS]
-    errors = [(r, max(ERRORS, key=lambda e: at_stride[t][r][e])) for r, t in zip(RATIOS, chosen)]
-    rows["chosen T, blended, the estimate trusted"] = {r: at_stride[t][r][ERRORS[0]] for r, t in zip(RATIOS, chosen)}
+    errors = [(r, picked[t][r]) for r, t in zip(RATIOS, chosen)]
+    rows["chosen T, blended, the estimate trusted"] = {r: at_stride[t][r][ERRORS[0]].mean
+                                                       for r, t in zip(RATIOS, chosen)}
+    worst = {"chosen T, blended: the worst crop's dB over brightening":
+             {r: at_stride[t][r][e].worst for (r, e), t in zip(errors, chosen)},
+             "the estimate trusted: the worst crop's dB over brightening":
+             {r: at_stride[t][r][ERRORS[0]].worst for r, t in zip(RATIOS, chosen)}}
     # What the blend would give a perfect network: the reference itself as the pilot.
     rows["the reference as the pilot, blended"] = {}
     for r in RATIOS:
@@ -112,7 +173,8 @@ def main() -> None:
     for stride in STRIDES:  # at the errors chosen for args.stride
         by_t = {t: at_stride[t] if stride == args.stride else blended(t, stride, {r: (e,) for r, e in errors})
                 for t in set(chosen)}
-        rows[f"chosen T, blended, stride {stride}"] = {r: by_t[t][r][e] for (r, e), t in zip(errors, chosen)}
+        rows[f"chosen T, blended, stride {stride}"] = {r: by_t[t][r][e].mean for (r, e), t in zip(errors, chosen)}
+    rows.update(worst)
 
     table = Table(title=f"{args.model.name}: PSNR (dB) by ratio and exposure steps, {args.count} validation crops")
     table.add_column("")
@@ -130,7 +192,7 @@ def main() -> None:
                   f"{best['mean_psnr']:.2f} dB")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"model": str(args.model), "validation": val.description,
-                                    "precision": args.precision,
+                                    "precision": args.precision, "mixed": mixed.description,
                                     "ratios": RATIOS, "rows": {k: list(v.values()) for k, v in rows.items()},
                                     "choices": choices, "best": best, "stride": args.stride, "pilot_error": errors,
                                     "export": f"exposed export CHECKPOINT OUT --steps {best['steps']} "
