@@ -16,8 +16,7 @@ one on a log grid that scores best among those that leave no crop more than 0.02
 brightening (a photo never made worse; else the one whose worst crop is best), on these crops and,
 from x1 to x20, on a crop of every validation picture with the noise of a calibrated camera or the
 virtual one at 8, 12 or 14 bits, whole DN, P+G or ELD (the nearly clean frames a trusted estimate
-can spoil).
-Rows for the other strides (1, 2, 8) at the chosen T show what
+can spoil). Rows for the other strides (1, 2, 8) at the chosen T show what
 their cost would buy, and a row with the reference as the pilot what a perfect network would
 give the blend. For the feed-forward twin only T = 0 is scored. Ship the choice with
 ``exposed export --steps S --ratio-per-step R --wiener-stride W --pilot-error R1:E1,...``.
@@ -39,7 +38,7 @@ from exposed.denoise.checkpoint import load_model
 from exposed.io.checkpoint import default_model_path
 from exposed.sensor.cameras import CAMERAS
 from exposed.training.data import SensorMix
-from exposed.training.evaluate import EvalItem, evaluate, make_eval_set
+from exposed.training.evaluate import EvalItem, EvalSet, evaluate, make_eval_set
 from exposed.denoise.infer import denoise, steps_for_ratio, wiener_blend
 from exposed.exposure import brighten
 from exposed.imaging.metrics import psnr
@@ -108,8 +107,8 @@ def main() -> None:
     torch.set_grad_enabled(False)
     model = load_model(args.model)
     val = make_eval_set(args.val, RATIOS, "sony-a7s2", "pg", seed=1234, limit=args.count, crop=256)
-    mixed = make_eval_set(args.val, MIXED_RATIOS if args.mixed_count else (), seed=4321, limit=args.mixed_count or None,
-                          crop=256, sensors=MIXED)
+    mixed = make_eval_set(args.val, MIXED_RATIOS, seed=4321, limit=args.mixed_count, crop=256,
+                          sensors=MIXED) if args.mixed_count else EvalSet([])
     max_steps = 0 if model.config.kind == "feedforward" else args.max_steps
 
     def scores(method) -> dict[float, float]:  # type: ignore[no-untyped-def]
@@ -131,12 +130,13 @@ def main() -> None:
                                  torch.Generator().manual_seed(0), args.precision, blend=False)
                          for item in mixed.items] for t in range(max_steps + 1)}
 
-    def blended(t: int, stride: int, errors: dict[float, tuple[float, ...]]) -> dict[float, dict[float, Score]]:
+    def blended(t: int, stride: int, errors: dict[float, tuple[float, ...]],
+                mixed_too: bool = True) -> dict[float, dict[float, Score]]:
         """(mean PSNR, the worst crop's PSNR less its brightened frame's) by ratio and pilot error
         variance (those of ``errors[ratio]``) of T = t's outputs Wiener-blended with blocks ``stride``
-        apart; the worst crop is also looked for among the mixed cameras' crops that have the ratio."""
+        apart; with ``mixed_too`` the worst crop is also looked for among the mixed cameras' crops."""
         main = blend_scores(val.items, outputs[t], stride, errors)
-        extra = blend_scores(mixed.items, mixed_outputs[t], stride, errors)
+        extra = blend_scores(mixed.items, mixed_outputs[t], stride, errors) if mixed_too else {}
         return {r: {e: Score(s.mean, min(s.worst, extra[r][e].worst) if r in extra else s.worst)
                     for e, s in by_error.items()} for r, by_error in main.items()}
 
@@ -171,8 +171,8 @@ def main() -> None:
                               SensorScale.from_noise(item.noise), args.stride).masked_fill(item.dark >= 1.0, 1.0)
                  .clamp(0.0, 1.0), item.clean).item() for item in items) / len(items)
     for stride in STRIDES:  # at the errors chosen for args.stride
-        by_t = {t: at_stride[t] if stride == args.stride else blended(t, stride, {r: (e,) for r, e in errors})
-                for t in set(chosen)}
+        by_t = {t: at_stride[t] if stride == args.stride else
+                blended(t, stride, {r: (e,) for r, e in errors}, mixed_too=False) for t in set(chosen)}
         rows[f"chosen T, blended, stride {stride}"] = {r: by_t[t][r][e].mean for (r, e), t in zip(errors, chosen)}
     rows.update(worst)
 
