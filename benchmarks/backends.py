@@ -7,7 +7,9 @@ One pass of the shipped default model over the tiles of a 12 MP frame (the tile 
 process, after a warm-up pass: torch eager fp32 (contiguous and channels-last), torch with bf16
 weights and autocast, channels-last (what exposed runs where :func:`bf16_is_fast`), torch.compile
 of both (its compile time apart), and ONNX Runtime's CPU provider in fp32 when ``onnxruntime`` is
-installed (the model exported by ``torch.onnx.export``). Columns: seconds per 12 MP pass, the ratio
+installed (the model exported by ``torch.onnx.export``), and OpenVINO in fp32 and bf16, compiled
+for the tile's shape, the outputs made as :mod:`exposed.denoise.numpy_infer` makes them (what
+``exposed enhance`` runs on a CPU). Columns: seconds per 12 MP pass, the ratio
 to eager fp32 and the largest difference from eager fp32's output. Writes
 benchmarks/results/backends.json.
 """
@@ -27,10 +29,11 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from exposed.denoise import numpy_infer, openvino
 from exposed.denoise.checkpoint import load_model
 from exposed.denoise.infer import bf16_is_fast, channels_last, tiling
-from exposed.io.checkpoint import default_model_path
-from speed import cpu_name  # benchmarks/, the script's own folder
+from exposed.modes import default_model_path
+from speed import _version, cpu_name  # benchmarks/, the script's own folder
 
 PACKED = (1416, 2120)  # a 12 MP Bayer frame, packed
 TILE, OVERLAP = 512, 32  # exposed's defaults
@@ -103,6 +106,17 @@ def main() -> None:
         feed = {"amplified": amplified.numpy(), "std": std.numpy()}
         candidates.append((f"ONNX Runtime {ort.__version__} fp32, CPU provider",
                            lambda: torch.from_numpy(session.run(None, feed)[0])))
+    if openvino.available():
+        for precision in ("fp32", "bf16"):
+            session = openvino.OpenVinoSession(args.model, precision)
+            feed_np = (amplified.numpy(), std.numpy())
+
+            def ov_run(session: openvino.OpenVinoSession = session) -> torch.Tensor:
+                return torch.from_numpy(numpy_infer.network_output(
+                    session.config, session.backbone(numpy_infer.network_inputs(session.config, *feed_np)),
+                    feed_np[0]))
+            candidates.append((f"OpenVINO {_version('openvino')} {precision}, compiled for the tile "
+                               "(exposed's CPU runtime)", ov_run))
     base = None
     for label, run in candidates:
         seconds = seconds_per_call(run, args.repeats) * tiles

@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from exposed.denoise.checkpoint import load_model
-from exposed.io.checkpoint import default_model_path
+from exposed.modes import default_model_path
 from exposed.training.evaluate import evaluate, make_eval_set
 from exposed.denoise.infer import denoise
 from exposed.training.night import NightScenes

@@ -30,7 +30,7 @@ from rich.console import Console
 from rich.table import Table
 
 from exposed.gp import enhance as gp
-from exposed.io.checkpoint import default_model_path
+from exposed.modes import default_model_path
 from exposed.training.data import find_images, read_rgb8
 from exposed.imaging.metrics import pooled_psnr
 from exposed.gp.reference import ReferenceNet, darken, load_reference

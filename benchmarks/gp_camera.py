@@ -34,7 +34,7 @@ from exposed.gp import enhance as gp
 from exposed.gp.reference import camera_dark, load_reference
 from exposed.imaging.color import srgb_to_lab
 from exposed.imaging.metrics import pooled_psnr, ssim
-from exposed.io.checkpoint import default_model_path
+from exposed.modes import default_model_path
 from exposed.sensor.cameras import VIRTUAL_CAMERA
 from exposed.training.data import find_images, read_rgb8
 from exposed.training.unprocess import CameraColour

@@ -28,7 +28,7 @@ from exposed.denoise.checkpoint import load_model
 from exposed.denoise.infer import Precision, choose_precision, denoise
 from exposed.exposure import brighten
 from exposed.imaging.metrics import psnr
-from exposed.io.checkpoint import default_model_path
+from exposed.modes import default_model_path
 from exposed.sensor.cameras import CAMERAS
 from exposed.denoise.model import ExposureModel
 from exposed.sensor.noise import NoiseModel, SensorScale

@@ -43,7 +43,8 @@ from rich.progress import Progress
 from rich.table import Table
 
 from exposed.denoise.checkpoint import model_from_checkpoint
-from exposed.io.checkpoint import default_model_path, load_checkpoint
+from exposed.io.checkpoint import load_checkpoint
+from exposed.modes import default_model_path
 from exposed.training.evaluate import EvalSet, evaluate, make_eval_set, make_raw_set
 from exposed.denoise.infer import denoise
 from exposed.exposure import brighten

@@ -21,7 +21,7 @@ import torch
 from exposed.denoise.checkpoint import load_model
 from exposed.denoise.process import noise_std
 from exposed.imaging.metrics import psnr
-from exposed.io.checkpoint import default_model_path
+from exposed.modes import default_model_path
 from exposed.sensor.noise import SensorScale
 from exposed.training.evaluate import make_eval_set
 

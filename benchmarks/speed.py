@@ -5,8 +5,9 @@ on generated 12 MP and 24 MP dark raws.
 
 Every configuration runs as its own process, in rounds (each command once per round, so a
 machine's drift falls on all alike), the median of ``--repeats`` rounds with the fastest and
-slowest beside it: the time includes start-up (importing torch alone takes over a second),
-reading, the work and writing a JPEG, as a user running the command sees it; the peak resident
+slowest beside it: the time includes start-up (importing torch alone takes about a second),
+reading, the work and writing a JPEG, as a user running the command sees it (on a CPU the
+network runs on OpenVINO, without torch; one row runs it on torch for comparison); the peak resident
 memory is that process's own (it is started from a small launcher, because Linux carries a parent's
 peak RSS over into a forked child). Beside exposed's modes, in the same run: rawpy's postprocess
 of the same file to a JPEG (LibRaw's ISP alone), darktable-cli and rawtherapee-cli with their
@@ -28,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +79,13 @@ def measure(command: list[str]) -> tuple[float, float, bool]:
     return seconds, int(peak_kb) / 1024, proc.returncode == 0
 
 
+def _version(package: str) -> str | None:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None
+
+
 def cpu_name() -> str:
     for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
         if line.startswith("model name"):
@@ -123,7 +132,8 @@ def main() -> None:
                 if shutil.which(cmd[0]):
                     singles.append((tool, cmd))
             modes = [("exposed --mode amplify", ["--mode", "amplify"]), ("exposed (default)", []),
-                     ("exposed --steps 1 (two network passes)", ["--steps", "1"])]
+                     ("exposed --steps 1 (two network passes)", ["--steps", "1"]),
+                     ("exposed (default) on torch (--runtime torch)", ["--runtime", "torch"])]
             singles += [(label, exposed + [str(raw), "-o", out, *extra]) for label, extra in modes]
             batches = [("rawpy postprocess + JPEG (LibRaw's ISP only)", [sys.executable, "-c", RAWPY_SCRIPT, *copies,
                                                                          out])]
@@ -160,7 +170,8 @@ def main() -> None:
     args.out.write_text(json.dumps({"cpu": cpu_name(), "machine": platform.machine(), "cores": os.cpu_count(),
                                     "torch": torch.__version__, "baseline": baseline, "repeats": args.repeats,
                                     "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-                                    "bf16_fast": bf16_is_fast(torch.device("cpu")), "rows": rows}, indent=2) + "\n")
+                                    "bf16_fast": bf16_is_fast(torch.device("cpu")),
+                                    "openvino": _version("openvino"), "rows": rows}, indent=2) + "\n")
     console.print(f"wrote {args.out}")
 
 

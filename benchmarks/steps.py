@@ -35,11 +35,12 @@ from rich.console import Console
 from rich.table import Table
 
 from exposed.denoise.checkpoint import load_model
-from exposed.io.checkpoint import default_model_path
+from exposed.modes import default_model_path
 from exposed.sensor.cameras import CAMERAS
 from exposed.training.data import SensorMix
 from exposed.training.evaluate import EvalItem, EvalSet, evaluate, make_eval_set
-from exposed.denoise.infer import denoise, steps_for_ratio, wiener_blend
+from exposed.denoise.infer import denoise, wiener_blend
+from exposed.denoise.numpy_infer import steps_for_ratio
 from exposed.exposure import brighten
 from exposed.imaging.metrics import psnr
 from exposed.sensor.noise import SensorScale

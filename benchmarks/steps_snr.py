@@ -25,10 +25,10 @@ from pathlib import Path
 import torch
 
 from exposed.denoise.checkpoint import load_model
-from exposed.denoise.infer import (choose_precision, denoise, frame_snr, pick_device, steps_for_ratio,
-                                   steps_for_snr)
+from exposed.denoise.infer import choose_precision, denoise, frame_snr, pick_device
+from exposed.denoise.numpy_infer import steps_for_ratio, steps_for_snr
 from exposed.imaging.metrics import psnr
-from exposed.io.checkpoint import default_model_path
+from exposed.modes import default_model_path
 from exposed.sensor.noise import SensorScale
 from exposed.training.evaluate import make_eval_set
 

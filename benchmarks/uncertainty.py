@@ -24,7 +24,7 @@ from exposed.denoise.checkpoint import load_model
 from exposed.denoise.infer import choose_precision, default_steps, denoise, frame_snr, pick_device
 from exposed.denoise.uncertainty import display_value, spread, varied_steps
 from exposed.imaging.metrics import spearman
-from exposed.io.checkpoint import default_model_path
+from exposed.modes import default_model_path
 from exposed.sensor.noise import SensorScale
 from exposed.training.evaluate import make_eval_set
 

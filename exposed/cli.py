@@ -236,7 +236,7 @@ def evaluate(folder: Path, models: tuple[Path, ...], ratios: tuple[float, ...], 
     from rich.progress import Progress, TaskID
 
     from exposed.denoise.checkpoint import load_model
-    from exposed.io.checkpoint import default_model_path
+    from exposed.modes import default_model_path
     from exposed.training.evaluate import evaluate as run, make_eval_set, write_results
     from exposed.denoise.infer import denoise, pick_device
 
@@ -302,6 +302,22 @@ def export(checkpoint: Path, output: Path, fp32: bool, steps: int | None, ratio_
                                          pilot_error=_ratio_table(pilot_error, "--pilot-error", "RATIO:VARIANCE"),
                                          state_high=state_high))
     err.print(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB)")
+
+
+@main.command()
+@click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def convert(model: Path) -> None:
+    """Write the OpenVINO form of an exposure model beside it (MODEL.xml and MODEL.bin), which the CPU
+    runtime then uses as it is instead of converting the model into its cache on first use."""
+    from exposed.denoise.openvino import available, convert as to_openvino
+
+    if not available():
+        raise click.UsageError("OpenVINO is not installed (pip install openvino)")
+    try:
+        xml = to_openvino(model, model.with_suffix(".xml"))
+    except ValueError as error:
+        raise click.UsageError(f"{model}: {error}") from None
+    err.print(f"wrote {xml} and {xml.with_suffix('.bin').name}")
 
 
 def _ratio_table(text: str | None, option: str, form: str) -> list[tuple[float, float]] | None:
@@ -376,6 +392,9 @@ def _device_option(function: Command) -> Command:
 @_device_option
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
               help="auto uses bf16 where the hardware makes it fast.")
+@click.option("--runtime", type=click.Choice(["auto", "torch", "openvino"]), default="auto", show_default=True,
+              help="What runs the network: auto takes OpenVINO on the CPU where it is installed (no torch start-up), "
+                   "torch on a GPU.")
 @click.option("--tile", type=click.IntRange(min=0), default=512, show_default=True,
               help="Tile size in packed pixels, bounding memory on large frames; 0 for the whole frame at once.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the exposure process.")
@@ -411,8 +430,8 @@ def enhance(inputs: tuple[str, ...], output: str | None, recursive: bool, fmt: s
             bits: str | None, quality: int, suffix: str | None, overwrite: bool, mode: Mode, gp_k: int,
             gp_smoothing: float, gp_patch: int,
             steps: int | None, model: Path | None, device: str, precision: Literal["auto", "fp32", "bf16"],
-            tile: int, seed: int, strength: float, uncertainty: bool, runs: int, shard: tuple[int, int] | None,
-            ratio: float | None,
+            runtime: Literal["auto", "torch", "openvino"], tile: int, seed: int, strength: float, uncertainty: bool,
+            runs: int, shard: tuple[int, int] | None, ratio: float | None,
             ev: float | None, target_exposure: float | None, target_iso: float | None,
             target_f_number: float | None, noise_profile: str | None, profile: Path | None, wb: str, tone: bool,
             isp: Isp, jobs: int,
@@ -451,7 +470,8 @@ def enhance(inputs: tuple[str, ...], output: str | None, recursive: bool, fmt: s
                                "and files to write its maps beside (not -o -)")
     if suffix is None:
         suffix = DNG_SUFFIX if fmt == "dng" or MODES[mode].photos else ""
-    settings = Settings(mode=mode, steps=steps, model=model, device=device, precision=precision, tile=tile or None,
+    settings = Settings(mode=mode, steps=steps, model=model, device=device, precision=precision, runtime=runtime,
+                        tile=tile or None,
                         seed=seed, ratio=ratio, ev=ev, target_exposure=target_exposure, target_iso=target_iso,
                         target_f_number=target_f_number, noise_profile=noise_profile, profile=profile, wb=wb,
                         tone=tone, isp=isp,

@@ -6,6 +6,8 @@ the model the pipeline loads all come from here. No torch import: ``--help`` sta
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
 from typing import Literal
 
 Mode = Literal["diffusion", "feedforward", "amplify", "gp"]
@@ -37,3 +39,13 @@ def default_model(mode: str) -> str:
     if name is None:
         raise ValueError(f"mode {mode} uses no model")
     return name
+
+
+def default_model_path(name: str | None = None) -> Path:
+    """A model shipped with exposed (by default the default mode's): the project's models/ folder,
+    installed as ``exposed.models``, or beside the package when it runs from a source checkout."""
+    name = name or default_model("diffusion")
+    try:
+        return Path(str(resources.files("exposed.models").joinpath(name)))
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parents[1] / "models" / name

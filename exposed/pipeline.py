@@ -34,18 +34,20 @@ from exposed.io.dng import DngMetadata
 from exposed.io.orientation import TIFF_ORIENTATION, upright
 from exposed.exposure import RatioChoice, brighten, choose_ratio
 from exposed.imaging.isp import demosaic, render
-from exposed.modes import MODES, Mode, default_model
+from exposed.modes import MODES, Mode, default_model, default_model_path
 from exposed.sensor.darktable import darktable_noise
+from exposed.sensor.estimate import NoiseLevel, noise_level
 from exposed.io.raw import RawImage, default_crop, read_raw
 
 if TYPE_CHECKING:
-    from exposed.denoise.model import ExposureModel
+    from exposed.denoise.config import ModelConfig
+    from exposed.denoise.openvino import OpenVinoSession
     from exposed.denoise.session import DenoiseSession
     from exposed.sensor.calibration import IsoNoise, SensorCalibration
-    from exposed.sensor.estimate import NoiseLevel
 
 WHITE_BALANCES = ("camera", "daylight", "none")
 PrecisionRequest = Literal["auto", "fp32", "bf16"]  # "auto": bf16 where the hardware makes it fast
+RuntimeRequest = Literal["auto", "torch", "openvino"]  # "auto": OpenVINO on the CPU where installed
 DngLayout = Literal["cfa", "linear"]
 Isp = Literal["exposed", "libraw"]
 
@@ -59,6 +61,7 @@ class Settings:
     model: Path | None = None  # None: the shipped model for the mode
     device: str = "auto"
     precision: PrecisionRequest = "auto"
+    runtime: RuntimeRequest = "auto"  # what runs the network (exposed.denoise.openvino.runtime_for)
     tile: int | None = 512  # packed pixels per network tile; None: the whole frame at once
     seed: int = 0
     ratio: float | None = None
@@ -157,21 +160,28 @@ class Enhancer:
             raise ValueError(f"unknown precision {settings.precision!r}; expected auto, fp32 or bf16")
 
     @cached_property
-    def session(self) -> DenoiseSession | None:
-        """The network half, for a mode with one (None for amplify), made on first use: it imports
-        torch, a second a batch spends reading its first raw meanwhile (:mod:`exposed.batch.run`)."""
+    def session(self) -> DenoiseSession | OpenVinoSession | None:
+        """The network half, for a mode with one (None for amplify), made on first use: OpenVINO's
+        on the CPU, torch's on a GPU (or as ``runtime`` says). Its first use loads the model, which
+        a batch spends reading its first raw (:mod:`exposed.batch.run`)."""
         if not MODES[self.settings.mode].denoises_raw:
             return None
-        from exposed.denoise.session import DenoiseSession
-        from exposed.io.checkpoint import default_model_path
+        from exposed.denoise.openvino import runtime_for
 
         s = self.settings
-        return DenoiseSession(s.model or default_model_path(default_model(s.mode)), s.device, s.precision)
+        path = s.model or default_model_path(default_model(s.mode))
+        if runtime_for(s.runtime, s.device) == "openvino":
+            from exposed.denoise.openvino import OpenVinoSession
+
+            return OpenVinoSession(path, s.precision)
+        from exposed.denoise.session import DenoiseSession
+
+        return DenoiseSession(path, s.device, s.precision)
 
     @property
-    def model(self) -> ExposureModel | None:
-        """The network for the mode (None for amplify and GP), loaded on first use."""
-        return self.session.model if self.session is not None else None
+    def model_config(self) -> ModelConfig | None:
+        """The settings of the mode's model (None for amplify), reading the model on first use."""
+        return self.session.config if self.session is not None else None
 
     def frame(self, raw: RawImage) -> Frame:
         """The file's part of its plan, numpy only (no model, no torch): the raw corrected by the
@@ -198,16 +208,16 @@ class Enhancer:
             wb, wb_source = np.ones(3), "none"
         else:
             wb, wb_source = parse_wb(s.wb), "--wb"
-        supported = self.model.ratio_range if self.model is not None else (1e-3, 1e6)
+        supported = self.session.config.ratio_range if self.session is not None else (1e-3, 1e6)
         ratio = choose_ratio(packed, wb, raw.exif, supported, ratio=s.ratio, ev=s.ev,
                              target_exposure=s.target_exposure, target_iso=s.target_iso,
                              target_f_number=s.target_f_number)
         noise = None
         if self.session is not None:
             ex = raw.exif
-            noise = self.session.noise_level(packed, s.noise_profile, raw.noise_profile, ex.iso, raw.scale,
-                                             float(-raw.black.min() / raw.scale), self._at_iso(raw),
-                                             darktable_noise(ex.make, ex.model, ex.iso))
+            noise = noise_level(packed, s.noise_profile, raw.noise_profile, ex.iso, raw.scale,
+                                float(-raw.black.min() / raw.scale), camera=self._at_iso(raw),
+                                darktable=darktable_noise(ex.make, ex.model, ex.iso))
         return Plan(frame, ratio, noise, np.asarray(wb, dtype=np.float64), wb_source)
 
     def _corrected(self, raw: RawImage, at_iso: IsoNoise | None) -> tuple[RawImage, tuple[str, ...]]:
@@ -270,13 +280,15 @@ class Enhancer:
         (0 to 1, on the sRGB curve) over ``settings.uncertainty`` runs of the exposure process, seeds
         ``seed``, ``seed + 1``, ... (:mod:`exposed.denoise.uncertainty`). ``delivered``: the seed's
         own result, reused when its steps already draw photons."""
+        from exposed.denoise.uncertainty import packed_spread, varied_steps
+
         assert self.session is not None
         s, pattern = self.settings, plan.raw.pattern
         steps = self.steps(plan)
-        varied = self.session.varied_steps(steps)
+        varied = varied_steps(steps)
         first = delivered if varied == steps else self.enhance_mosaic(plan, steps=varied)
         runs = [first] + [self.enhance_mosaic(plan, seed=s.seed + k, steps=varied) for k in range(1, s.uncertainty)]
-        cells = self.session.spread([pack(run, pattern) for run in runs], plan.wb)
+        cells = packed_spread([pack(run, pattern) for run in runs], plan.wb)
         full = cells.repeat(2, 0).repeat(2, 1)
         return upright(full, plan.raw.orientation)
 

@@ -65,18 +65,28 @@ def synthetic_dng(path: Path, pattern: str = "RGGB", height: int = 64, width: in
     return path
 
 
+_TINY_MODELS: dict[str, bytes] = {}
+
+
 def tiny_model(path: Path, kind: str = "diffusion") -> Path:
-    """A small, untrained model file in the shipped format (for fast CLI tests)."""
-    import torch
+    """A small, untrained model file in the shipped format (for fast CLI tests). Every call of a
+    kind writes the same bytes (the first file's, copied: a file saved again differs, its archive
+    names the temporary file it was written as), so the CPU runtime converts each kind once per
+    test session, not once per test."""
+    if kind not in _TINY_MODELS:
+        import torch
 
-    from exposed.denoise.checkpoint import export_model
-    from exposed.io.checkpoint import save_checkpoint
-    from exposed.denoise.model import ExposureModel, ModelConfig
+        from exposed.denoise.checkpoint import export_model
+        from exposed.io.checkpoint import save_checkpoint
+        from exposed.denoise.config import ModelConfig
+        from exposed.denoise.model import ExposureModel
 
-    torch.manual_seed(0)
-    model = ExposureModel(ModelConfig("unet", 4, kind, steps=1))
-    save_checkpoint(path, export_model({"model": model.state_dict(), "model_config": model.config.to_dict(),
-                                        "train": {"config": {"ratio_low": 1.0, "ratio_high": 300.0}}}))
+        torch.manual_seed(0)
+        model = ExposureModel(ModelConfig("unet", 4, kind, steps=1))
+        save_checkpoint(path, export_model({"model": model.state_dict(), "model_config": model.config.to_dict(),
+                                            "train": {"config": {"ratio_low": 1.0, "ratio_high": 300.0}}}))
+        _TINY_MODELS[kind] = path.read_bytes()
+    path.write_bytes(_TINY_MODELS[kind])
     return path
 
 
@@ -103,3 +113,9 @@ def broken_files(folder: Path) -> list[Path]:
     fake = folder / "holiday.ARW"
     iio.imwrite(fake, np.zeros((16, 16, 3), np.uint8), extension=".jpg")
     return [cut, empty, fake]
+
+
+@pytest.fixture(autouse=True)
+def openvino_cache(tmp_path_factory, monkeypatch):
+    """Models converted for the CPU runtime go to one folder for the session, not the user's cache."""
+    monkeypatch.setenv("EXPOSED_CACHE", str(tmp_path_factory.getbasetemp() / "exposed-cache"))

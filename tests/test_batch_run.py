@@ -61,17 +61,17 @@ def test_the_next_raw_is_read_while_the_current_file_is_worked_on(tmp_path, monk
 
 
 def test_the_first_raw_is_read_and_framed_while_the_model_loads(tmp_path, monkeypatch):
-    """A single file pays torch's import and the weights' loading once: the raw is decoded and
-    made ready (Enhancer.frame) on the reading thread meanwhile, not after. Later files are only
-    read ahead: their frames are made when their turn comes, so a batch holds one at a time."""
-    from exposed.denoise.session import DenoiseSession
+    """A single file pays the model's loading once (OpenVINO's or torch's import, the weights): the
+    raw is decoded and made ready (Enhancer.frame) on the reading thread meanwhile, not after. Later
+    files are only read ahead: their frames are made when their turn comes, so a batch holds one at
+    a time."""
     import exposed.pipeline as pipeline
 
     shots = [synthetic_dng(tmp_path / f"{name}.dng", seed=i) for i, name in enumerate("ab")]
     framed = threading.Event()
     seen_while_loading: list[bool] = []
     framed_on: list[str] = []
-    load, frame = DenoiseSession.model.fget, pipeline.Enhancer.frame
+    load, frame = pipeline.Enhancer.model_config.fget, pipeline.Enhancer.frame
 
     def framing(self, raw):
         made = frame(self, raw)
@@ -85,7 +85,7 @@ def test_the_first_raw_is_read_and_framed_while_the_model_loads(tmp_path, monkey
         return load(self)
 
     monkeypatch.setattr(pipeline.Enhancer, "frame", framing)
-    monkeypatch.setattr(DenoiseSession, "model", property(loading))
+    monkeypatch.setattr(pipeline.Enhancer, "model_config", property(loading))
     status, _ = _batch(shots, tmp_path / "out", Settings(ratio=20.0, tile=64))
     assert status == 0 and seen_while_loading == [True] and (tmp_path / "out" / "b.png").exists()
     assert framed_on[0].startswith("exposed-read") and framed_on[1] == threading.main_thread().name

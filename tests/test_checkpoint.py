@@ -6,7 +6,8 @@ import torch
 from exposed.denoise.checkpoint import export_model, load_model, model_from_checkpoint
 from exposed.io.checkpoint import load_checkpoint, save_checkpoint
 from exposed.denoise.infer import denoise
-from exposed.denoise.model import ExposureModel, ModelConfig
+from exposed.denoise.config import ModelConfig
+from exposed.denoise.model import ExposureModel
 from exposed.sensor.noise import SensorScale
 
 
@@ -84,7 +85,7 @@ def test_a_model_file_from_before_ratio_per_step_loads_with_a_fixed_t(tmp_path):
 @pytest.mark.parametrize("name,kind", [("exposure-diffusion-unet16.pt", "diffusion"),
                                        ("feedforward-unet16.pt", "feedforward")])
 def test_shipped_models_load_offline_without_code(name, kind):
-    from exposed.io.checkpoint import default_model_path
+    from exposed.modes import default_model_path
 
     path = default_model_path(name)
     state = load_checkpoint(path)

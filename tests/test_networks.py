@@ -3,7 +3,8 @@ import torch
 
 from conftest import DEVICES
 from exposed.denoise.networks import NAFNet, UNet, build_backbone, crop_to, pad_to_multiple
-from exposed.denoise.model import ExposureModel, ModelConfig
+from exposed.denoise.config import ModelConfig
+from exposed.denoise.model import ExposureModel
 
 
 def test_sid_unet_at_width_32_has_the_papers_parameter_count():
@@ -49,7 +50,8 @@ def test_nafnet_multiple_follows_its_depth():
 
 
 def test_the_log_noise_channel_is_log2_of_the_level_centred_and_scaled():
-    from exposed.denoise.model import LOG_STD_CENTRE, LOG_STD_FLOOR, LOG_STD_SCALE, log_noise_level
+    from exposed.denoise.config import LOG_STD_CENTRE, LOG_STD_FLOOR, LOG_STD_SCALE
+    from exposed.denoise.model import log_noise_level
 
     std = torch.tensor([0.0, 1e-7, 0.002, 0.05, 0.3, 2.0], dtype=torch.float64)
     expected = (torch.log2(std.clamp_min(LOG_STD_FLOOR)) - LOG_STD_CENTRE) / LOG_STD_SCALE

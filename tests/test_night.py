@@ -12,7 +12,8 @@ from exposed.training.data import ImageBank, SensorMix, SyntheticRaw
 from exposed.denoise.infer import denoise
 from exposed.training.night import NightScenes, light_source
 from exposed.pipeline import Enhancer, Settings
-from exposed.denoise.model import ExposureModel, ModelConfig
+from exposed.denoise.config import ModelConfig
+from exposed.denoise.model import ExposureModel
 from exposed.denoise.process import noise_std, run_process
 from exposed.sensor.noise import SensorScale
 from exposed.io.raw import read_raw

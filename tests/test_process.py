@@ -6,7 +6,8 @@ import torch
 from conftest import DEVICES
 from exposed.denoise.infer import default_steps, denoise, predict
 from exposed.sensor.noise import NoiseParams
-from exposed.denoise.model import ExposureModel, ModelConfig
+from exposed.denoise.config import ModelConfig
+from exposed.denoise.model import ExposureModel
 from exposed.denoise.process import expose, exposure_schedule, noise_std, run_process
 from exposed.sensor.noise import SensorScale
 
@@ -279,7 +280,7 @@ def test_a_clean_frame_takes_fewer_steps_than_its_ratio_alone_would_give(snr, st
     above 6 gets one pass, below 2 all three steps."""
     from dataclasses import replace
 
-    from exposed.denoise.infer import steps_for_snr
+    from exposed.denoise.numpy_infer import steps_for_snr
 
     model = _model()
     model.config = replace(model.config, steps=3, ratio_per_step=100.0, snr_per_step=6.0)

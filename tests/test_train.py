@@ -111,7 +111,8 @@ def test_training_lowers_the_loss_and_checkpoints_load_without_code(tmp_path, im
 
 
 def test_the_twin_trains_in_one_pass_and_diffusion_in_t_plus_one():
-    from exposed.denoise.model import ExposureModel, ModelConfig
+    from exposed.denoise.config import ModelConfig
+    from exposed.denoise.model import ExposureModel
     from exposed.training.train import TrainingStep
 
     for kind, passes in (("feedforward", 1), ("diffusion", 3)):
@@ -128,7 +129,8 @@ def test_with_a_wiener_stride_the_loss_also_scores_the_blended_result_and_trains
     from dataclasses import replace
 
     from exposed.denoise.infer import wiener_blend
-    from exposed.denoise.model import ExposureModel, ModelConfig
+    from exposed.denoise.config import ModelConfig
+    from exposed.denoise.model import ExposureModel
     from exposed.denoise.process import run_process
     from exposed.exposure import brighten
     from exposed.sensor.noise import SensorScale

@@ -97,7 +97,7 @@ def _load_model(enhancer: Enhancer | PhotoEnhancer) -> None:
     if isinstance(enhancer, Enhancer):
         _ = enhancer.session  # an unknown --device is its own error, not the model file's
     try:
-        _ = enhancer.reference if not isinstance(enhancer, Enhancer) else enhancer.model
+        _ = enhancer.reference if not isinstance(enhancer, Enhancer) else enhancer.model_config
     except Exception as error:
         path = enhancer.settings.model
         kind = "a GP reference network" if not isinstance(enhancer, Enhancer) else "an exposure model"

@@ -7,8 +7,10 @@ from typing import Any, get_args
 
 import torch
 
-from exposed.denoise.model import ExposureModel, Kind, ModelConfig
-from exposed.io.checkpoint import default_model_path, load_checkpoint, make_checkpoint
+from exposed.denoise.config import Kind, ModelConfig
+from exposed.denoise.model import ExposureModel
+from exposed.io.checkpoint import load_checkpoint, make_checkpoint
+from exposed.modes import default_model_path
 
 
 def model_from_checkpoint(checkpoint: dict[str, Any]) -> ExposureModel:

@@ -9,17 +9,20 @@ untiled results differ only by the network's view of tile borders.
 from __future__ import annotations
 
 import contextlib
-import math
 from typing import Literal, TypeVar
 from collections.abc import Callable
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from exposed.denoise.model import ExposureModel
 from exposed.exposure import brighten
-from exposed.imaging.wiener import BLOCK, STRIDE, dct_wiener
+from exposed.imaging.wiener import dct_wiener
+from exposed.denoise.numpy_infer import SITE_TRANSFORM as NUMPY_SITE_TRANSFORM
+from exposed.denoise.numpy_infer import WIENER_BAND, ramp, steps_for, tiling
+from exposed.denoise.numpy_infer import frame_snr as numpy_frame_snr
+from exposed.denoise.numpy_infer import pilot_error as numpy_pilot_error
+from exposed.imaging.wiener_numpy import BLOCK, STRIDE
 from exposed.denoise.process import noise_var, run_process
 from exposed.sensor.noise import SensorScale
 
@@ -76,36 +79,6 @@ def autocast(device: torch.device, precision: Precision) -> contextlib.AbstractC
     return contextlib.nullcontext()
 
 
-TILE_MULTIPLE = 16  # the UNet's: a tile of this multiple needs no padding
-
-
-def tiling(size: int, tile: int, overlap: int) -> tuple[int, list[int]]:
-    """The tile length and start offsets that cover ``size`` pixels with the fewest tiles of at
-    most ``tile`` pixels overlapping by at least ``overlap``: as many as a ``tile`` stride needs,
-    then shrunk to share the frame evenly, so no pass is spent on a tile that mostly repeats its
-    neighbour. One length for all, so every tile has the same shape; length and stride are
-    multiples of 16, the UNet's pooling grid, so neighbours see the frame on the same grid (the last
-    tile ends at the frame's edge). On a 12 MP frame: 12% fewer pixels than 512-pixel tiles, PSNR
-    within 0.02 dB of theirs."""
-    if size <= tile:
-        return size, [0]
-    count = -(-(size - overlap) // (tile - overlap))
-    length = -(-(size + (count - 1) * overlap) // count)
-    length = min(tile, -(-length // TILE_MULTIPLE) * TILE_MULTIPLE)
-    stride = (length - overlap) // TILE_MULTIPLE * TILE_MULTIPLE
-    count = -(-(size - length) // stride) + 1  # the stride's rounding may need one tile more
-    return length, [i * stride for i in range(count - 1)] + [size - length]
-
-
-def _ramp(length: int, overlap: int, device: torch.device) -> Tensor:
-    """1 in the middle, rising linearly over ``overlap`` pixels at both ends (never 0)."""
-    ramp = torch.ones(length, device=device)
-    if overlap > 0 and length > 2 * overlap:
-        edge = (torch.arange(overlap, device=device, dtype=torch.float32) + 1) / (overlap + 1)
-        ramp[:overlap], ramp[-overlap:] = edge, edge.flip(0)
-    return ramp
-
-
 @torch.no_grad()
 def predict(model: ExposureModel, amplified: Tensor, std: Tensor, tile: int | None = None,
             overlap: int = 32) -> Tensor:
@@ -116,7 +89,7 @@ def predict(model: ExposureModel, amplified: Tensor, std: Tensor, tile: int | No
     out = torch.zeros_like(amplified, dtype=torch.float32)
     weight = torch.zeros(1, 1, h, w, device=amplified.device)
     (th, tops), (tw, lefts) = tiling(h, tile, overlap), tiling(w, tile, overlap)
-    wgt = _ramp(th, overlap, amplified.device)[:, None] * _ramp(tw, overlap, amplified.device)[None, :]
+    wgt = torch.from_numpy(ramp(th, overlap)[:, None] * ramp(tw, overlap)[None, :]).to(amplified.device)
     for top in tops:
         for left in lefts:
             window = (..., slice(top, top + th), slice(left, left + tw))
@@ -126,68 +99,27 @@ def predict(model: ExposureModel, amplified: Tensor, std: Tensor, tile: int | No
 
 
 def default_steps(model: ExposureModel, ratio: float | None = None, snr: float | None = None) -> int:
-    """The exposure steps T a model runs at ``ratio`` when none are asked for: one pass for the
-    twin; for ExposureDiffusion its own T, or fewer for small ratios if the model says how much
-    exposure a step should cover, and fewer for clean frames (a high ``snr``, :func:`frame_snr`) if
-    it says how clean a frame a step is for. The process re-exposes F's own estimate, which pays off
-    where the dark frame is very noisy and costs detail where it is not (benchmarks/steps.py,
-    benchmarks/steps_snr.py)."""
-    config = model.config
-    if config.kind == "feedforward":
-        return 0
-    steps = config.steps if ratio is None else steps_for_ratio(config.steps, config.ratio_per_step, ratio)
-    if snr is not None and config.snr_per_step > 0:
-        steps = min(steps, steps_for_snr(config.steps, config.snr_per_step, snr))
-    return steps
-
-
-def steps_for_ratio(steps: int, ratio_per_step: float, ratio: float) -> int:
-    """T = min(steps, ratio // ratio_per_step); always ``steps`` when ratio_per_step is 0."""
-    return min(steps, int(ratio // ratio_per_step)) if ratio_per_step > 0 else steps
-
-
-SNR_SAMPLE_STRIDE = 7  # every 7th photosite is plenty for a median, and keeps it from costing a pass
+    """The exposure steps T a model runs at ``ratio`` when none are asked for
+    (:func:`exposed.denoise.numpy_infer.steps_for`, which says why)."""
+    return steps_for(model.config, ratio, snr)
 
 
 def frame_snr(dark: Tensor, sensor: SensorScale) -> float:
-    """A dark frame's signal-to-noise ratio as it can be known without the truth: its median level
-    over the noise the sensor has there, sqrt(gain * level + read variance). dark: (B, 4, H, W)
-    normalised, not amplified (a batch is taken as a whole); sensor: its noise (per frame, or per
-    frame and site)."""
-    level = float(dark.flatten()[::SNR_SAMPLE_STRIDE].float().clamp_min(0.0).median())
-    gain, read_var = float(sensor.gain.float().mean()), float(sensor.read_var.float().mean())
-    return level / math.sqrt(gain * level + read_var)
+    """:func:`exposed.denoise.numpy_infer.frame_snr` of a (B, 4, H, W) normalised dark frame with
+    the noise of ``sensor`` (its figures averaged)."""
+    return numpy_frame_snr(dark.detach().float().cpu().numpy(), float(sensor.gain.float().mean()),
+                           float(sensor.read_var.float().mean()))
 
 
-def steps_for_snr(steps: int, snr_per_step: float, snr: float) -> int:
-    """T = min(steps, snr_per_step // snr): the noisier the frame, the more steps; always ``steps``
-    when snr_per_step is 0."""
-    if snr_per_step <= 0:
-        return steps
-    return steps if snr <= 0 else min(steps, int(snr_per_step // snr))
-
-
-# An orthonormal transform of the packed sites (R, G1, G2, B): their sum, the greens against red and
-# blue, red against blue and green against green. A scene's colours are correlated across sites, so
-# most of a patch's signal lands in the sum and the differences are smooth: filtered apart, each is
-# kept where it holds signal (0.1 to 0.3 dB over the sites filtered alone, measured on validation crops).
-SITE_TRANSFORM = torch.tensor([[0.5, 0.5, 0.5, 0.5],
-                               [0.5, -0.5, -0.5, 0.5],
-                               [math.sqrt(0.5), 0.0, 0.0, -math.sqrt(0.5)],
-                               [0.0, math.sqrt(0.5), -math.sqrt(0.5), 0.0]])
+SITE_TRANSFORM = torch.from_numpy(NUMPY_SITE_TRANSFORM)  # the sites' decorrelating transform (numpy_infer's)
 
 
 def pilot_error(table: tuple[tuple[float, float], ...], ratio: Tensor) -> Tensor:
-    """The network's error variance at each ratio (B,), interpolated log-linearly in a model's
-    (ratio, variance) ``table`` and held at its ends; 0 for an empty table."""
-    if not table:
-        return torch.zeros_like(ratio, dtype=torch.float32)
-    log_table = np.log(np.asarray(table, dtype=np.float64))
-    log_error = np.interp(np.log(ratio.double().cpu().numpy()), log_table[:, 0], log_table[:, 1])
-    return torch.from_numpy(np.exp(log_error)).float().to(ratio.device)
+    """The network's error variance at each ratio (B,) (:func:`exposed.denoise.numpy_infer.pilot_error`)."""
+    return torch.tensor([numpy_pilot_error(table, r) for r in ratio.tolist()], dtype=torch.float32,
+                        device=ratio.device)
 
 
-WIENER_BAND = 64  # packed rows blended at a time: the planes of a band stay in the CPU's cache
 
 
 def wiener_blend(estimate: Tensor, amplified: Tensor, ratio: Tensor, sensor: SensorScale,

@@ -1,10 +1,11 @@
-"""One exposure model, loaded once, where it runs and at what precision: the network half of
-:class:`exposed.pipeline.Enhancer`, taking and giving numpy arrays.
+"""One exposure model in torch, loaded once, where it runs and at what precision: the network half
+of :class:`exposed.pipeline.Enhancer` on a GPU (or with ``--runtime torch``), taking and giving
+numpy arrays; on the CPU :class:`exposed.denoise.openvino.OpenVinoSession` has the same interface.
 
-Importing this module imports torch. The pipeline imports it only for a mode with a network, so
-plain brightening starts without torch's second of start-up (issue 18); everything torch does for
-a photo (the noise estimate, the exposure process, the uncertainty map) goes through here. One
-session per model, as rembg has one per network: a batch loads the weights once.
+Importing this module imports torch. The pipeline imports it only for a mode with a network on
+torch, so other runs start without torch's second of start-up (issue 18); everything torch does
+for a photo (the exposure process, the uncertainty map) goes through here. One session per
+model, as rembg has one per network: a batch loads the weights once.
 """
 
 from __future__ import annotations
@@ -18,11 +19,10 @@ import torch
 from exposed.denoise.checkpoint import load_model
 from exposed.denoise.infer import (Precision, channels_last, choose_precision, default_steps, denoise, frame_snr,
                                    pick_device)
+from exposed.denoise.config import ModelConfig
 from exposed.denoise.model import ExposureModel
-from exposed.denoise.uncertainty import spread, varied_steps
-from exposed.sensor.calibration import IsoNoise
-from exposed.sensor.darktable import DarktableNoise
-from exposed.sensor.estimate import NoiseLevel, noise_level
+from exposed.sensor.estimate import NoiseLevel
+from exposed.sensor.noise import SensorScale
 
 
 class DenoiseSession:
@@ -47,17 +47,15 @@ class DenoiseSession:
             self._model = model
         return self._model
 
-    def noise_level(self, packed: np.ndarray, profile: str | None, tag: list[tuple[float, float]] | None,
-                    iso: float | None, scale: float, floor: float, camera: IsoNoise | None,
-                    darktable: DarktableNoise | None) -> NoiseLevel:
-        """:func:`exposed.sensor.estimate.noise_level` of a (1, 4, H, W) normalised packed raw."""
-        return noise_level(torch.from_numpy(packed), profile, tag, iso, scale, floor, camera=camera,
-                           darktable=darktable)
+    @property
+    def config(self) -> ModelConfig:
+        """The model's settings (loading it if need be)."""
+        return self.model.config
 
     def steps(self, packed: np.ndarray, ratio: float, noise: NoiseLevel) -> int:
         """The model's own exposure steps T for this (1, 4, H, W) dark frame at ``ratio``, by its
         ratio and signal-to-noise ratio (what :func:`exposed.denoise.infer.denoise` chooses)."""
-        snr = frame_snr(torch.from_numpy(packed), noise.sensor())
+        snr = frame_snr(torch.from_numpy(packed), sensor_scale(noise))
         return default_steps(self.model, ratio, snr)
 
     def denoise(self, packed: np.ndarray, saturated: np.ndarray, ratio: float, noise: NoiseLevel,
@@ -70,18 +68,11 @@ class DenoiseSession:
         generator = torch.Generator(device="cpu" if self.device.type == "mps" else self.device)
         generator.manual_seed(seed)
         out = denoise(self.model, torch.from_numpy(packed).to(self.device), torch.tensor([ratio], device=self.device),
-                      noise.sensor(), steps, generator, self.precision, tile, on_step=on_step,
+                      sensor_scale(noise), steps, generator, self.precision, tile, on_step=on_step,
                       saturated=torch.from_numpy(saturated).to(self.device))
         return out.float().cpu().numpy()
 
-    @staticmethod
-    def varied_steps(steps: int) -> int:
-        """The steps an uncertainty map's runs take (:func:`exposed.denoise.uncertainty.varied_steps`)."""
-        return varied_steps(steps)
 
-    @staticmethod
-    def spread(runs: list[np.ndarray], wb: np.ndarray) -> np.ndarray:
-        """(H / 2, W / 2) float32: :func:`exposed.denoise.uncertainty.spread` of (1, 4, H/2, W/2)
-        packed results under white balance ``wb`` (3,)."""
-        cells = spread([torch.from_numpy(run) for run in runs], torch.from_numpy(wb)[None].float())
-        return cells[0, 0].numpy().astype(np.float32)
+def sensor_scale(noise: NoiseLevel) -> SensorScale:
+    """A noise level's figures as the exposure process takes them: (1, 4), one per packed channel."""
+    return SensorScale(torch.tensor([noise.site_gain]), torch.tensor([noise.site_read_var]))

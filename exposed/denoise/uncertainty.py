@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -49,3 +50,10 @@ def spread(results: Sequence[Tensor], wb: Tensor | None = None, pool: int = POOL
         return deviation
     padded = F.pad(deviation, (pool // 2,) * 4, mode="replicate")
     return F.avg_pool2d(padded, pool, stride=1)
+
+
+def packed_spread(runs: Sequence[np.ndarray], wb: np.ndarray) -> np.ndarray:
+    """(H / 2, W / 2) float32: :func:`spread` of (1, 4, H / 2, W / 2) packed results (numpy, as
+    either runtime gives them) under white balance ``wb`` (3,)."""
+    cells = spread([torch.from_numpy(run) for run in runs], torch.from_numpy(wb)[None].float())
+    return cells[0, 0].numpy().astype(np.float32)

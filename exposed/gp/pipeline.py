@@ -19,11 +19,10 @@ import torch
 from exposed.denoise.infer import pick_device
 from exposed.gp.enhance import enhance_image
 from exposed.gp.reference import ReferenceNet, load_reference
-from exposed.io.checkpoint import default_model_path
 from exposed.io.exif import ExifInfo
 from exposed.io.photo import PHOTO_SUFFIXES, read_photo
 from exposed.io.raw import read_raw
-from exposed.modes import MODES, default_model
+from exposed.modes import MODES, default_model, default_model_path
 from exposed.pipeline import Enhancer, Settings
 
 

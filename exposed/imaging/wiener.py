@@ -18,10 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-BLOCK = 8  # pixels: the DCT block's side
-STRIDE = 4  # pixels between neighbouring blocks (benchmarks/steps.py scores 1, 2, 4 and 8)
-NOISE_FLOOR = 1e-18  # the least noise variance a block is taken to have
-STRIP = 64  # block rows transformed at a time, so a strip's coefficients stay in the CPU's cache
+from exposed.imaging.wiener_numpy import BLOCK, NOISE_FLOOR, STRIDE, STRIP
 
 
 def dct_matrix(size: int, dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu") -> Tensor:

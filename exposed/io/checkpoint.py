@@ -15,7 +15,6 @@ Files written before this layout load as if written with it (:func:`load_checkpo
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,6 @@ import torch
 from torch import Tensor
 
 from exposed.io.atomic import atomic_write
-from exposed.modes import default_model
 
 
 def make_checkpoint(weights: dict[str, Tensor], model_config: dict[str, Any], train: dict[str, Any] | None = None,
@@ -55,13 +53,3 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dic
     if "arch" in config and "ratio_range" not in config and "ratio_low" in trained:
         config["ratio_range"] = [float(trained["ratio_low"]), float(trained.get("ratio_high", 300.0))]
     return state
-
-
-def default_model_path(name: str | None = None) -> Path:
-    """A model shipped with exposed (by default the default mode's): the project's models/ folder,
-    installed as ``exposed.models``, or beside the package when it runs from a source checkout."""
-    name = name or default_model("diffusion")
-    try:
-        return Path(str(resources.files("exposed.models").joinpath(name)))
-    except ModuleNotFoundError:
-        return Path(__file__).resolve().parents[2] / "models" / name

@@ -24,12 +24,14 @@ import math
 from bisect import bisect_left
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from exposed.io.atomic import atomic_write
-from exposed.sensor.noise import NoiseModel, NoiseParams
+
+if TYPE_CHECKING:  # only sampling for training needs torch; reading a profile for a photo does not
+    import torch
+
+    from exposed.sensor.noise import NoiseModel, NoiseParams
 
 FORMAT = "exposed-noise-profile"
 VERSION = 1
@@ -130,6 +132,10 @@ class SensorCalibration:
         """n noise settings of this camera for training: ISO log-uniform over the calibrated range,
         figures rescaled from the camera's DN to a frame of the given levels (the normalised noise
         is the camera's)."""
+        import torch
+
+        from exposed.sensor.noise import NoiseParams
+
         if self.gain_fit is None:
             raise ValueError(f"{self.label} has no gain (calibrate it with --flat frames to train on it)")
         lo, hi = math.log(self.isos[0].iso), math.log(self.isos[-1].iso)

@@ -12,11 +12,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
-
-import torch
+from typing import TYPE_CHECKING
 
 from exposed.sensor.calibration import SensorCalibration
-from exposed.sensor.noise import NoiseModel, NoiseParams
+
+if TYPE_CHECKING:  # drawing noise needs torch; the figures themselves do not (a real file's plan)
+    import torch
+
+    from exposed.sensor.noise import NoiseModel, NoiseParams
 
 # ISO 100 to ISO 6400 spans K_min to K_max in every released ELD file (K_min = K_max / 64).
 ISO_AT_K_MAX = 6400.0
@@ -48,9 +51,21 @@ class CameraProfile:
         """System gain at an ISO setting: linear in ISO, K_max at ISO 6400."""
         return self.k_max * iso / ISO_AT_K_MAX
 
+    def pg_at_iso(self, iso: float, black: float = 512.0, white: float = 16383.0) -> tuple[float, float]:
+        """The calibration's central Poisson-Gaussian noise at one ISO, normalised (white - black = 1):
+        (gain, read variance), what :meth:`at_iso` gives for ``pg``, in plain floats."""
+        k = self.k_at_iso(iso)
+        read_sigma = math.exp(float(self.gaussian.slope) * math.log(k) + float(self.gaussian.bias))
+        scale = white - black
+        return k / scale, read_sigma**2 / scale**2
+
     def at_iso(self, iso: float, model: NoiseModel = "pg", black: float = 512.0,
                white: float = 16383.0) -> NoiseParams:
         """The calibration's central noise at one ISO (no random spread): what a tool uses for a real file."""
+        import torch
+
+        from exposed.sensor.noise import NoiseParams
+
         log_k = torch.tensor([math.log(self.k_at_iso(iso))])
         read = self.gaussian if model == "pg" else self.tukey
         return NoiseParams.create(
@@ -68,12 +83,18 @@ class CameraProfile:
 
 def _uniform(n: int, low: float | torch.Tensor, high: float | torch.Tensor,
              generator: torch.Generator | None) -> torch.Tensor:
+    import torch
+
     return low + (high - low) * torch.rand(n, generator=generator, dtype=torch.float64)
 
 
 def _draw(log_k: torch.Tensor, gaussian: LogLinear, tukey: LogLinear, row: LogLinear,
           lam_range: tuple[float, float], model: NoiseModel, generator: torch.Generator | None,
           black: float, white: float) -> NoiseParams:
+    import torch
+
+    from exposed.sensor.noise import NoiseParams
+
     n = log_k.numel()
 
     def scale(fit: LogLinear) -> torch.Tensor:

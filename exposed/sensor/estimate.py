@@ -6,6 +6,8 @@ finally a default from the ISO through the Sony A7S II calibration. A source who
 sensor has is passed over for the next, and the reason kept for ``-v``. All figures are in
 normalised units (black 0, white 1): variance(x) = gain * x + read_var, one pair per CFA site
 (packed order R, G1, G2, B), and never below the quantisation noise of the file's own DN step.
+
+numpy only: a plan is made before (or without) torch, and the estimate runs while torch loads.
 """
 
 from __future__ import annotations
@@ -13,14 +15,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
-import torch
-from torch import Tensor
+import numpy as np
 
-from exposed.sensor.calibration import IsoNoise
 from exposed.sensor.cameras import CAMERAS
 from exposed.sensor.darktable import DarktableNoise
-from exposed.sensor.noise import SensorScale
+
+if TYPE_CHECKING:
+    from exposed.sensor.calibration import IsoNoise
 
 PICTURE = "estimated from the picture"
 MIN_SAMPLES_PER_LEVEL = 200
@@ -67,10 +70,6 @@ class NoiseLevel:
     def read_var(self) -> float:
         return sum(self.site_read_var) / 4
 
-    def sensor(self) -> SensorScale:
-        """(1, 4) figures: one per packed channel."""
-        return SensorScale(torch.tensor([self.site_gain]), torch.tensor([self.site_read_var]))
-
 
 def parse_noise_profile(text: str) -> tuple[float, float]:
     """'S,O' (the DNG NoiseProfile convention) to floats; ValueError with a reason otherwise."""
@@ -105,17 +104,17 @@ class SiteFit:
         return max(total / sum(self.weights), floor)
 
 
-def _robust_variance(detail: Tensor) -> Tensor:
+def _robust_variance(detail: np.ndarray) -> float:
     """The variance of the details within 4 robust sigmas (1.4826 MAD) of their median: edges and
     texture, a minority of blocks, are left out, and what is left is a plain second moment, which
     stays right for noise of a DN or less, where the rounding makes it far from Gaussian and the
     MAD alone is off by a third."""
-    deviation = (detail - detail.median()).abs()
-    kept = deviation[deviation <= 4 * 1.4826 * deviation.median()]
-    return kept.square().mean()
+    deviation = np.abs(detail - np.median(detail))
+    kept = deviation[deviation <= 4 * 1.4826 * np.median(deviation)]
+    return float(np.mean(np.square(kept)))
 
 
-def estimate_site(channel: Tensor, step: float, floor: float, generator: torch.Generator) -> SiteFit | None:
+def estimate_site(channel: np.ndarray, step: float, floor: float, rng: np.random.Generator) -> SiteFit | None:
     """Fit variance = a * x + b to one CFA site's photosites (Foi et al. 2008, simplified).
 
     channel: (H, W) one packed channel, normalised; step: one DN of the file, normalised; floor: the
@@ -134,34 +133,34 @@ def estimate_site(channel: Tensor, step: float, floor: float, generator: torch.G
     stride = -(-rows * (width // 2) // MAX_BLOCKS)
     if stride > 1:  # every stride-th row of blocks: a 24 MP frame costs what a 2 MP one does
         x = x.reshape(rows, 2, width)[::stride].reshape(-1, width)
-    x = x.double()  # after the rows are picked: converting the whole channel cost more than the fit
-    blocks = torch.stack([x[0::2, 0::2], x[0::2, 1::2], x[1::2, 0::2], x[1::2, 1::2]]).flatten(1)
-    clipped = ((blocks <= floor + step / 2) | (blocks >= 1.0 - step / 2)).any(0)
-    blocks = blocks + (torch.rand(blocks.shape, generator=generator, dtype=torch.float64) - 0.5) * step
+    x = x.astype(np.float64)  # after the rows are picked: converting the whole channel cost more than the fit
+    blocks = np.stack([x[0::2, 0::2], x[0::2, 1::2], x[1::2, 0::2], x[1::2, 1::2]]).reshape(4, -1)
+    clipped = np.any((blocks <= floor + step / 2) | (blocks >= 1.0 - step / 2), axis=0)
+    blocks = blocks + (rng.random(blocks.shape) - 0.5) * step
     a, b, c, d = blocks
     detail, level = (a - b - c + d) / 2, (a + b + c + d) / 4
-    bins = min(LEVEL_BINS, level.numel() // MIN_SAMPLES_PER_LEVEL)
+    bins = min(LEVEL_BINS, level.size // MIN_SAMPLES_PER_LEVEL)
     if bins < 1:
         return None
     dither_var = step**2 / 12.0  # the detail of four independent dithers has the variance of one
     levels, variances, weights = [], [], []
-    for chunk in level.argsort().chunk(bins):
-        if clipped[chunk].double().mean() > MAX_CLIPPED_SHARE:
+    for chunk in np.array_split(np.argsort(level, kind="stable"), bins):
+        if clipped[chunk].mean() > MAX_CLIPPED_SHARE:
             continue
-        var = (_robust_variance(detail[chunk]) - dither_var).clamp_min(step**2 / 12.0)
-        levels.append(level[chunk].mean())
+        var = max(_robust_variance(detail[chunk]) - dither_var, step**2 / 12.0)
+        levels.append(float(level[chunk].mean()))
         variances.append(var)
-        weights.append(chunk.numel() / (2.7 * var**2))  # the MAD's sampling variance, about 2.7 v^2 / n
+        weights.append(chunk.size / (2.7 * var**2))  # the MAD's sampling variance, about 2.7 v^2 / n
     if not levels:
         return None
-    L, y, W = torch.stack(levels), torch.stack(variances), torch.stack(weights)
-    seen = (tuple(L.tolist()), tuple(y.tolist()), tuple(W.tolist()))
+    L, y, W = np.array(levels), np.array(variances), np.array(weights)
+    seen = (tuple(levels), tuple(variances), tuple(weights))
     gain_max = None
     if len(levels) >= 3:
-        X = torch.stack([L, torch.ones_like(L)], dim=1)
+        X = np.stack([L, np.ones_like(L)], axis=1)
         normal = X.T @ (X * W[:, None])
-        coef = torch.linalg.solve(normal, X.T @ (W * y))
-        error = torch.linalg.inv(normal)[0, 0].sqrt()
+        coef = np.linalg.solve(normal, X.T @ (W * y))
+        error = math.sqrt(np.linalg.inv(normal)[0, 0])
         if coef[0] > 2 * error:
             return SiteFit(float(coef[0]), max(float(coef[1]), step**2 / 12.0), None, *seen)
         gain_max = max(float(coef[0] + 2 * error), 0.0)
@@ -170,17 +169,17 @@ def estimate_site(channel: Tensor, step: float, floor: float, generator: torch.G
     return SiteFit(None, float((W * y).sum() / W.sum()), gain_max, *seen)
 
 
-def estimate_noise(packed: Tensor, scale: float = 65535.0, floor: float | None = None,
+def estimate_noise(packed: np.ndarray, scale: float = 65535.0, floor: float | None = None,
                    seed: int = 0) -> list[SiteFit] | None:
     """Per-site fits of a (1, 4, H, W) normalised raw, in packed order; None when it is too small.
 
     scale: the file's white minus black in DN (so one DN is 1 / scale); floor: its lowest value
     (-black / scale), by default the lowest value present.
     """
-    generator = torch.Generator().manual_seed(seed)
-    x = packed[0]
+    rng = np.random.default_rng(seed)
+    x = np.asarray(packed)[0]
     floor = float(x.min()) if floor is None else floor
-    fits = [estimate_site(x[c], 1.0 / scale, floor, generator) for c in range(x.shape[0])]
+    fits = [estimate_site(x[c], 1.0 / scale, floor, rng) for c in range(x.shape[0])]
     found = [f for f in fits if f is not None]
     return found if len(found) == len(fits) else None
 
@@ -191,8 +190,7 @@ def iso_default(iso: float | None) -> tuple[float, float]:
     In normalised units this carries over to any bit depth: it assumes a sensor whose full well and
     read noise, relative to white, are like the A7S II's.
     """
-    profile = CAMERAS[ISO_DEFAULT_CAMERA].at_iso(iso or FALLBACK_ISO)
-    return (profile.K / profile.scale).item(), (profile.read_variance() / profile.scale**2).item()
+    return CAMERAS[ISO_DEFAULT_CAMERA].pg_at_iso(iso or FALLBACK_ISO)
 
 
 def gain_problem(gains: Sequence[float | None]) -> str | None:
@@ -245,7 +243,7 @@ class _Offer:
     guess: bool = False
 
 
-def noise_level(packed: Tensor, profile: str | None, tag: list[tuple[float, float]] | None,
+def noise_level(packed: np.ndarray, profile: str | None, tag: list[tuple[float, float]] | None,
                 iso: float | None, scale: float = 65535.0, floor: float | None = None, *,
                 camera: IsoNoise | None = None, darktable: DarktableNoise | None = None) -> NoiseLevel:
     """The noise level to use: the gain and the read noise each from the first source that gives a

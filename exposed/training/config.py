@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 from exposed.sensor.noise_kinds import NOISE_MODELS, NoiseModel
 
 if TYPE_CHECKING:
-    from exposed.denoise.model import Kind, ModelConfig, NoiseInput
+    from exposed.denoise.config import Kind, ModelConfig, NoiseInput
     from exposed.training.data import SensorMix
 
 
@@ -86,7 +86,7 @@ class TrainConfig:
     fine_tune: bool = False
 
     def model_config(self) -> ModelConfig:
-        from exposed.denoise.model import ModelConfig
+        from exposed.denoise.config import ModelConfig
 
         return ModelConfig(self.arch, self.width, self.kind, self.steps, ratio_range=(self.ratio_low, self.ratio_high),
                            noise_input=cast("NoiseInput", self.noise_input), state_high=self.state_high,

@@ -36,7 +36,8 @@ from exposed.denoise.infer import (Precision, autocast, channels_last, choose_pr
                                    wiener_blend)
 from exposed.exposure import brighten
 from exposed.training.night import NightScenes
-from exposed.denoise.model import ExposureModel, ModelConfig, widen_input, widen_width
+from exposed.denoise.config import ModelConfig
+from exposed.denoise.model import ExposureModel, widen_input, widen_width
 from exposed.denoise.process import run_process
 from exposed.sensor.noise import SensorScale
 

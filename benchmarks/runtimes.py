@@ -1,0 +1,119 @@
+"""The same model on its two runtimes: does the CPU runtime (OpenVINO and numpy) score what torch does?
+
+    python benchmarks/runtimes.py [--count 16] [--ratios 1,5,20,100,300]
+
+`exposed enhance` runs the network through OpenVINO on a CPU (exposed.denoise.openvino) and through
+torch on a GPU, and quality.py scores torch's. This scores both, on validation crops made into
+Sony A7S II raws with P+G noise (quality.py's sets), with each model's own T and blend: torch in
+fp32 and bf16 (where the CPU is fast at it), OpenVINO in fp32 and in the precision it picks here.
+Columns: PSNR (dB) per ratio, mean over the crops; rows after the first also give the largest
+change of any crop's PSNR from torch fp32's. Where T > 0 the photons are drawn by each runtime's
+own generator, so those columns agree in distribution, not crop by crop. Writes
+benchmarks/results/runtimes.json and .md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from exposed.denoise import numpy_infer
+from exposed.denoise.checkpoint import load_model
+from exposed.denoise.infer import bf16_is_fast, channels_last, denoise
+from exposed.denoise.openvino import OpenVinoSession
+from exposed.imaging.metrics import psnr
+from exposed.modes import default_model_path
+from exposed.sensor.noise import SensorScale
+from exposed.training.evaluate import EvalItem, make_eval_set
+from speed import cpu_name  # benchmarks/, the script's own folder
+
+ROOT = Path(__file__).resolve().parents[1]
+Method = Callable[[EvalItem], np.ndarray]
+
+
+def torch_method(path: Path, precision: str) -> Method:
+    model = channels_last(load_model(path))
+    if precision == "bf16":
+        model.backbone.to(torch.bfloat16)
+
+    def run(item: EvalItem) -> np.ndarray:
+        sensor = SensorScale.from_noise(item.noise, item.quantised)
+        out = denoise(model, item.dark, torch.tensor([item.ratio]), sensor, None, torch.Generator().manual_seed(0),
+                      precision)  # type: ignore[arg-type]
+        return out.numpy()
+    return run
+
+
+def openvino_method(path: Path, precision: str) -> tuple[Method, str]:
+    session = OpenVinoSession(path, precision)
+
+    def run(item: EvalItem) -> np.ndarray:
+        sensor = SensorScale.from_noise(item.noise, item.quantised)
+        gain = np.broadcast_to(sensor.gain.double().numpy().reshape(-1), (4,))
+        read = np.broadcast_to(sensor.read_var.double().numpy().reshape(-1), (4,))
+        dark = item.dark.numpy()
+        return numpy_infer.denoise(session.backbone, session.config, dark, dark >= 1.0, item.ratio, gain, read)
+    return run, session.precision
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--val", type=Path, default=ROOT.parent / "shared" / "data" / "images" / "val" / "CBSD68")
+    parser.add_argument("--count", type=int, default=16, help="validation crops")
+    parser.add_argument("--ratios", default="1,5,20,100,300")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "runtimes.json")
+    args = parser.parse_args()
+    torch.set_grad_enabled(False)
+    ratios = tuple(float(r) for r in args.ratios.split(","))
+    data = make_eval_set(args.val, ratios, seed=0, limit=args.count, crop=256)
+    results: dict[str, dict[str, dict[str, float]]] = {}
+    lines = [f"# The CPU runtime against torch ({cpu_name()})", "",
+             f"`python benchmarks/runtimes.py --count {args.count} --ratios {args.ratios}`: PSNR (dB), mean of "
+             f"{args.count} validation crops (256 px) as Sony A7S II raws with P+G noise; in brackets the "
+             "largest change of one crop's PSNR from torch fp32's.", ""]
+    for name in ("exposure-diffusion-unet16.pt", "feedforward-unet16.pt"):
+        path = default_model_path(name)
+        methods: dict[str, Method] = {"torch fp32": torch_method(path, "fp32")}
+        if bf16_is_fast(torch.device("cpu")):
+            methods["torch bf16"] = torch_method(path, "bf16")
+        methods["OpenVINO fp32"] = openvino_method(path, "fp32")[0]
+        chosen, precision = openvino_method(path, "auto")
+        methods[f"OpenVINO auto ({precision}, exposed's on this CPU)"] = chosen
+        scores = {label: [psnr(torch.from_numpy(run(item)), item.clean).item() for item in data.items]
+                  for label, run in methods.items()}
+        base = np.array(scores["torch fp32"])
+        table = Table(title=f"{name} on {cpu_name()}")
+        table.add_column("runtime")
+        for r in ratios:
+            table.add_column(f"x{r:g}", justify="right")
+        lines += [f"**{name}**", "", "| runtime | " + " | ".join(f"x{r:g}" for r in ratios) + " |",
+                  "|---" * (len(ratios) + 1) + "|"]
+        results[name] = {}
+        for label, values in scores.items():
+            cells, row = [], {}
+            for r in ratios:
+                picked = [i for i, item in enumerate(data.items) if item.ratio == r]
+                mean = float(np.mean([values[i] for i in picked]))
+                change = float(np.max(np.abs(np.array(values)[picked] - base[picked])))
+                row[f"x{r:g}"], row[f"x{r:g} largest change"] = mean, change
+                cells.append(f"{mean:.2f}" + ("" if label == "torch fp32" else f" ({change:.3f})"))
+            results[name][label] = row
+            table.add_row(label, *cells)
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        lines.append("")
+        Console().print(table)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"cpu": cpu_name(), "set": data.description, "results": results}, indent=2) + "\n")
+    args.out.with_suffix(".md").write_text("\n".join(lines))
+    print(f"wrote {args.out} and {args.out.with_suffix('.md')}")
+
+
+if __name__ == "__main__":
+    main()

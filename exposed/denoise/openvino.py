@@ -1,0 +1,229 @@
+"""The exposure models on the CPU through OpenVINO, without torch: the runtime a photo gets on a
+machine with no GPU (:func:`runtime_for`).
+
+Why: on a 2-core CPU ``import torch`` alone took 0.9 to 1.3 s, more than a third of darktable-cli's
+whole conversion of a 12 MP raw, and OpenVINO runs the UNet faster than torch's eager kernels
+(bf16 on CPUs with AMX, fp32 elsewhere; benchmarks/backends.py). Everything around the network is
+numpy (:mod:`exposed.denoise.numpy_infer`).
+
+A model file (``.pt``) is converted once to OpenVINO's form (``.xml`` and ``.bin``, float16
+weights, as the shipped ``.pt`` files hold them) and the conversion kept: next to a shipped model
+(``exposed export`` writes it), else in exposed's cache folder (``$EXPOSED_CACHE``, by default
+``~/.cache/exposed``). Converting needs torch, once per model file; the converted model records the
+SHA-256 of the file it came from and is used only for that file. Its settings (the
+:class:`~exposed.denoise.config.ModelConfig`) travel in its runtime information as JSON: an
+OpenVINO model file holds a graph and weights, no code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import sys
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from exposed.denoise.config import ModelConfig, input_channels
+from exposed.denoise.numpy_infer import TILE_MULTIPLE, denoise, frame_snr, steps_for
+from exposed.sensor.estimate import NoiseLevel
+
+Runtime = Literal["auto", "torch", "openvino"]
+INFO = "exposed"  # the runtime-information section the model's settings are kept in
+CONVERSION_SIDE = 64  # packed pixels of the example frame a conversion exports (any multiple of 16)
+
+
+def available() -> bool:
+    """Whether OpenVINO is installed (it is an optional dependency: ``pip install exposed[openvino]``)."""
+    return importlib.util.find_spec("openvino") is not None
+
+
+def gpu_likely() -> bool:
+    """Whether torch may find a GPU here, judged without importing it (which costs a second): Apple
+    silicon (MPS), or an NVIDIA driver's device files or tools (CUDA)."""
+    if sys.platform == "darwin":
+        import platform
+
+        return platform.machine() == "arm64"
+    return os.path.exists("/dev/nvidiactl") or os.path.exists("/proc/driver/nvidia/version") or \
+        shutil.which("nvidia-smi") is not None
+
+
+def runtime_for(requested: Runtime, device: str) -> Literal["torch", "openvino"]:
+    """The runtime a model runs on: ``torch`` and ``openvino`` as asked; ``auto``: OpenVINO where the
+    model runs on the CPU (``--device cpu``, or ``auto`` on a machine with no GPU) and OpenVINO is
+    installed, torch otherwise. ValueError for OpenVINO on a GPU or when it is not installed."""
+    if requested == "torch":
+        return "torch"
+    on_cpu = device == "cpu" or (device == "auto" and not gpu_likely())
+    if requested == "openvino":
+        if not on_cpu:
+            raise ValueError(f"the OpenVINO runtime runs on the CPU, not on --device {device}")
+        if not available():
+            raise ValueError("the OpenVINO runtime is not installed (pip install openvino)")
+        return "openvino"
+    if requested != "auto":
+        raise ValueError(f"unknown runtime {requested!r}; expected auto, torch or openvino")
+    return "openvino" if on_cpu and available() else "torch"
+
+
+def file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def cache_dir() -> Path:
+    """Where converted models are kept: ``$EXPOSED_CACHE``, else the user's cache folder."""
+    root = os.environ.get("EXPOSED_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME") or
+                                                           os.path.expanduser("~/.cache"), "exposed")
+    return Path(root) / "openvino"
+
+
+def _source_digest(xml: Path) -> str | None:
+    """The SHA-256 of the model file an OpenVINO model was converted from, read from its XML
+    without loading it (None when it has none or cannot be read)."""
+    import re
+
+    try:
+        head = xml.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    found = re.search(r'<source_sha256 value="([0-9a-f]{64})"', head)
+    return found.group(1) if found else None
+
+
+def converted_path(model: Path) -> Path:
+    """The OpenVINO form of the model file ``model``: the one beside it when it was converted from
+    this very file, else the cache's, converted now if need be (this imports torch)."""
+    digest = file_digest(model)
+    beside = model.with_suffix(".xml")
+    if beside.is_file() and _source_digest(beside) == digest:
+        return beside
+    cached = cache_dir() / f"{digest[:32]}.xml"
+    if not (cached.is_file() and _source_digest(cached) == digest):
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        convert(model, cached)
+    return cached
+
+
+def convert(model: Path, xml: Path) -> Path:
+    """Write the OpenVINO form of the exposure model file ``model`` to ``xml`` (and its ``.bin``):
+    the network's backbone with any frame size, float16 weights, the settings and the file's
+    SHA-256 in its runtime information. Both files are written whole or not at all (the XML, which
+    says which file it came from, last). Needs torch."""
+    import openvino as ov
+    import torch
+
+    from exposed.denoise.checkpoint import load_model
+
+    network = load_model(model).eval()
+    example = torch.zeros(1, input_channels(network.config), CONVERSION_SIDE, CONVERSION_SIDE)
+    # Any height and width the UNet's pooling takes: multiples of TILE_MULTIPLE (16).
+    rows, cols = torch.export.Dim("rows", max=1 << 12), torch.export.Dim("cols", max=1 << 12)
+    with _scratch_inductor_cache():
+        exported = torch.export.export(network.backbone, (example,),
+                                       dynamic_shapes=({2: TILE_MULTIPLE * rows, 3: TILE_MULTIPLE * cols},))
+        converted = ov.convert_model(exported)
+    converted.set_rt_info(json.dumps(network.config.to_dict()), [INFO, "config"])
+    converted.set_rt_info(file_digest(model), [INFO, "source_sha256"])
+    with tempfile.TemporaryDirectory(dir=xml.parent, prefix=f".{xml.stem}.") as tmp:
+        staged = Path(tmp) / "model.xml"
+        ov.save_model(converted, staged, compress_to_fp16=True)
+        os.replace(staged.with_suffix(".bin"), xml.with_suffix(".bin"))
+        os.replace(staged, xml)
+    return xml
+
+
+@contextmanager
+def _scratch_inductor_cache() -> Iterator[None]:
+    """torch.export makes a cache folder of its compiler's in the temporary folder and leaves it
+    there; a conversion's goes in a folder of its own, removed afterwards (nothing left behind)."""
+    key, before = "TORCHINDUCTOR_CACHE_DIR", os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    with tempfile.TemporaryDirectory(prefix="exposed-convert-") as scratch:
+        os.environ[key] = scratch
+        try:
+            yield
+        finally:
+            if before is None:
+                del os.environ[key]
+            else:
+                os.environ[key] = before
+
+
+class OpenVinoSession:
+    """An exposure model on the CPU through OpenVINO, the same interface as
+    :class:`exposed.denoise.session.DenoiseSession` for a photo (one session per model, loaded once
+    for a batch). ``precision``: ``auto`` takes bf16 where the CPU computes in it (AVX-512 bf16 or
+    AMX, as torch's runtime does), else fp32; or ``fp32`` / ``bf16`` as asked. The model is read on
+    first use; the network is compiled once per tile shape (a frame's tiles share one)."""
+
+    def __init__(self, path: Path, precision: str = "auto"):
+        if precision not in ("auto", "fp32", "bf16"):
+            raise ValueError(f"unknown precision {precision!r}; expected auto, fp32 or bf16")
+        self.path = path
+        self.requested = precision
+        self._compiled: dict[tuple[int, ...], Any] = {}
+        self._lock = threading.RLock()  # one reading and compiling of the model for all threads
+
+    @cached_property
+    def _core(self) -> Any:
+        import openvino as ov
+
+        return ov.Core()
+
+    @cached_property
+    def _model(self) -> Any:
+        with self._lock:
+            if not self.path.is_file():
+                raise FileNotFoundError(f"{self.path}: no such model file")
+            return self._core.read_model(converted_path(self.path))
+
+    @cached_property
+    def config(self) -> ModelConfig:
+        """The model's settings (reading the model file if need be)."""
+        return ModelConfig.from_dict(json.loads(self._model.get_rt_info([INFO, "config"]).astype(str)))
+
+    @property
+    def ratio_range(self) -> tuple[float, float]:
+        return self.config.ratio_range
+
+    @cached_property
+    def precision(self) -> str:
+        """What the network runs in: ``fp32`` or ``bf16``."""
+        if self.requested != "auto":
+            return self.requested
+        return "bf16" if "BF16" in self._core.get_property("CPU", "OPTIMIZATION_CAPABILITIES") else "fp32"
+
+    def backbone(self, x: np.ndarray) -> np.ndarray:
+        """The network's outputs for (1, C, h, w) float32 inputs (h and w multiples of 16). Safe
+        from several threads (``-j``): each call has its own inference request."""
+        with self._lock:
+            compiled = self._compiled.get(x.shape)
+            if compiled is None:
+                model = self._model.clone()
+                model.reshape(list(x.shape))
+                hint = {"fp32": "f32", "bf16": "bf16"}[self.precision]
+                compiled = self._core.compile_model(model, "CPU", {"PERFORMANCE_HINT": "LATENCY",
+                                                                   "INFERENCE_PRECISION_HINT": hint})
+                self._compiled[x.shape] = compiled
+        return compiled.create_infer_request().infer(x)[0]
+
+    def steps(self, packed: np.ndarray, ratio: float, noise: NoiseLevel) -> int:
+        """The model's own exposure steps T for this (1, 4, H, W) dark frame at ``ratio``."""
+        return steps_for(self.config, ratio, frame_snr(packed, noise.gain, noise.read_var))
+
+    def denoise(self, packed: np.ndarray, saturated: np.ndarray, ratio: float, noise: NoiseLevel,
+                steps: int | None, seed: int, tile: int | None,
+                on_step: Callable[[int, int], None] | None = None) -> np.ndarray:
+        """The brightened, denoised (1, 4, H, W) float32 packed raw in [0, 1]
+        (:func:`exposed.denoise.numpy_infer.denoise`)."""
+        return denoise(self.backbone, self.config, packed, saturated, ratio, np.array(noise.site_gain),
+                       np.array(noise.site_read_var), steps, seed, tile, on_step=on_step)

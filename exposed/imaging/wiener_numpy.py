@@ -1,0 +1,120 @@
+"""The empirical Wiener filter of :mod:`exposed.imaging.wiener` on numpy arrays, for inference
+outside torch (:mod:`exposed.denoise.numpy_infer`): the same blocks, gains and weights, so the two
+agree to float32 rounding (tests/test_wiener_numpy.py); torch's stays for training, which needs
+its gradients, and for GPUs.
+
+Torch-free, as is everything a photo needs on the CPU: importing torch alone takes longer than
+the rest of a 12 MP frame's work but the network (issue 18).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+BLOCK = 8  # pixels: the DCT block's side
+STRIDE = 4  # pixels between neighbouring blocks (benchmarks/steps.py scores 1, 2, 4 and 8)
+NOISE_FLOOR = 1e-18  # the least noise variance a block is taken to have
+STRIP = 64  # block rows transformed at a time, so a strip's coefficients stay in the CPU's cache
+
+
+def dct_matrix(size: int) -> np.ndarray:
+    """The orthonormal DCT-II matrix (size, size), float32: row u is the u-th cosine, so ``D @ x``
+    transforms x."""
+    k = np.arange(size, dtype=np.float64)
+    d = np.cos(np.pi * (2 * k[None, :] + 1) * k[:, None] / (2 * size)) * np.sqrt(2 / size)
+    d[0] /= np.sqrt(2)
+    return d.astype(np.float32)
+
+
+def _pooled_mean(x: np.ndarray, size: int, stride: int) -> np.ndarray:
+    """Means of ``size`` x ``size`` windows every ``stride`` pixels of (n, H, W) (valid windows only)."""
+    n, h, w = x.shape
+    cells = x[:, : h // stride * stride, : w // stride * stride]
+    cells = cells.reshape(n, h // stride, stride, w // stride, stride).mean(axis=(2, 4))
+    steps = size // stride
+    rows, cols = cells.shape[1] - steps + 1, cells.shape[2] - steps + 1
+    total = np.zeros((n, rows, cols), dtype=np.float32)
+    for i in range(steps):
+        for j in range(steps):
+            total += cells[:, i:i + rows, j:j + cols]
+    return total / np.float32(steps * steps)
+
+
+def dct_wiener(noisy: np.ndarray, pilot: np.ndarray, variance: np.ndarray, pilot_error: float = 0.0,
+               block: int = BLOCK, stride: int = STRIDE) -> np.ndarray:
+    """``noisy`` filtered plane by plane with Wiener gains from ``pilot`` and the noise ``variance``
+    of each of its pixels: :func:`exposed.imaging.wiener.dct_wiener` for one image, (C, H, W)
+    float32 arrays in and out. ``pilot_error``: the pilot's own error variance, added to its power."""
+    if block % stride:
+        raise ValueError(f"block {block} must be a multiple of stride {stride}")
+    c, h, w = noisy.shape
+    steps = block // stride
+    pad = block - stride
+    extra_h, extra_w = -h % stride, -w % stride
+    mode: Literal["reflect", "edge"] = "reflect" if min(h, w) > pad + max(extra_h, extra_w) else "edge"
+    widths = ((0, 0), (pad, pad + extra_h), (pad, pad + extra_w))
+
+    def planes(x: np.ndarray) -> np.ndarray:
+        return np.pad(x.astype(np.float32, copy=False), widths, mode=mode)
+
+    measured, guide = planes(noisy), planes(pilot)
+    n, height, width = measured.shape
+    starts_h, starts_w = (height - block) // stride + 1, (width - block) // stride + 1
+    # Each block's noise variance, its pixels' mean, floored as torch's is (see there why).
+    noise = np.maximum(_pooled_mean(planes(variance), block, stride), np.float32(NOISE_FLOOR))
+    d = dct_matrix(block)
+    dt = np.ascontiguousarray(d.T)
+    error = np.float32(pilot_error)
+    out = np.zeros_like(measured)
+    share = np.zeros((n, starts_h, starts_w), dtype=np.float32)  # each block's weight, at its start
+
+    for dy in range(steps):  # the blocks of one offset (dy, dx) tile the frame: plain block transforms
+        rows_total = len(range(dy, starts_h, steps))
+        for dx in range(steps):
+            across = len(range(dx, starts_w, steps))
+            cols = slice(dx * stride, dx * stride + across * block)
+            for first in range(0, rows_total, STRIP):
+                rows = min(STRIP, rows_total - first)
+                top = dy * stride + first * block
+                window = (slice(None), slice(top, top + rows * block), cols)
+
+                def transform(x: np.ndarray) -> np.ndarray:  # (n, rows*block, across*block) -> (n, rows, u, across*v)
+                    x = np.ascontiguousarray(x).reshape(-1, block) @ dt
+                    return d @ x.reshape(n, rows, block, across * block)
+
+                sigma2 = noise[:, dy + first * steps:dy + (first + rows) * steps:steps, dx::steps]  # (n, rows, across)
+                kept, weight = _shrink(transform(measured[window]), transform(guide[window]), error, sigma2)
+                back = (dt @ kept).reshape(-1, block) @ d
+                out[window] += back.reshape(n, rows * block, across * block)
+                share[:, dy + first * steps:dy + (first + rows) * steps:steps, dx::steps] = weight
+
+    # A pixel's total weight: the shares of the blocks covering it, which start in the
+    # ``steps`` x ``steps`` stride cells up and to the left of its own (one value per cell).
+    cells = np.pad(share, ((0, 0), (steps - 1, steps - 1), (steps - 1, steps - 1)))
+    total = np.zeros((n, starts_h + steps - 1, starts_w + steps - 1), dtype=np.float32)
+    for i in range(steps):
+        for j in range(steps):
+            total += cells[:, i:i + starts_h + steps - 1, j:j + starts_w + steps - 1]
+    out.reshape(n, height // stride, stride, width // stride, stride)[...] /= total[:, :, None, :, None]
+    return out[:, pad:pad + h, pad:pad + w]
+
+
+def _shrink(coefficients: np.ndarray, guide: np.ndarray, error: np.float32,
+            sigma2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One strip's Wiener-kept coefficients, weighted, and its blocks' weights (as torch's
+    ``_shrink``); overwrites ``guide``."""
+    n, rows, block, width = coefficients.shape
+    per_block = (n, rows, block, width // block, block)
+    block_sigma2 = sigma2[:, :, None, :, None]
+    gain = np.square(guide, out=guide)
+    gain += error
+    view = gain.reshape(per_block)
+    view /= view + block_sigma2
+    weight = np.square(gain).sum(2).reshape(n, rows, width // block, block).sum(-1)
+    weight *= sigma2
+    weight = 1.0 / np.maximum(weight, np.float32(1e-30))
+    view *= weight[:, :, None, :, None]
+    view *= coefficients.reshape(per_block)
+    return gain, weight

@@ -1,0 +1,95 @@
+"""The exposure process on numpy arrays (the CPU runtime's) against torch's, itself tested against
+its formulas in tests/test_process.py: the same network in both, so any difference is the runtime's."""
+
+import numpy as np
+import pytest
+import torch
+
+from exposed.denoise import numpy_infer
+from exposed.denoise.config import ModelConfig
+from exposed.denoise.infer import denoise, wiener_blend
+from exposed.denoise.model import ExposureModel
+from exposed.sensor.noise import SensorScale
+
+
+def model_and_backbone(kind: str = "diffusion", **config):
+    torch.manual_seed(1)
+    model = ExposureModel(ModelConfig("unet", 4, kind, noise_input="std+log", **config)).eval()
+
+    def backbone(x: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return model.backbone(torch.from_numpy(x)).numpy()
+
+    return model, backbone
+
+
+def dark_frame(height: int, width: int, seed: int = 0):
+    """A dark frame with a clipped lamp in it, and its saturated photosites."""
+    rng = np.random.default_rng(seed)
+    clean = np.clip(rng.random((1, 4, height, width)) * 0.01, 0, None)
+    dark = (clean + rng.normal(0.0, 0.002, clean.shape)).astype(np.float32)
+    dark[..., 5:9, 6:11] = 1.0
+    return dark, dark >= 1.0
+
+
+GAIN, READ = np.array([1e-4, 1.2e-4, 1.1e-4, 0.9e-4]), np.array([2e-7, 2e-7, 3e-7, 2.5e-7])
+
+
+@pytest.mark.parametrize("kind", ["diffusion", "feedforward"])
+@pytest.mark.parametrize("tile", [None, 64])
+def test_one_pass_and_its_blend_are_torchs(kind, tile):
+    """T = 0 draws nothing: the numpy runtime's result is torch's to float32 rounding, tiles, noise
+    channels, output layer, Wiener blend (with a pilot-error table) and saturated photosites alike."""
+    model, backbone = model_and_backbone(kind, steps=1, ratio_per_step=100.0, wiener_stride=4,
+                                         pilot_error=((10.0, 1e-4), (100.0, 1e-6)), state_high=1.5)
+    dark, saturated = dark_frame(100, 130)
+    ratio = 60.0
+    expected = denoise(model, torch.from_numpy(dark), torch.tensor([ratio]),
+                       SensorScale(torch.from_numpy(GAIN[None]), torch.from_numpy(READ[None])), 0, None, "fp32", tile,
+                       saturated=torch.from_numpy(saturated)).numpy()
+    got = numpy_infer.denoise(backbone, model.config, dark, saturated, ratio, GAIN, READ, 0, 0, tile)
+    assert got.dtype == np.float32 and got.shape == dark.shape
+    np.testing.assert_allclose(got, expected, atol=2e-5, rtol=0)
+    assert (got[saturated] == 1.0).all()
+
+
+def test_the_wiener_blend_is_torchs_on_a_brightened_frame_above_white():
+    """Band by band, with the brightened frame made in each band: torch's blend of the whole frame."""
+    rng = np.random.default_rng(3)
+    dark, saturated = dark_frame(150, 70, seed=3)
+    ratio = 80.0
+    estimate = np.clip(dark * ratio + rng.normal(0, 0.01, dark.shape), 0, 1).astype(np.float32)
+    bright = torch.from_numpy(dark * np.float32(ratio)).masked_fill_(torch.from_numpy(saturated), 1.0)
+    expected = wiener_blend(torch.from_numpy(estimate), bright, torch.tensor([ratio]),
+                            SensorScale(torch.from_numpy(GAIN[None]), torch.from_numpy(READ[None])), 4, 1e-5)
+    got = numpy_infer.wiener_blend(estimate, dark, saturated, ratio, GAIN, READ, 4, 1e-5, band=32)
+    np.testing.assert_allclose(got, expected.numpy(), atol=2e-5, rtol=0)
+
+
+def test_a_step_draws_the_photons_its_estimate_implies():
+    """One exposure step from x1 to x2 (a constant network estimate e): the new state is
+    (state + Poisson(e / 2 / K) * K) * 2 / 2, so its mean over the frame is (state + e / 2) and
+    its variance K * e / 2 (times the rescaling's square); torch's process draws the same law."""
+    config = ModelConfig("unet", 4, "feedforward", state_high=4.0)
+    level, gain = 0.5, 1e-3
+    seen = []
+
+    def backbone(x: np.ndarray) -> np.ndarray:
+        seen.append(x[:, :4].copy())
+        return np.full((1, 4, *x.shape[-2:]), level, np.float32)
+
+    dark = np.zeros((1, 4, 64, 64), np.float32)
+    rng = np.random.default_rng(0)
+    numpy_infer.run_process(backbone, config, dark, dark > 1, 2.0, np.full(4, gain), np.zeros(4), 1, rng)
+    second = seen[1]  # the state at exposure 2 of 2, amplified: (0 + photons * K) * 2 / 2
+    assert second.mean() == pytest.approx(level / 2, rel=0.01)
+    assert second.var() == pytest.approx(gain * level / 2, rel=0.05)
+
+
+def test_the_choice_of_steps_follows_the_ratio_and_the_frames_snr():
+    config = ModelConfig("unet", 4, "diffusion", steps=3, ratio_per_step=100.0, snr_per_step=6.0)
+    assert numpy_infer.steps_for(config, 50.0) == 0 and numpy_infer.steps_for(config, 250.0) == 2
+    assert numpy_infer.steps_for(config, 300.0, snr=2.5) == 2 and numpy_infer.steps_for(config, 300.0, snr=1.0) == 3
+    assert numpy_infer.steps_for(ModelConfig("unet", 4, "feedforward", steps=3), 300.0) == 0
+    dark = np.full((1, 4, 20, 20), 0.01, np.float32)
+    assert numpy_infer.frame_snr(dark, 1e-4, 1e-6) == pytest.approx(0.01 / np.sqrt(1e-6 + 1e-6))

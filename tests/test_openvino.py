@@ -1,0 +1,92 @@
+"""The CPU runtime: model files converted to OpenVINO's form, kept and reused, the network's outputs
+against torch's, and the choice between the runtimes."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import synthetic_dng, tiny_model
+from exposed.denoise import openvino
+from exposed.denoise.checkpoint import load_model
+from exposed.modes import default_model_path
+
+pytestmark = pytest.mark.skipif(not openvino.available(), reason="OpenVINO is not installed")
+
+
+def test_a_converted_model_computes_what_torchs_does_and_carries_its_settings(tmp_path):
+    path = tiny_model(tmp_path / "m.pt")
+    session = openvino.OpenVinoSession(path, "fp32")
+    model = load_model(path)
+    assert session.config == model.config and session.ratio_range == model.ratio_range
+    x = np.random.default_rng(0).random((1, 12 if model.config.noise_input == "std+log" else 8, 48, 80),
+                                        dtype=np.float32)
+    with torch.no_grad():
+        expected = model.backbone(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(session.backbone(x), expected, atol=1e-4, rtol=1e-4)
+
+
+def test_a_conversion_is_kept_for_its_own_file_only(tmp_path, monkeypatch):
+    """The cache holds a model's conversion by the file's SHA-256: a second session converts
+    nothing, and a different file of the same name gets its own."""
+    path = tiny_model(tmp_path / "m.pt")
+    first = openvino.converted_path(path)
+    assert first.parent == openvino.cache_dir() and first.with_suffix(".bin").is_file()
+    stamp = first.stat().st_mtime_ns
+    monkeypatch.setattr(openvino, "convert", lambda *args: pytest.fail("converted again"))
+    assert openvino.converted_path(path) == first and first.stat().st_mtime_ns == stamp
+    monkeypatch.undo()
+    (tmp_path / "other").mkdir()
+    other = tiny_model(tmp_path / "other" / "m.pt", "feedforward")
+    assert openvino.converted_path(other) != first
+
+
+@pytest.mark.parametrize("name", ["exposure-diffusion-unet16", "feedforward-unet16"])
+def test_the_shipped_models_ship_their_own_conversion(name):
+    """models/NAME.xml was converted from models/NAME.pt as it is now (`exposed convert`): a model
+    file changed without it would be converted on every user's first run instead."""
+    pt = default_model_path(f"{name}.pt")
+    assert openvino.converted_path(pt) == pt.with_suffix(".xml")
+
+
+def test_the_runtime_is_openvino_on_the_cpu_and_torch_on_a_gpu(monkeypatch):
+    monkeypatch.setattr(openvino, "gpu_likely", lambda: False)
+    assert openvino.runtime_for("auto", "auto") == "openvino" == openvino.runtime_for("auto", "cpu")
+    assert openvino.runtime_for("torch", "cpu") == "torch" and openvino.runtime_for("auto", "cuda") == "torch"
+    monkeypatch.setattr(openvino, "gpu_likely", lambda: True)
+    assert openvino.runtime_for("auto", "auto") == "torch"
+    with pytest.raises(ValueError, match="on the CPU"):
+        openvino.runtime_for("openvino", "cuda")
+    monkeypatch.setattr(openvino, "available", lambda: False)
+    assert openvino.runtime_for("auto", "cpu") == "torch"
+    with pytest.raises(ValueError, match="not installed"):
+        openvino.runtime_for("openvino", "cpu")
+
+
+def test_a_photo_on_the_cpu_never_imports_torch(tmp_path):
+    """The default mode on the CPU runs without torch (its import is over a second, issue 18), and
+    gives the torch runtime's photo (fp32 both: bf16 roundings differ between the two)."""
+    raw = synthetic_dng(tmp_path / "a.dng", height=160, width=192)
+    code = ("import sys\n"
+            "from exposed.cli import main\n"
+            "try:\n"
+            f"    main(['enhance', {str(raw)!r}, '-o', {str(tmp_path / 'ov.png')!r}, '--device', 'cpu',"
+            " '--precision', 'fp32', '--bits', '16'])\n"
+            "except SystemExit as done:\n"
+            "    assert done.code == 0, done.code\n"
+            "print('torch' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
+    from exposed.cli import main
+
+    with pytest.raises(SystemExit) as torch_run:
+        main(["enhance", str(raw), "-o", str(tmp_path / "torch.png"), "--runtime", "torch", "--device", "cpu",
+              "--precision", "fp32", "--bits", "16"])
+    assert torch_run.value.code == 0
+    import imageio.v3 as iio
+
+    a, b = (iio.imread(tmp_path / f"{n}.png").astype(np.float64) for n in ("ov", "torch"))
+    assert np.abs(a - b).max() <= 65535 * 2e-3

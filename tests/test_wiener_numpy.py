@@ -1,0 +1,34 @@
+"""The Wiener filter on numpy arrays (the CPU runtime's) against torch's, itself tested against a
+float64 block-by-block reference in tests/test_wiener.py."""
+
+import numpy as np
+import pytest
+import torch
+
+from exposed.imaging import wiener_numpy
+from exposed.imaging.wiener import dct_matrix, dct_wiener
+
+
+def test_the_dct_matrix_is_torchs():
+    np.testing.assert_allclose(wiener_numpy.dct_matrix(8), dct_matrix(8).numpy(), atol=1e-7)
+
+
+@pytest.mark.parametrize("stride", [2, 4, 8])
+@pytest.mark.parametrize("shape", [(3, 40, 52), (4, 37, 29), (1, 12, 9)])
+@pytest.mark.parametrize("error", [0.0, 3e-3])
+def test_dct_wiener_matches_torchs(stride, shape, error):
+    rng = np.random.default_rng(stride + shape[1])
+    clean = rng.random(shape, dtype=np.float32)
+    noisy = clean + rng.normal(0.0, 0.05, shape).astype(np.float32)
+    pilot = clean + rng.normal(0.0, 0.01, shape).astype(np.float32)
+    variance = (0.001 + 0.004 * rng.random(shape)).astype(np.float32)
+    expected = dct_wiener(*(torch.from_numpy(a)[None] for a in (noisy, pilot, variance)), error, stride=stride)[0]
+    got = wiener_numpy.dct_wiener(noisy, pilot, variance, error, stride=stride)
+    assert got.dtype == np.float32 and got.shape == shape
+    np.testing.assert_allclose(got, expected.numpy(), atol=2e-6, rtol=0)
+
+
+def test_dct_wiener_wants_a_block_the_stride_divides():
+    x = np.zeros((1, 16, 16), np.float32)
+    with pytest.raises(ValueError, match="multiple of stride"):
+        wiener_numpy.dct_wiener(x, x, x, stride=3)
