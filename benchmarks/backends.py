@@ -80,7 +80,7 @@ def main() -> None:
         ("torch eager fp32, channels-last", lambda: last(amplified, std)),
     ]
     if bf16_is_fast(cpu):
-        candidates.append(("torch eager bf16 weights + autocast, channels-last (exposed's)", bf16(half)))
+        candidates.append(("torch eager bf16 weights + autocast, channels-last (exposed's torch runtime)", bf16(half)))
     compiled = {"fp32": torch.compile(last)}
     if bf16_is_fast(cpu):
         compiled["bf16"] = torch.compile(half)
@@ -108,12 +108,12 @@ def main() -> None:
                            lambda: torch.from_numpy(session.run(None, feed)[0])))
     if openvino.available():
         for precision in ("fp32", "bf16"):
-            session = openvino.OpenVinoSession(args.model, precision)
+            runtime = openvino.OpenVinoSession(args.model, precision)
             feed_np = (amplified.numpy(), std.numpy())
 
-            def ov_run(session: openvino.OpenVinoSession = session) -> torch.Tensor:
+            def ov_run(runtime: openvino.OpenVinoSession = runtime) -> torch.Tensor:
                 return torch.from_numpy(numpy_infer.network_output(
-                    session.config, session.backbone(numpy_infer.network_inputs(session.config, *feed_np)),
+                    runtime.config, runtime.backbone(numpy_infer.network_inputs(runtime.config, *feed_np)),
                     feed_np[0]))
             candidates.append((f"OpenVINO {_version('openvino')} {precision}, compiled for the tile "
                                "(exposed's CPU runtime)", ov_run))

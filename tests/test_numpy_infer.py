@@ -78,9 +78,9 @@ def test_a_step_draws_the_photons_its_estimate_implies():
         seen.append(x[:, :4].copy())
         return np.full((1, 4, *x.shape[-2:]), level, np.float32)
 
-    dark = np.zeros((1, 4, 64, 64), np.float32)
-    rng = np.random.default_rng(0)
-    numpy_infer.run_process(backbone, config, dark, dark > 1, 2.0, np.full(4, gain), np.zeros(4), 1, rng)
+    dark = np.zeros((1, 4, 64, 200), np.float32)
+    numpy_infer.run_process(backbone, config, dark, dark > 1, 2.0, np.full(4, gain), np.zeros(4), 1,
+                            np.random.SeedSequence(0))
     second = seen[1]  # the state at exposure 2 of 2, amplified: (0 + photons * K) * 2 / 2
     assert second.mean() == pytest.approx(level / 2, rel=0.01)
     assert second.var() == pytest.approx(gain * level / 2, rel=0.05)
@@ -93,3 +93,18 @@ def test_the_choice_of_steps_follows_the_ratio_and_the_frames_snr():
     assert numpy_infer.steps_for(ModelConfig("unet", 4, "feedforward", steps=3), 300.0) == 0
     dark = np.full((1, 4, 20, 20), 0.01, np.float32)
     assert numpy_infer.frame_snr(dark, 1e-4, 1e-6) == pytest.approx(0.01 / np.sqrt(1e-6 + 1e-6))
+
+
+def test_a_step_draws_by_the_seed_alone():
+    """Bands drawn on several threads: the same seed gives the same state however the threads run,
+    another seed another one, and the photons' mean is the formula's."""
+    estimate = np.full((1, 4, 150, 40), 0.3, np.float32)
+    gain = np.full(4, 1e-3)
+
+    def step(seed: int, band: int) -> np.ndarray:
+        state = np.zeros_like(estimate)
+        numpy_infer.expose(state, estimate, 1.0, 50.0, 100.0, gain, np.random.SeedSequence(seed), band)
+        return state
+
+    assert np.array_equal(step(3, 64), step(3, 64)) and not np.array_equal(step(3, 64), step(4, 64))
+    assert step(3, 16).mean() == pytest.approx(0.3 * 49 / 50, rel=0.01)

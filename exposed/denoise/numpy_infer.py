@@ -167,16 +167,16 @@ def _forward(backbone: Backbone, config: ModelConfig, amplified: np.ndarray, std
 
 
 def run_process(backbone: Backbone, config: ModelConfig, dark: np.ndarray, saturated: np.ndarray, ratio: float,
-                gain: np.ndarray, read_var: np.ndarray, steps: int, rng: np.random.Generator,
+                gain: np.ndarray, read_var: np.ndarray, steps: int, seed: np.random.SeedSequence,
                 tile: int | None = None, overlap: int = 32,
                 on_step: Callable[[int, int], None] | None = None) -> np.ndarray:
     """The exposure process (:func:`exposed.denoise.process.run_process`, inference): from the dark
     frame to F's estimate after T steps, linear exposures, each step's photons Poisson with the
-    mean the estimate implies; photosites ``saturated`` in the dark frame held at white."""
+    mean the estimate implies (:func:`expose`); photosites ``saturated`` in the dark frame held at
+    white. ``seed``: where every step's draws come from."""
     exposures = [1.0] + [max(ratio * k / steps, 1.0) for k in range(1, steps + 1)]
     state = np.multiply(dark, np.float32(ratio), dtype=np.float32)
-    site = (slice(None), None, None)
-    for t in range(steps + 1):
+    for t, step_seed in zip(range(steps + 1), seed.spawn(steps + 1)):
         # The network sees the state bounded; the next state grows from the unbounded one.
         seen = np.clip(state, config.state_low, config.state_high, out=state if t == steps else None)
         std = noise_var(seen, exposures[t], ratio, gain, read_var)
@@ -186,14 +186,38 @@ def run_process(backbone: Backbone, config: ModelConfig, dark: np.ndarray, satur
             on_step(t + 1, steps + 1)
         if t == steps:
             return estimate
-        # Eq. 10: the photons of the extra exposure, at the rate the estimate implies.
-        extra = (exposures[t + 1] - exposures[t]) / ratio
-        mean = np.maximum(estimate, 0.0) * (extra / gain[site]).astype(np.float32)
-        photons = rng.poisson(mean).astype(np.float32)
-        state *= np.float32(exposures[t] / ratio)
-        state += photons * gain[site].astype(np.float32)
-        state *= np.float32(ratio / exposures[t + 1])
+        expose(state, estimate, exposures[t], exposures[t + 1], ratio, gain, step_seed)
     raise AssertionError("unreachable")
+
+
+EXPOSE_BAND = 64  # packed rows of a step drawn at a time, on one core each
+
+
+def expose(state: np.ndarray, estimate: np.ndarray, exposure: float, next_exposure: float, ratio: float,
+           gain: np.ndarray, seed: np.random.SeedSequence, band: int = EXPOSE_BAND) -> None:
+    """One step of the process in place (:func:`exposed.denoise.process.expose`, Eq. 10): ``state``
+    at ``exposure`` becomes the state at ``next_exposure``, the photons of the extra time drawn
+    Poisson at the rate ``estimate`` implies. Bands of rows are drawn on all cores, each from its
+    own generator spawned from ``seed``, so the result depends on the seed alone, not on the
+    threads' order; nothing frame-sized is made."""
+    extra = (next_exposure - exposure) / ratio
+    per_photon = (extra / gain).astype(np.float32)[:, None, None]  # the mean's scale, per site
+    site_gain = gain.astype(np.float32)[:, None, None]
+    kept, grown = np.float32(exposure / ratio), np.float32(ratio / next_exposure)
+    height = state.shape[-2]
+    firsts = list(range(0, height, band))
+
+    def one(first: int, bits: np.random.SeedSequence) -> None:
+        rows = slice(first, first + band)
+        mean = np.maximum(estimate[0, :, rows], 0.0) * per_photon
+        photons = np.random.default_rng(bits).poisson(mean).astype(np.float32)
+        part = state[0, :, rows]
+        part *= kept
+        part += photons * site_gain
+        part *= grown
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        list(pool.map(one, firsts, seed.spawn(len(firsts))))
 
 
 # The orthonormal transform of the packed sites (R, G1, G2, B) the blend filters in: their sum, the
@@ -253,7 +277,7 @@ def denoise(backbone: Backbone, config: ModelConfig, dark: np.ndarray, saturated
     if steps is None:
         steps = steps_for(config, ratio, frame_snr(dark, float(gain.mean()), float(read_var.mean())))
     estimate = run_process(backbone, config, dark, saturated, ratio, gain, read_var, steps,
-                           np.random.default_rng(seed), tile, overlap, on_step)
+                           np.random.SeedSequence(seed), tile, overlap, on_step)
     if config.wiener_stride:
         estimate = wiener_blend(estimate, dark, saturated, ratio, gain, read_var, config.wiener_stride,
                                 pilot_error(config.pilot_error, ratio))
