@@ -43,6 +43,16 @@ def test_a_conversion_is_kept_for_its_own_file_only(tmp_path, monkeypatch):
     assert openvino.converted_path(other) != first
 
 
+def test_a_cache_that_cannot_be_written_converts_for_the_process_alone(tmp_path, monkeypatch):
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("")
+    monkeypatch.setenv("EXPOSED_CACHE", str(blocked))
+    path = tiny_model(tmp_path / "m.pt")
+    converted = openvino.converted_path(path)
+    assert converted.is_file() and not converted.is_relative_to(blocked)
+    assert openvino.OpenVinoSession(path).config == load_model(path).config
+
+
 @pytest.mark.parametrize("name", ["exposure-diffusion-unet16", "feedforward-unet16"])
 def test_the_shipped_models_ship_their_own_conversion(name):
     """models/NAME.xml was converted from models/NAME.pt as it is now (`exposed convert`): a model

@@ -17,6 +17,7 @@ OpenVINO model file holds a graph and weights, no code.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import importlib.util
 import json
@@ -102,16 +103,23 @@ def _source_digest(xml: Path) -> str | None:
 
 def converted_path(model: Path) -> Path:
     """The OpenVINO form of the model file ``model``: the one beside it when it was converted from
-    this very file, else the cache's, converted now if need be (this imports torch)."""
+    this very file, else the cache's, converted now if need be (this imports torch). Where the
+    cache cannot be written (a read-only home), the conversion is made in a temporary folder that
+    lives as long as the process."""
     digest = file_digest(model)
     beside = model.with_suffix(".xml")
     if beside.is_file() and _source_digest(beside) == digest:
         return beside
     cached = cache_dir() / f"{digest[:32]}.xml"
-    if not (cached.is_file() and _source_digest(cached) == digest):
+    if cached.is_file() and _source_digest(cached) == digest:
+        return cached
+    try:
         cached.parent.mkdir(parents=True, exist_ok=True)
-        convert(model, cached)
-    return cached
+        return convert(model, cached)
+    except OSError:
+        scratch = Path(tempfile.mkdtemp(prefix="exposed-model-"))
+        atexit.register(shutil.rmtree, scratch, True)
+        return convert(model, scratch / "model.xml")
 
 
 def convert(model: Path, xml: Path) -> Path:
