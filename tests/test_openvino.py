@@ -83,13 +83,13 @@ def test_a_photo_on_the_cpu_never_imports_torch(tmp_path):
             "from exposed.cli import main\n"
             "try:\n"
             f"    main(['enhance', {str(raw)!r}, '-o', {str(tmp_path / 'ov.png')!r}, '--device', 'cpu',"
-            " '--precision', 'fp32', '--bits', '16'])\n"
+            " '--precision', 'fp32', '--bits', '16', '-v'])\n"
             "except SystemExit as done:\n"
             "    assert done.code == 0, done.code\n"
             "print('torch' in sys.modules)\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "False"
+    assert done.stdout.strip() == "False" and "network: OpenVINO" in done.stderr and "fp32" in done.stderr
     from exposed.cli import main
 
     with pytest.raises(SystemExit) as torch_run:

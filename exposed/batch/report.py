@@ -82,6 +82,11 @@ class Reporter:
         finally:
             progress.remove_task(task)
 
+    def network(self, description: str) -> None:
+        """Where the network runs (``-v``)."""
+        if self.verbose:
+            self.say(f"network: {escape(description)}")
+
     def problem(self, problem: Problem) -> None:
         if not problem.failure:
             if not self.quiet:

@@ -11,10 +11,8 @@ through the :class:`~exposed.batch.report.Reporter`. The work of one file is
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import tempfile
-import sys
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -132,6 +130,8 @@ def run_batch(inputs: list[str], settings: Settings, options: BatchOptions, repo
         # the file before's denoising, would add two frame-sized arrays to a batch's peak memory.
         upcoming = read_ahead(todo[0], enhancer, reader, frame=True) if todo and options.jobs == 1 else None
         _load_model(enhancer)
+        if isinstance(enhancer, Enhancer) and enhancer.session is not None:
+            reporter.network(enhancer.session.describe())
         for problem in problems:
             reporter.problem(problem)
         for job in skipped:
@@ -145,10 +145,9 @@ def _run(todo: list[Job], enhancer: Enhancer | PhotoEnhancer, options: BatchOpti
          reader: ThreadPoolExecutor, upcoming: Future[RawImage | Frame] | None, total: int) -> int:
     """The jobs, one at a time (each next raw read on ``reader`` meanwhile; ``upcoming`` is the
     first's) or ``options.jobs`` at once; the exit status."""
-    if options.jobs > 1 and "torch" in sys.modules:  # a mode with a network: the jobs share the cores
-        import torch
-
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // options.jobs))
+    session = enhancer.session if isinstance(enhancer, Enhancer) else None
+    if options.jobs > 1 and session is not None:  # a mode with a network: the jobs share the cores
+        session.share_cores(options.jobs)
     stop = threading.Event()
     try:
         with _signals_as_interrupts(), tempfile.TemporaryDirectory(prefix="exposed-") as folder, \

@@ -77,6 +77,12 @@ def runtime_for(requested: Runtime, device: str) -> Literal["torch", "openvino"]
     return "openvino" if on_cpu and available() else "torch"
 
 
+def _version() -> str:
+    import openvino as ov
+
+    return ov.__version__.split("-")[0]
+
+
 def file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -179,6 +185,7 @@ class OpenVinoSession:
         self.path = path
         self.requested = precision
         self._compiled: dict[tuple[int, ...], Any] = {}
+        self.threads: int | None = None  # the network's threads; None: all cores (a batch's -j shares them)
         self._lock = threading.RLock()  # one reading and compiling of the model for all threads
 
     @cached_property
@@ -219,10 +226,19 @@ class OpenVinoSession:
                 model = self._model.clone()
                 model.reshape(list(x.shape))
                 hint = {"fp32": "f32", "bf16": "bf16"}[self.precision]
-                compiled = self._core.compile_model(model, "CPU", {"PERFORMANCE_HINT": "LATENCY",
-                                                                   "INFERENCE_PRECISION_HINT": hint})
+                compiled = self._core.compile_model(model, "CPU", {
+                    "PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": hint,
+                    **({"INFERENCE_NUM_THREADS": self.threads} if self.threads else {})})
                 self._compiled[x.shape] = compiled
         return compiled.create_infer_request().infer(x)[0]
+
+    def describe(self) -> str:
+        """Where and how the network runs, for ``-v``."""
+        return f"OpenVINO {_version()} on the CPU, {self.precision}"
+
+    def share_cores(self, jobs: int) -> None:
+        """Give the network 1/jobs of the cores, for ``jobs`` files at once (before its first use)."""
+        self.threads = max(1, (os.cpu_count() or 1) // jobs)
 
     def steps(self, packed: np.ndarray, ratio: float, noise: NoiseLevel) -> int:
         """The model's own exposure steps T for this (1, 4, H, W) dark frame at ``ratio``."""

@@ -10,6 +10,7 @@ model, as rembg has one per network: a batch loads the weights once.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -46,6 +47,14 @@ class DenoiseSession:
                     model.backbone.to(torch.bfloat16)
             self._model = model
         return self._model
+
+    def describe(self) -> str:
+        """Where and how the network runs, for ``-v``."""
+        return f"torch {torch.__version__} on {self.device}, {self.precision}"
+
+    def share_cores(self, jobs: int) -> None:
+        """Give torch 1/jobs of the cores, for ``jobs`` files at once."""
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // jobs))
 
     @property
     def config(self) -> ModelConfig:
