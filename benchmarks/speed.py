@@ -3,8 +3,9 @@ on generated 12 MP and 24 MP dark raws.
 
     python benchmarks/speed.py [--sizes 12,24] [--repeats 3] [--out benchmarks/results/speed.json]
 
-Every configuration runs as its own process, in rounds (each command once per round, so a
-machine's drift falls on all alike), the median of ``--repeats`` rounds with the fastest and
+Every configuration runs as its own process, in rounds (each command once per round, in an
+order shuffled afresh each round, so a machine's drift and the aftermath of the command before
+fall on all alike), the median of ``--repeats`` rounds with the fastest and
 slowest beside it: the time includes start-up (importing torch alone takes about a second),
 reading, the work and writing a JPEG, as a user running the command sees it (on a CPU the
 network runs on OpenVINO, without torch; one row runs it on torch for comparison); the peak resident
@@ -23,6 +24,7 @@ import argparse
 import json
 import os
 import platform
+import random
 import shutil
 import statistics
 import subprocess
@@ -93,14 +95,20 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def interleaved(commands: list[list[str]], repeats: int) -> list[dict[str, Any]]:
+def interleaved(commands: list[list[str]], repeats: int, seed: int = 0) -> list[dict[str, Any]]:
     """Every command once per round, ``repeats`` rounds: a machine whose speed drifts over minutes
-    (a shared VM's can by a third) slows every command alike, so ratios between them hold. Per
-    command: the median, fastest and slowest seconds, the largest peak RSS, whether all succeeded."""
+    (a shared VM's can by a third) slows every command alike, so ratios between them hold. Each
+    round runs the commands in its own shuffled order (seeded): on these VMs a process that
+    allocates much runs up to half as slow again straight after darktable-cli (a 24 MP `--mode
+    amplify` 1.4 to 2.0 s against 1.2 to 1.4 alone), so no command may always follow the same one.
+    Per command: the median, fastest and slowest seconds, the largest peak RSS, whether all succeeded."""
     runs: list[list[tuple[float, float, bool]]] = [[] for _ in commands]
+    order = list(range(len(commands)))
+    shuffler = random.Random(seed)
     for _ in range(repeats):
-        for i, command in enumerate(commands):
-            runs[i].append(measure(command))
+        shuffler.shuffle(order)
+        for i in order:
+            runs[i].append(measure(commands[i]))
     return [{"seconds": statistics.median(r[0] for r in rs), "fastest": min(r[0] for r in rs),
              "slowest": max(r[0] for r in rs), "peak_rss_mb": max(r[1] for r in rs), "ok": all(r[2] for r in rs)}
             for rs in runs]
