@@ -28,6 +28,19 @@ def test_a_converted_model_computes_what_torchs_does_and_carries_its_settings(tm
     np.testing.assert_allclose(session.backbone(x), expected, atol=1e-4, rtol=1e-4)
 
 
+def test_a_session_keeps_a_few_compiled_shapes_and_recompiles_the_rest(tmp_path):
+    """Frames of many sizes in one batch: the networks compiled for the latest few tile shapes
+    are kept, and a shape dropped is compiled again, with the same result."""
+    session = openvino.OpenVinoSession(tiny_model(tmp_path / "m.pt"), "fp32")
+    rng = np.random.default_rng(1)
+    inputs = [rng.random((1, 8, 16 * k, 32), dtype=np.float32) for k in range(1, openvino.KEPT_SHAPES + 3)]
+    first = session.backbone(inputs[0])
+    for x in inputs[1:]:
+        session.backbone(x)
+    assert len(session._compiled) == openvino.KEPT_SHAPES and inputs[0].shape not in session._compiled
+    np.testing.assert_array_equal(session.backbone(inputs[0]), first)
+
+
 def test_a_conversion_is_kept_for_its_own_file_only(tmp_path, monkeypatch):
     """The cache holds a model's conversion by the file's SHA-256: a second session converts
     nothing, and a different file of the same name gets its own."""

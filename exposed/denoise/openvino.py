@@ -40,6 +40,7 @@ from exposed.sensor.estimate import NoiseLevel
 
 Runtime = Literal["auto", "torch", "openvino"]
 INFO = "exposed"  # the runtime-information section the model's settings are kept in
+KEPT_SHAPES = 4  # networks compiled for a tile shape that a session keeps (tens of MB each)
 CONVERSION_SIDE = 64  # packed pixels of the example frame a conversion exports (any multiple of 16)
 
 
@@ -221,7 +222,7 @@ class OpenVinoSession:
         """The network's outputs for (1, C, h, w) float32 inputs (h and w multiples of 16). Safe
         from several threads (``-j``): each call has its own inference request."""
         with self._lock:
-            compiled = self._compiled.get(x.shape)
+            compiled = self._compiled.pop(x.shape, None)
             if compiled is None:
                 model = self._model.clone()
                 model.reshape(list(x.shape))
@@ -229,7 +230,9 @@ class OpenVinoSession:
                 compiled = self._core.compile_model(model, "CPU", {
                     "PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": hint,
                     **({"INFERENCE_NUM_THREADS": self.threads} if self.threads else {})})
-                self._compiled[x.shape] = compiled
+            self._compiled[x.shape] = compiled  # the most recently used last
+            while len(self._compiled) > KEPT_SHAPES:  # a batch of many cameras' frames
+                del self._compiled[next(iter(self._compiled))]
         return compiled.create_infer_request().infer(x)[0]
 
     def describe(self) -> str:
