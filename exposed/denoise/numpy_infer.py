@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from exposed.denoise.config import LOG_STD_CENTRE, LOG_STD_FLOOR, LOG_STD_SCALE, ModelConfig
+from exposed.denoise.config import LOG_STD_CENTRE, LOG_STD_FLOOR, LOG_STD_SCALE, ModelConfig, input_channels
 from exposed.imaging.wiener_numpy import BLOCK, STRIDE, dct_wiener
 
 Backbone = Callable[[np.ndarray], np.ndarray]  # (1, C_in, h, w) float32 -> (1, C_out, h, w) float32
@@ -117,24 +117,36 @@ def noise_var(amplified: np.ndarray, exposure: float, ratio: float, gain: np.nda
 
 def network_inputs(config: ModelConfig, amplified: np.ndarray, std: np.ndarray) -> np.ndarray:
     """What the backbone is given (:meth:`exposed.denoise.model.ExposureModel.inputs`): the state,
-    its noise level and, if the model takes it, the level's log (1, 8 or 12, h, w)."""
-    channels = [amplified, std]
+    its noise level and, if the model takes it, the level's log (1, 8 or 12, h, w), written into
+    one new array."""
+    b, c, h, w = amplified.shape
+    x = np.empty((b, input_channels(config), h, w), dtype=np.float32)
+    x[:, :c], x[:, c:2 * c] = amplified, std
     if config.noise_input == "std+log":
-        level = np.log2(np.maximum(std, np.float32(LOG_STD_FLOOR)))
-        channels.append((level - np.float32(LOG_STD_CENTRE)) / np.float32(LOG_STD_SCALE))
-    return np.concatenate(channels, axis=1)
+        level = np.maximum(std, np.float32(LOG_STD_FLOOR), out=x[:, 2 * c:])
+        np.log2(level, out=level)
+        level -= np.float32(LOG_STD_CENTRE)
+        level /= np.float32(LOG_STD_SCALE)
+    return x
 
 
 def network_output(config: ModelConfig, out: np.ndarray, amplified: np.ndarray) -> np.ndarray:
     """F's estimate from the backbone's outputs (:meth:`exposed.denoise.model.ExposureModel.forward`):
     the twin's 4 channels as they are, or the adaptive residual layer's mix of a direct estimate and
-    a residual on the state, in float32 (1, 4, h, w)."""
+    a residual on the state, in float32 (1, 4, h, w). ``out`` is the caller's to overwrite."""
     if config.kind == "feedforward":
         return out.astype(np.float32, copy=False)
-    mask = 1.0 / (1.0 + np.exp(-out[:, :1]))
-    direct = np.clip(out[:, 1:5], 0.0, 1.0)
-    residual = np.clip(amplified + out[:, 5:9], 0.0, 1.0)
-    return (mask * direct + (1.0 - mask) * residual).astype(np.float32, copy=False)
+    mask, direct, residual = out[:, :1], out[:, 1:5], out[:, 5:9]
+    np.negative(mask, out=mask)
+    np.exp(mask, out=mask)
+    mask += 1.0
+    np.reciprocal(mask, out=mask)  # the sigmoid of the logit
+    np.clip(direct, 0.0, 1.0, out=direct)
+    residual += amplified
+    np.clip(residual, 0.0, 1.0, out=residual)
+    direct -= residual  # M * direct + (1 - M) * residual = residual + M * (direct - residual)
+    direct *= mask
+    return np.add(residual, direct, dtype=np.float32)
 
 
 def predict(backbone: Backbone, config: ModelConfig, amplified: np.ndarray, std: np.ndarray,
@@ -151,7 +163,8 @@ def predict(backbone: Backbone, config: ModelConfig, amplified: np.ndarray, std:
     for top in tops:
         for left in lefts:
             window = (..., slice(top, top + th), slice(left, left + tw))
-            out[window] += _forward(backbone, config, amplified[window], std[window]) * wgt
+            estimate = _forward(backbone, config, amplified[window], std[window])
+            out[window] += np.multiply(estimate, wgt, out=estimate)
             weight[window[1:]] += wgt
     out /= weight
     return out
