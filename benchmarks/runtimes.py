@@ -4,8 +4,9 @@
 
 `exposed enhance` runs the network through OpenVINO on a CPU (exposed.denoise.openvino) and through
 torch on a GPU, and quality.py scores torch's. This scores both, on validation crops made into
-Sony A7S II raws with P+G noise (quality.py's sets), with each model's own T and blend: torch in
-fp32 and bf16 (where the CPU is fast at it), OpenVINO in fp32 and in the precision it picks here.
+Sony A7S II raws with P+G noise, plain and as quality.py's night scenes with lamps (clipped in
+the dark frame, held white), with each model's own T and blend: torch in fp32 and bf16 (where the
+CPU is fast at it), OpenVINO in fp32 and in the precision it picks here, and plain brightening.
 Columns: PSNR (dB) per ratio, mean over the crops; rows after the first also give the largest
 change of any crop's PSNR from torch fp32's. Where T > 0 the photons are drawn by each runtime's
 own generator, so those columns agree in distribution, not crop by crop. Writes
@@ -28,13 +29,17 @@ from exposed.denoise import numpy_infer
 from exposed.denoise.checkpoint import load_model
 from exposed.denoise.infer import bf16_is_fast, channels_last, denoise
 from exposed.denoise.openvino import OpenVinoSession
+from exposed.exposure import brighten
 from exposed.imaging.metrics import psnr
 from exposed.modes import default_model_path
 from exposed.sensor.noise import SensorScale
-from exposed.training.evaluate import EvalItem, make_eval_set
+from exposed.training.evaluate import EvalItem, EvalSet, make_eval_set
+from exposed.training.night import NightScenes
 from speed import cpu_name  # benchmarks/, the script's own folder
 
 ROOT = Path(__file__).resolve().parents[1]
+NIGHT_RATIOS = (20.0, 100.0)  # quality.py's night-scene set
+AMPLIFY = "plain brightening (--mode amplify)"
 Method = Callable[[EvalItem], np.ndarray]
 
 
@@ -63,6 +68,28 @@ def openvino_method(path: Path, precision: str) -> tuple[Method, str]:
     return run, session.precision
 
 
+def amplify(item: EvalItem) -> np.ndarray:
+    """Plain brightening (``--mode amplify``), the floor every runtime must stay above."""
+    return brighten(item.dark, torch.tensor([item.ratio])).clamp(0.0, 1.0).numpy()
+
+
+def table_rows(data: EvalSet, methods: dict[str, Method], ratios: tuple[float, ...]) -> dict[str, dict[str, float]]:
+    """Per method and ratio: the mean PSNR and the largest change of one crop's from torch fp32's."""
+    scores = {label: [psnr(torch.from_numpy(run(item)), item.clean).item() for item in data.items]
+              for label, run in methods.items()}
+    base, floor = np.array(scores["torch fp32"]), np.array(scores[AMPLIFY])
+    rows: dict[str, dict[str, float]] = {}
+    for label, values in scores.items():
+        rows[label] = {}
+        for r in ratios:
+            picked = [i for i, item in enumerate(data.items) if item.ratio == r]
+            got = np.array(values)[picked]
+            rows[label][f"x{r:g}"] = float(np.mean(got))
+            rows[label][f"x{r:g} largest change"] = float(np.max(np.abs(got - base[picked])))
+            rows[label][f"x{r:g} worst crop vs amplify"] = float(np.min(got - floor[picked]))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--val", type=Path, default=ROOT.parent / "shared" / "data" / "images" / "val" / "CBSD68")
@@ -72,12 +99,16 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_grad_enabled(False)
     ratios = tuple(float(r) for r in args.ratios.split(","))
-    data = make_eval_set(args.val, ratios, seed=0, limit=args.count, crop=256)
-    results: dict[str, dict[str, dict[str, float]]] = {}
+    sets = {"A7S II P+G": (make_eval_set(args.val, ratios, seed=0, limit=args.count, crop=256), ratios),
+            "night scenes with lamps (quality.py's kind), A7S II P+G":
+                (make_eval_set(args.val, NIGHT_RATIOS, seed=13, limit=args.count, crop=256,
+                               night=NightScenes(share=1.0)), NIGHT_RATIOS)}
+    results: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
     lines = [f"# The CPU runtime against torch ({cpu_name()})", "",
              f"`python benchmarks/runtimes.py --count {args.count} --ratios {args.ratios}`: PSNR (dB), mean of "
-             f"{args.count} validation crops (256 px) as Sony A7S II raws with P+G noise; in brackets the "
-             "largest change of one crop's PSNR from torch fp32's.", ""]
+             f"{args.count} validation crops (256 px) made into Sony A7S II raws with P+G noise, plain and as "
+             "night scenes with lamps; in brackets the largest change of one crop's PSNR from torch fp32's. "
+             "The photons of T > 0 are each runtime's own draws.", ""]
     for name in ("exposure-diffusion-unet16.pt", "feedforward-unet16.pt"):
         path = default_model_path(name)
         methods: dict[str, Method] = {"torch fp32": torch_method(path, "fp32")}
@@ -86,31 +117,31 @@ def main() -> None:
         methods["OpenVINO fp32"] = openvino_method(path, "fp32")[0]
         chosen, precision = openvino_method(path, "auto")
         methods[f"OpenVINO auto ({precision}, exposed's on this CPU)"] = chosen
-        scores = {label: [psnr(torch.from_numpy(run(item)), item.clean).item() for item in data.items]
-                  for label, run in methods.items()}
-        base = np.array(scores["torch fp32"])
-        table = Table(title=f"{name} on {cpu_name()}")
-        table.add_column("runtime")
-        for r in ratios:
-            table.add_column(f"x{r:g}", justify="right")
-        lines += [f"**{name}**", "", "| runtime | " + " | ".join(f"x{r:g}" for r in ratios) + " |",
-                  "|---" * (len(ratios) + 1) + "|"]
+        methods[AMPLIFY] = amplify
         results[name] = {}
-        for label, values in scores.items():
-            cells, row = [], {}
-            for r in ratios:
-                picked = [i for i, item in enumerate(data.items) if item.ratio == r]
-                mean = float(np.mean([values[i] for i in picked]))
-                change = float(np.max(np.abs(np.array(values)[picked] - base[picked])))
-                row[f"x{r:g}"], row[f"x{r:g} largest change"] = mean, change
-                cells.append(f"{mean:.2f}" + ("" if label == "torch fp32" else f" ({change:.3f})"))
-            results[name][label] = row
-            table.add_row(label, *cells)
-            lines.append(f"| {label} | " + " | ".join(cells) + " |")
-        lines.append("")
-        Console().print(table)
+        for set_name, (data, set_ratios) in sets.items():
+            rows = table_rows(data, methods, set_ratios)
+            results[name][set_name] = rows
+            table = Table(title=f"{name}, {set_name}")
+            table.add_column("runtime")
+            for r in set_ratios:
+                table.add_column(f"x{r:g}", justify="right")
+            lines += [f"**{name}, {set_name}**", "", "| runtime | " + " | ".join(f"x{r:g}" for r in set_ratios)
+                      + " |", "|---" * (len(set_ratios) + 1) + "|"]
+            for label, row in rows.items():
+                cells = [f"{row[f'x{r:g}']:.2f}" + ("" if label == "torch fp32" else
+                                                    f" ({row[f'x{r:g} largest change']:.3f})") for r in set_ratios]
+                table.add_row(label, *cells)
+                lines.append(f"| {label} | " + " | ".join(cells) + " |")
+            runtime = next(label for label in rows if label.startswith("OpenVINO auto"))
+            worst = {label: ", ".join(f"x{r:g} {rows[label][f'x{r:g} worst crop vs amplify']:+.3f}"
+                                      for r in set_ratios) for label in (runtime, "torch fp32")}
+            lines += ["", "The worst crop against plain brightening, " + "; ".join(
+                f"{label}: {cells}" for label, cells in worst.items()) + " dB.", ""]
+            Console().print(table)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"cpu": cpu_name(), "set": data.description, "results": results}, indent=2) + "\n")
+    described = {name: data.description for name, (data, _) in sets.items()}
+    args.out.write_text(json.dumps({"cpu": cpu_name(), "sets": described, "results": results}, indent=2) + "\n")
     args.out.with_suffix(".md").write_text("\n".join(lines))
     print(f"wrote {args.out} and {args.out.with_suffix('.md')}")
 
