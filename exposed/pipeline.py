@@ -269,11 +269,14 @@ class Enhancer:
 
     def steps(self, plan: Plan) -> int:
         """The exposure steps T this file gets: the settings', or the model's default for its ratio
-        and signal-to-noise ratio (what :func:`exposed.denoise.infer.denoise` chooses)."""
+        and signal-to-noise ratio (what either runtime's ``denoise`` chooses)."""
+        from exposed.denoise.numpy_infer import frame_snr, steps_for
+
         assert self.session is not None and plan.noise is not None
         if self.settings.steps is not None:
             return self.settings.steps
-        return self.session.steps(plan.frame.packed, plan.ratio.ratio, plan.noise)
+        snr = frame_snr(plan.frame.packed, plan.noise.gain, plan.noise.read_var)
+        return steps_for(self.session.config, plan.ratio.ratio, snr)
 
     def uncertainty(self, plan: Plan, delivered: np.ndarray) -> np.ndarray:
         """(H, W) float32, upright like :meth:`render`'s image: the spread of the result's brightness

@@ -16,14 +16,14 @@ import torch
 from torch import Tensor
 
 from exposed.denoise.model import ExposureModel
-from exposed.exposure import brighten
-from exposed.imaging.wiener import dct_wiener
 from exposed.denoise.numpy_infer import SITE_TRANSFORM as NUMPY_SITE_TRANSFORM
 from exposed.denoise.numpy_infer import WIENER_BAND, ramp, steps_for, tiling
 from exposed.denoise.numpy_infer import frame_snr as numpy_frame_snr
 from exposed.denoise.numpy_infer import pilot_error as numpy_pilot_error
-from exposed.imaging.wiener_numpy import BLOCK, STRIDE
 from exposed.denoise.process import noise_var, run_process
+from exposed.exposure import brighten
+from exposed.imaging.wiener import dct_wiener
+from exposed.imaging.wiener_numpy import BLOCK, STRIDE
 from exposed.sensor.noise import SensorScale
 
 Precision = Literal["fp32", "bf16"]
@@ -111,7 +111,7 @@ def frame_snr(dark: Tensor, sensor: SensorScale) -> float:
                            float(sensor.read_var.float().mean()))
 
 
-SITE_TRANSFORM = torch.from_numpy(NUMPY_SITE_TRANSFORM)  # the sites' decorrelating transform (numpy_infer's)
+SITE_TRANSFORM = torch.from_numpy(NUMPY_SITE_TRANSFORM)  # the sites' decorrelating transform (numpy_infer's says why)
 
 
 def pilot_error(table: tuple[tuple[float, float], ...], ratio: Tensor) -> Tensor:

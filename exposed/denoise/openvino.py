@@ -35,7 +35,7 @@ from typing import Any, Literal
 import numpy as np
 
 from exposed.denoise.config import ModelConfig, input_channels
-from exposed.denoise.numpy_infer import TILE_MULTIPLE, denoise, frame_snr, steps_for
+from exposed.denoise.numpy_infer import TILE_MULTIPLE, denoise
 from exposed.sensor.estimate import NoiseLevel
 
 Runtime = Literal["auto", "torch", "openvino"]
@@ -242,10 +242,6 @@ class OpenVinoSession:
     def share_cores(self, jobs: int) -> None:
         """Give the network 1/jobs of the cores, for ``jobs`` files at once (before its first use)."""
         self.threads = max(1, (os.cpu_count() or 1) // jobs)
-
-    def steps(self, packed: np.ndarray, ratio: float, noise: NoiseLevel) -> int:
-        """The model's own exposure steps T for this (1, 4, H, W) dark frame at ``ratio``."""
-        return steps_for(self.config, ratio, frame_snr(packed, noise.gain, noise.read_var))
 
     def denoise(self, packed: np.ndarray, saturated: np.ndarray, ratio: float, noise: NoiseLevel,
                 steps: int | None, seed: int, tile: int | None,

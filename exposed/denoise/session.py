@@ -18,8 +18,7 @@ import numpy as np
 import torch
 
 from exposed.denoise.checkpoint import load_model
-from exposed.denoise.infer import (Precision, channels_last, choose_precision, default_steps, denoise, frame_snr,
-                                   pick_device)
+from exposed.denoise.infer import Precision, channels_last, choose_precision, denoise, pick_device
 from exposed.denoise.config import ModelConfig
 from exposed.denoise.model import ExposureModel
 from exposed.sensor.estimate import NoiseLevel
@@ -60,12 +59,6 @@ class DenoiseSession:
     def config(self) -> ModelConfig:
         """The model's settings (loading it if need be)."""
         return self.model.config
-
-    def steps(self, packed: np.ndarray, ratio: float, noise: NoiseLevel) -> int:
-        """The model's own exposure steps T for this (1, 4, H, W) dark frame at ``ratio``, by its
-        ratio and signal-to-noise ratio (what :func:`exposed.denoise.infer.denoise` chooses)."""
-        snr = frame_snr(torch.from_numpy(packed), sensor_scale(noise))
-        return default_steps(self.model, ratio, snr)
 
     def denoise(self, packed: np.ndarray, saturated: np.ndarray, ratio: float, noise: NoiseLevel,
                 steps: int | None, seed: int, tile: int | None,
