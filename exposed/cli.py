@@ -292,7 +292,8 @@ def evaluate(folder: Path, models: tuple[Path, ...], ratios: tuple[float, ...], 
 def export(checkpoint: Path, output: Path, fp32: bool, steps: int | None, ratio_per_step: float | None,
            snr_per_step: float | None, wiener_stride: str | None, pilot_error: str | None,
            state_high: float | None) -> None:
-    """Turn a training checkpoint into a model file to ship or share (no optimizer state)."""
+    """Turn a training checkpoint into a model file to ship or share (no optimizer state), and,
+    where OpenVINO is installed, its CPU runtime's form beside it (as `exposed convert` writes)."""
     from exposed.denoise.checkpoint import export_model
     from exposed.io.checkpoint import load_checkpoint, save_checkpoint
 
@@ -302,6 +303,11 @@ def export(checkpoint: Path, output: Path, fp32: bool, steps: int | None, ratio_
                                          pilot_error=_ratio_table(pilot_error, "--pilot-error", "RATIO:VARIANCE"),
                                          state_high=state_high))
     err.print(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB)")
+    from exposed.denoise import openvino
+
+    if openvino.available():  # the CPU runtime's form beside it, as the shipped models carry theirs
+        xml = openvino.convert(output, output.with_suffix(".xml"))
+        err.print(f"wrote {xml} and {xml.with_suffix('.bin').name} (the CPU runtime's form)")
 
 
 @main.command()

@@ -64,6 +64,10 @@ def test_export_command(tmp_path):
     assert (tmp_path / "small.pt").stat().st_size < (tmp_path / "last.pt").stat().st_size
     config = load_model(tmp_path / "small.pt").config
     assert (config.steps, config.ratio_per_step) == (3, 100.0)
+    from exposed.denoise import openvino
+
+    if openvino.available():  # the CPU runtime's form beside it, of this very file
+        assert openvino.converted_path(tmp_path / "small.pt") == tmp_path / "small.xml"
     assert config.state_high == ModelConfig().state_high  # as trained unless asked
     out = CliRunner().invoke(main, ["export", str(tmp_path / "small.pt"), str(tmp_path / "low.pt"),
                                     "--state-high", "1.5"])
