@@ -119,3 +119,23 @@ def broken_files(folder: Path) -> list[Path]:
 def openvino_cache(tmp_path_factory, monkeypatch):
     """Models converted for the CPU runtime go to one folder for the session, not the user's cache."""
     monkeypatch.setenv("EXPOSED_CACHE", str(tmp_path_factory.getbasetemp() / "exposed-cache"))
+
+
+def imports_torch(*commands: list[str]) -> tuple[bool, str]:
+    """Run ``exposed`` commands one after another in a fresh interpreter, each expected to exit 0:
+    whether torch was imported by then, and what they wrote to stderr (issue 18: torch's import
+    alone takes about a second, so a mode that needs none must not pay it)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from exposed.cli import main\n"
+            f"for command in {[list(map(str, c)) for c in commands]!r}:\n"
+            "    try:\n"
+            "        main(command)\n"
+            "    except SystemExit as done:\n"
+            "        assert done.code == 0, done.code\n"
+            "print('torch' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip() == "True", done.stderr

@@ -11,7 +11,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from conftest import SHARED, broken_files, shared_file, synthetic_dng, tiny_model
+from conftest import SHARED, broken_files, imports_torch, shared_file, synthetic_dng, tiny_model
 
 
 def run(*args, cwd=None, stdin=None, **kwargs):
@@ -52,18 +52,9 @@ def test_amplify_a_folder_then_skip_what_exists(shots, tmp_path):
 def test_amplify_never_imports_torch(shots, tmp_path):
     """Plain brightening is numpy from the raw to the JPEG and the DNG: torch's import (over a
     second) is left to the modes with a network (issue 18)."""
-    code = ("import sys\n"
-            "from exposed.cli import main\n"
-            "for fmt in ('jpg', 'dng'):\n"
-            "    try:\n"
-            f"        main(['enhance', {str(shots)!r}, '-o', {str(tmp_path / 'out')!r} + '/', '--mode', 'amplify',"
-            " '-f', fmt])\n"
-            "    except SystemExit as done:\n"
-            "        assert done.code == 0, done.code\n"
-            "print('torch' in sys.modules)\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "False"
+    used_torch, _ = imports_torch(*(["enhance", shots, "-o", f"{tmp_path / 'out'}/", "--mode", "amplify", "-f", fmt]
+                                    for fmt in ("jpg", "dng")))
+    assert not used_torch
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a-exposed.dng", "a.jpg", "b-exposed.dng", "b.jpg"]
 
 

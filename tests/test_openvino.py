@@ -1,14 +1,11 @@
 """The CPU runtime: model files converted to OpenVINO's form, kept and reused, the network's outputs
 against torch's, and the choice between the runtimes."""
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import torch
 
-from conftest import synthetic_dng, tiny_model
+from conftest import imports_torch, synthetic_dng, tiny_model
 from exposed.denoise import openvino
 from exposed.denoise.checkpoint import load_model
 from exposed.modes import default_model_path
@@ -92,17 +89,9 @@ def test_a_photo_on_the_cpu_never_imports_torch(tmp_path):
     """The default mode on the CPU runs without torch (its import is over a second, issue 18), and
     gives the torch runtime's photo (fp32 both: bf16 roundings differ between the two)."""
     raw = synthetic_dng(tmp_path / "a.dng", height=160, width=192)
-    code = ("import sys\n"
-            "from exposed.cli import main\n"
-            "try:\n"
-            f"    main(['enhance', {str(raw)!r}, '-o', {str(tmp_path / 'ov.png')!r}, '--device', 'cpu',"
-            " '--precision', 'fp32', '--bits', '16', '-v'])\n"
-            "except SystemExit as done:\n"
-            "    assert done.code == 0, done.code\n"
-            "print('torch' in sys.modules)\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "False" and "network: OpenVINO" in done.stderr and "fp32" in done.stderr
+    used_torch, said = imports_torch(["enhance", raw, "-o", tmp_path / "ov.png", "--device", "cpu", "--precision",
+                                      "fp32", "--bits", "16", "-v"])
+    assert not used_torch and "network: OpenVINO" in said and "fp32" in said
     from exposed.cli import main
 
     with pytest.raises(SystemExit) as torch_run:
