@@ -53,6 +53,17 @@ def test_a_conversion_is_kept_for_its_own_file_only(tmp_path, monkeypatch):
     assert openvino.converted_path(other) != first
 
 
+def test_a_session_says_when_it_converted_its_model(tmp_path, monkeypatch):
+    monkeypatch.setenv("EXPOSED_CACHE", str(tmp_path / "fresh-cache"))
+    path = tiny_model(tmp_path / "m.pt")
+    first = openvino.OpenVinoSession(path, "fp32")
+    _ = first.config
+    assert first.converted is not None and "converted for it once" in first.describe()
+    again = openvino.OpenVinoSession(path, "fp32")
+    _ = again.config
+    assert again.converted is None and again.describe().endswith("fp32")
+
+
 def test_a_cache_that_cannot_be_written_converts_for_the_process_alone(tmp_path, monkeypatch):
     blocked = tmp_path / "not-a-folder"
     blocked.write_text("")

@@ -26,6 +26,7 @@ import shutil
 import sys
 import tempfile
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cached_property
@@ -108,18 +109,24 @@ def _source_digest(xml: Path) -> str | None:
     return found.group(1) if found else None
 
 
-def converted_path(model: Path) -> Path:
-    """The OpenVINO form of the model file ``model``: the one beside it when it was converted from
-    this very file, else the cache's, converted now if need be (this imports torch). Where the
-    cache cannot be written (a read-only home), the conversion is made in a temporary folder that
-    lives as long as the process."""
+def existing_conversion(model: Path) -> Path | None:
+    """The OpenVINO form of the model file ``model`` if one was made of this very file: beside it
+    (a shipped model's), else in the cache; None when it has to be converted."""
     digest = file_digest(model)
-    beside = model.with_suffix(".xml")
-    if beside.is_file() and _source_digest(beside) == digest:
-        return beside
-    cached = cache_dir() / f"{digest[:32]}.xml"
-    if cached.is_file() and _source_digest(cached) == digest:
-        return cached
+    for xml in (model.with_suffix(".xml"), cache_dir() / f"{digest[:32]}.xml"):
+        if xml.is_file() and _source_digest(xml) == digest:
+            return xml
+    return None
+
+
+def converted_path(model: Path) -> Path:
+    """The OpenVINO form of the model file ``model``: :func:`existing_conversion`'s, else one made
+    now into the cache (this imports torch). Where the cache cannot be written (a read-only home),
+    the conversion is made in a temporary folder that lives as long as the process."""
+    found = existing_conversion(model)
+    if found is not None:
+        return found
+    cached = cache_dir() / f"{file_digest(model)[:32]}.xml"
     try:
         cached.parent.mkdir(parents=True, exist_ok=True)
         return convert(model, cached)
@@ -143,7 +150,8 @@ def convert(model: Path, xml: Path) -> Path:
     example = torch.zeros(1, input_channels(network.config), CONVERSION_SIDE, CONVERSION_SIDE)
     # Any height and width the UNet's pooling takes: multiples of TILE_MULTIPLE (16).
     rows, cols = torch.export.Dim("rows", max=1 << 12), torch.export.Dim("cols", max=1 << 12)
-    with _scratch_inductor_cache():
+    with _scratch_inductor_cache(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch's notes on its own internals, nothing a photographer can act on
         exported = torch.export.export(network.backbone, (example,),
                                        dynamic_shapes=({2: TILE_MULTIPLE * rows, 3: TILE_MULTIPLE * cols},))
         converted = ov.convert_model(exported)
@@ -187,6 +195,7 @@ class OpenVinoSession:
         self.requested = precision
         self._compiled: dict[tuple[int, ...], Any] = {}
         self.threads: int | None = None  # the network's threads; None: all cores (a batch's -j shares them)
+        self.converted: Path | None = None  # where this session put the model's conversion, if it made one
         self._lock = threading.RLock()  # one reading and compiling of the model for all threads
 
     @cached_property
@@ -200,7 +209,11 @@ class OpenVinoSession:
         with self._lock:
             if not self.path.is_file():
                 raise FileNotFoundError(f"{self.path}: no such model file")
-            return self._core.read_model(converted_path(self.path))
+            xml = existing_conversion(self.path)
+            if xml is None:
+                xml = converted_path(self.path)
+                self.converted = xml
+            return self._core.read_model(xml)
 
     @cached_property
     def config(self) -> ModelConfig:
@@ -236,8 +249,9 @@ class OpenVinoSession:
         return compiled.create_infer_request().infer(x)[0]
 
     def describe(self) -> str:
-        """Where and how the network runs, for ``-v``."""
-        return f"OpenVINO {_version()} on the CPU, {self.precision}"
+        """Where and how the network runs, for ``-v`` (and a conversion made on this first use)."""
+        made = f"; {self.path.name} converted for it once, kept as {self.converted}" if self.converted else ""
+        return f"OpenVINO {_version()} on the CPU, {self.precision}{made}"
 
     def share_cores(self, jobs: int) -> None:
         """Give the network 1/jobs of the cores, for ``jobs`` files at once (before its first use)."""
