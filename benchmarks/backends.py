@@ -7,11 +7,11 @@ One pass of the shipped default model over the tiles of a 12 MP frame (the tile 
 process, after a warm-up pass: torch eager fp32 (contiguous and channels-last), torch with bf16
 weights and autocast, channels-last (what exposed runs where :func:`bf16_is_fast`), torch.compile
 of both (its compile time apart), and ONNX Runtime's CPU provider in fp32 when ``onnxruntime`` is
-installed (the model exported by ``torch.onnx.export``), and OpenVINO in fp32 and bf16, compiled
-for the tile's shape, the outputs made as :mod:`exposed.denoise.numpy_infer` makes them (what
-``exposed enhance`` runs on a CPU). Columns: seconds per 12 MP pass, the ratio
-to eager fp32 and the largest difference from eager fp32's output. Writes
-benchmarks/results/backends.json.
+installed (the model exported by ``torch.onnx.export``), and OpenVINO in fp32, bf16 and int8 (each
+where this CPU and the model have it; ``--openvino`` names others), compiled for the tile's shape,
+the outputs made as :mod:`exposed.denoise.numpy_infer` makes them (what ``exposed enhance`` runs on
+a CPU). Columns: seconds per 12 MP pass, the ratio to eager fp32 and the largest difference from
+eager fp32's output. Writes benchmarks/results/backends.json.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from exposed.denoise import numpy_infer, openvino
 from exposed.denoise.checkpoint import load_model
 from exposed.denoise.infer import bf16_is_fast, channels_last, tiling
 from exposed.modes import default_model_path
-from speed import _version, cpu_name  # benchmarks/, the script's own folder
+from speed import HELD, _version, cpu_name  # benchmarks/, the script's own folder
 
 PACKED = (1416, 2120)  # a 12 MP Bayer frame, packed
 TILE, OVERLAP = 512, 32  # exposed's defaults
@@ -50,10 +50,17 @@ def seconds_per_call(run: Callable[[], object], repeats: int) -> float:
     return float(np.median(times))
 
 
+def openvino_precisions(model: Path) -> list[str]:
+    """fp32, bf16 where the CPU computes in it, int8 where the model file has its int8 form."""
+    return ["fp32"] + ["bf16"] * openvino.computes_bf16() + ["int8"] * (openvino.int8_form(model) is not None)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=default_model_path("exposure-diffusion-unet16.pt"))
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--openvino", help="OpenVINO's precisions to time, comma-separated (default: fp32, and bf16 "
+                                           "where this CPU computes in it, int8 where the model has an int8 form)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "backends.json")
     args = parser.parse_args()
     torch.set_grad_enabled(False)
@@ -107,7 +114,7 @@ def main() -> None:
         candidates.append((f"ONNX Runtime {ort.__version__} fp32, CPU provider",
                            lambda: torch.from_numpy(session.run(None, feed)[0])))
     if openvino.available():
-        for precision in ("fp32", "bf16"):
+        for precision in args.openvino.split(",") if args.openvino else openvino_precisions(args.model):
             runtime = openvino.OpenVinoSession(args.model, precision)
             feed_np = (amplified.numpy(), std.numpy())
 
@@ -134,7 +141,8 @@ def main() -> None:
     Console().print(table)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"cpu": cpu_name(), "cores": os.cpu_count(), "torch": torch.__version__,
-                                    "model": str(args.model), "tiles": tiles, "tile": [th, tw], "rows": rows},
+                                    "model": str(args.model), "tiles": tiles, "tile": [th, tw],
+                                    "held": {k: os.environ[k] for k in HELD if k in os.environ}, "rows": rows},
                                    indent=2) + "\n")
     print(f"wrote {args.out}")
 

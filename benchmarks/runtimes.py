@@ -6,7 +6,8 @@
 torch on a GPU, and quality.py scores torch's. This scores both, on validation crops made into
 Sony A7S II raws with P+G noise, plain and as quality.py's night scenes with lamps (clipped in
 the dark frame, held white), with each model's own T and blend: torch in fp32 and bf16 (where the
-CPU is fast at it), OpenVINO in fp32 and in the precision it picks here, and plain brightening.
+CPU is fast at it), OpenVINO in fp32, in int8 (the model's int8 form, where it has one) and in the
+precision it picks here, and plain brightening.
 Columns: PSNR (dB) per ratio, mean over the crops; rows after the first also give the largest
 change of any crop's PSNR from torch fp32's. Where T > 0 the photons are drawn by each runtime's
 own generator, so those columns agree in distribution, not crop by crop. Writes
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,7 +30,7 @@ from rich.table import Table
 from exposed.denoise import numpy_infer
 from exposed.denoise.checkpoint import load_model
 from exposed.denoise.infer import bf16_is_fast, channels_last, denoise
-from exposed.denoise.openvino import OpenVinoSession
+from exposed.denoise.openvino import OpenVinoSession, int8_form
 from exposed.exposure import brighten
 from exposed.imaging.metrics import psnr
 from exposed.modes import default_model_path
@@ -40,6 +42,7 @@ from speed import cpu_name  # benchmarks/, the script's own folder
 ROOT = Path(__file__).resolve().parents[1]
 NIGHT_RATIOS = (20.0, 100.0)  # quality.py's night-scene set
 AMPLIFY = "plain brightening (--mode amplify)"
+DEFAULT_OUT = ROOT / "benchmarks" / "results" / "runtimes.json"
 Method = Callable[[EvalItem], np.ndarray]
 
 
@@ -95,7 +98,9 @@ def main() -> None:
     parser.add_argument("--val", type=Path, default=ROOT.parent / "shared" / "data" / "images" / "val" / "CBSD68")
     parser.add_argument("--count", type=int, default=16, help="validation crops")
     parser.add_argument("--ratios", default="1,5,20,100,300")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "runtimes.json")
+    parser.add_argument("--openvino", help="OpenVINO's precisions to score, comma-separated, instead of fp32, "
+                                           "int8 and the one it picks (e.g. fp32,int8 with oneDNN held to AVX2)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args()
     torch.set_grad_enabled(False)
     ratios = tuple(float(r) for r in args.ratios.split(","))
@@ -104,8 +109,13 @@ def main() -> None:
                 (make_eval_set(args.val, NIGHT_RATIOS, seed=13, limit=args.count, crop=256,
                                night=NightScenes(share=1.0)), NIGHT_RATIOS)}
     results: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
+    held = {k: os.environ[k] for k in ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY") if k in os.environ}
+    command = " ".join([*(f"{k}={v}" for k, v in held.items()), "python benchmarks/runtimes.py",
+                        f"--count {args.count} --ratios {args.ratios}",
+                        *([f"--openvino {args.openvino}"] if args.openvino else []),
+                        *([f"--out {args.out}"] if args.out != DEFAULT_OUT else [])])
     lines = [f"# The CPU runtime against torch ({cpu_name()})", "",
-             f"`python benchmarks/runtimes.py --count {args.count} --ratios {args.ratios}`: PSNR (dB), mean of "
+             f"`{command}`: PSNR (dB), mean of "
              f"{args.count} validation crops (256 px) made into Sony A7S II raws with P+G noise, plain and as "
              "night scenes with lamps; in brackets the largest change of one crop's PSNR from torch fp32's. "
              "The photons of T > 0 are each runtime's own draws.", ""]
@@ -114,9 +124,15 @@ def main() -> None:
         methods: dict[str, Method] = {"torch fp32": torch_method(path, "fp32")}
         if bf16_is_fast(torch.device("cpu")):
             methods["torch bf16"] = torch_method(path, "bf16")
-        methods["OpenVINO fp32"] = openvino_method(path, "fp32")[0]
-        chosen, precision = openvino_method(path, "auto")
-        methods[f"OpenVINO auto ({precision}, exposed's on this CPU)"] = chosen
+        if args.openvino:
+            for precision in args.openvino.split(","):
+                methods[f"OpenVINO {precision}"] = openvino_method(path, precision)[0]
+        else:
+            methods["OpenVINO fp32"] = openvino_method(path, "fp32")[0]
+            if int8_form(path) is not None:  # what a CPU without bf16 runs: measured here on any CPU
+                methods["OpenVINO int8"] = openvino_method(path, "int8")[0]
+            chosen, precision = openvino_method(path, "auto")
+            methods[f"OpenVINO auto ({precision}, exposed's on this CPU)"] = chosen
         methods[AMPLIFY] = amplify
         results[name] = {}
         for set_name, (data, set_ratios) in sets.items():
@@ -133,9 +149,10 @@ def main() -> None:
                                                     f" ({row[f'x{r:g} largest change']:.3f})") for r in set_ratios]
                 table.add_row(label, *cells)
                 lines.append(f"| {label} | " + " | ".join(cells) + " |")
-            runtime = next(label for label in rows if label.startswith("OpenVINO auto"))
+            runtime = [label for label in rows if label.startswith("OpenVINO")][-1]  # auto, unless --openvino
             worst = {label: ", ".join(f"x{r:g} {rows[label][f'x{r:g} worst crop vs amplify']:+.3f}"
-                                      for r in set_ratios) for label in (runtime, "torch fp32")}
+                                      for r in set_ratios)
+                     for label in (runtime, "OpenVINO int8", "torch fp32") if label in rows}
             lines += ["", "The worst crop against plain brightening, " + "; ".join(
                 f"{label}: {cells}" for label, cells in worst.items()) + " dB.", ""]
             Console().print(table)

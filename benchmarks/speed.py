@@ -1,7 +1,7 @@
 """End-to-end speed and peak memory of ``exposed enhance`` against the converters photographers run,
 on generated 12 MP and 24 MP dark raws.
 
-    python benchmarks/speed.py [--sizes 12,24] [--repeats 3] [--out benchmarks/results/speed.json]
+    python benchmarks/speed.py [--sizes 12,24] [--repeats 3] [--precision int8,fp32] [--out ...]
 
 Every configuration runs as its own process, in rounds (each command once per round, in an
 order shuffled afresh each round, so a machine's drift and the aftermath of the command before
@@ -58,6 +58,11 @@ LAUNCHER = ("import os, sys\n"
             "_, status, usage = os.wait4(pid, 0)\n"
             "print(usage.ru_maxrss, file=sys.stderr)\n"
             "sys.exit(os.waitstatus_to_exitcode(status))\n")
+
+
+# Environment variables that hold libraries to an older instruction set (an AVX2-only machine's
+# indication on a newer one), recorded with the results when set.
+HELD = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "NPY_DISABLE_CPU_FEATURES", "OPENBLAS_CORETYPE")
 
 
 def make_raw(path: Path, height: int, width: int) -> Path:
@@ -118,8 +123,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="12,24")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--precision", help="exposed's --precision, comma-separated for a default row each "
+                                            "(e.g. int8,fp32 with oneDNN held to AVX2); default: exposed's own choice")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "speed.json")
     args = parser.parse_args()
+    precisions: list[str | None] = args.precision.split(",") if args.precision else [None]
+
+    def flag(precision: str | None) -> list[str]:
+        return [] if precision is None else ["--precision", precision]
+
+    def named(precision: str | None) -> str:
+        return "" if precision is None else f", --precision {precision}"
+
     console = Console()
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -139,9 +154,12 @@ def main() -> None:
                                ["rawtherapee-cli", "-o", out, "-Y", "-c", str(raw)])):
                 if shutil.which(cmd[0]):
                     singles.append((tool, cmd))
-            modes = [("exposed --mode amplify", ["--mode", "amplify"]), ("exposed (default)", []),
-                     ("exposed --steps 1 (two network passes)", ["--steps", "1"]),
-                     ("exposed (default) on torch (--runtime torch)", ["--runtime", "torch"])]
+            first = precisions[0]
+            modes = [("exposed --mode amplify", ["--mode", "amplify"])]
+            modes += [(f"exposed (default){named(p)}", flag(p)) for p in precisions]
+            modes += [(f"exposed --steps 1 (two network passes){named(first)}", ["--steps", "1", *flag(first)]),
+                      ("exposed (default) on torch (--runtime torch)",  # torch has no int8: fp32 beside it
+                       ["--runtime", "torch", *flag("fp32" if first == "int8" else first)])]
             singles += [(label, exposed + [str(raw), "-o", out, *extra]) for label, extra in modes]
             batches = [("rawpy postprocess + JPEG (LibRaw's ISP only)", [sys.executable, "-c", RAWPY_SCRIPT, *copies,
                                                                          out])]
@@ -179,7 +197,9 @@ def main() -> None:
                                     "torch": torch.__version__, "baseline": baseline, "repeats": args.repeats,
                                     "cpu_capability": torch.backends.cpu.get_cpu_capability(),
                                     "bf16_fast": bf16_is_fast(torch.device("cpu")),
-                                    "openvino": _version("openvino"), "rows": rows}, indent=2) + "\n")
+                                    "openvino": _version("openvino"), "precision": args.precision,
+                                    "held": {k: os.environ[k] for k in HELD if k in os.environ},
+                                    "rows": rows}, indent=2) + "\n")
     console.print(f"wrote {args.out}")
 
 

@@ -308,6 +308,9 @@ def export(checkpoint: Path, output: Path, fp32: bool, steps: int | None, ratio_
     if openvino.available():  # the CPU runtime's form beside it, as the shipped models carry theirs
         xml = openvino.convert(output, output.with_suffix(".xml"))
         err.print(f"wrote {xml} and {xml.with_suffix('.bin').name} (the CPU runtime's form)")
+        if openvino.int8_path(output).is_file() and openvino.int8_form(output) is None:
+            err.print(f"{openvino.int8_path(output)} is of the file before, and no longer used: "
+                      f"rewrite it with `exposed quantise {output} --images DIR`")
 
 
 @main.command()
@@ -322,6 +325,31 @@ def convert(model: Path) -> None:
     try:
         xml = to_openvino(model, model.with_suffix(".xml"))
     except ValueError as error:
+        raise click.UsageError(f"{model}: {error}") from None
+    err.print(f"wrote {xml} and {xml.with_suffix('.bin').name}")
+
+
+@main.command()
+@click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--images", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
+              help="Clean pictures to calibrate on (sRGB, as for training), e.g. ../shared/data/images/train.")
+@click.option("--count", type=click.IntRange(min=1), default=12, show_default=True,
+              help="Pictures to calibrate on (each at nine ratios, plain and as a night scene).")
+@click.option("--seed", type=int, default=7, show_default=True)
+def quantise(model: Path, images: Path, count: int, seed: int) -> None:
+    """Write the int8 form of an exposure model beside it (MODEL.int8.xml and .bin), which the CPU
+    runtime takes on CPUs without bf16. Needs nncf (pip install nncf)."""
+    from exposed.denoise.openvino import available
+
+    if not available():
+        raise click.UsageError("OpenVINO is not installed (pip install openvino)")
+    try:
+        from exposed.denoise.quantise import quantise as to_int8
+    except ImportError as error:
+        raise click.UsageError(f"{error}; quantising needs nncf (pip install nncf)") from None
+    try:
+        xml = to_int8(model, images, count, seed)
+    except (ValueError, OSError) as error:
         raise click.UsageError(f"{model}: {error}") from None
     err.print(f"wrote {xml} and {xml.with_suffix('.bin').name}")
 
@@ -396,8 +424,9 @@ def _device_option(function: Command) -> Command:
 @click.option("--model", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A model file to use instead of the shipped one.")
 @_device_option
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
-              help="auto uses bf16 where the hardware makes it fast.")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "int8"]), default="auto", show_default=True,
+              help="auto uses bf16 where the hardware makes it fast, else the model's int8 form on the CPU runtime "
+                   "where it has one (`exposed quantise`), else fp32.")
 @click.option("--runtime", type=click.Choice(["auto", "torch", "openvino"]), default="auto", show_default=True,
               help="What runs the network: auto takes OpenVINO on the CPU where it is installed (no torch start-up), "
                    "torch on a GPU.")
@@ -435,7 +464,7 @@ def _device_option(function: Command) -> Command:
 def enhance(inputs: tuple[str, ...], output: str | None, recursive: bool, fmt: str | None, dng: DngLayout,
             bits: str | None, quality: int, suffix: str | None, overwrite: bool, mode: Mode, gp_k: int,
             gp_smoothing: float, gp_patch: int,
-            steps: int | None, model: Path | None, device: str, precision: Literal["auto", "fp32", "bf16"],
+            steps: int | None, model: Path | None, device: str, precision: Literal["auto", "fp32", "bf16", "int8"],
             runtime: Literal["auto", "torch", "openvino"], tile: int, seed: int, strength: float, uncertainty: bool,
             runs: int, shard: tuple[int, int] | None, ratio: float | None,
             ev: float | None, target_exposure: float | None, target_iso: float | None,

@@ -46,7 +46,8 @@ if TYPE_CHECKING:
     from exposed.sensor.calibration import IsoNoise, SensorCalibration
 
 WHITE_BALANCES = ("camera", "daylight", "none")
-PrecisionRequest = Literal["auto", "fp32", "bf16"]  # "auto": bf16 where the hardware makes it fast
+# "auto": bf16 where the hardware makes it fast, else a model's int8 form on the CPU runtime, else fp32
+PrecisionRequest = Literal["auto", "fp32", "bf16", "int8"]
 RuntimeRequest = Literal["auto", "torch", "openvino"]  # "auto": OpenVINO on the CPU where installed
 DngLayout = Literal["cfa", "linear"]
 Isp = Literal["exposed", "libraw"]
@@ -157,7 +158,26 @@ class Enhancer:
 
             self.calibration = SensorCalibration.load(settings.profile)
         if settings.precision not in get_args(PrecisionRequest):
-            raise ValueError(f"unknown precision {settings.precision!r}; expected auto, fp32 or bf16")
+            raise ValueError(f"unknown precision {settings.precision!r}; expected "
+                             f"{', '.join(get_args(PrecisionRequest))}")
+        if settings.precision == "int8" and MODES[settings.mode].denoises_raw:
+            self._check_int8()
+
+    def _check_int8(self) -> None:
+        """int8 is a form of a model file that the CPU runtime runs: refused at once, before any
+        file of a batch, where it cannot be had."""
+        from exposed.denoise.openvino import int8_form, int8_path, runtime_for
+
+        if runtime_for(self.settings.runtime, self.settings.device) != "openvino":
+            raise ValueError("int8 runs on the CPU runtime only (OpenVINO: --runtime openvino, no GPU device)")
+        if int8_form(self.model_path) is None:
+            raise ValueError(f"{self.model_path}: no int8 form of this model file beside it "
+                             f"({int8_path(self.model_path).name}); make one with `exposed quantise`")
+
+    @property
+    def model_path(self) -> Path:
+        """The model file of the mode (the shipped one unless ``model`` says otherwise)."""
+        return self.settings.model or default_model_path(default_model(self.settings.mode))
 
     @cached_property
     def session(self) -> DenoiseSession | OpenVinoSession | None:
@@ -169,7 +189,7 @@ class Enhancer:
         from exposed.denoise.openvino import runtime_for
 
         s = self.settings
-        path = s.model or default_model_path(default_model(s.mode))
+        path = self.model_path
         if runtime_for(s.runtime, s.device) == "openvino":
             from exposed.denoise.openvino import OpenVinoSession
 

@@ -69,9 +69,12 @@ def test_export_command(tmp_path):
     if openvino.available():  # the CPU runtime's form beside it, of this very file
         assert openvino.converted_path(tmp_path / "small.pt") == tmp_path / "small.xml"
     assert config.state_high == ModelConfig().state_high  # as trained unless asked
+    if openvino.available():  # an int8 form left from the file before is named stale, not used
+        (tmp_path / "low.int8.xml").write_bytes((tmp_path / "small.xml").read_bytes())
     out = CliRunner().invoke(main, ["export", str(tmp_path / "small.pt"), str(tmp_path / "low.pt"),
                                     "--state-high", "1.5"])
     assert out.exit_code == 0, out.output
+    assert ("low.int8.xml is of the file before" in " ".join(out.output.split())) == openvino.available()
     config = load_model(tmp_path / "low.pt").config
     assert (config.state_high, config.steps, config.ratio_per_step) == (1.5, 3, 100.0)
     bad = CliRunner().invoke(main, ["export", str(tmp_path / "small.pt"), str(tmp_path / "x.pt"),

@@ -1,3 +1,5 @@
+import signal
+
 import numpy as np
 import pytest
 import torch
@@ -82,8 +84,16 @@ def test_stream_is_reproducible_and_workers_differ(colour_folder):
     assert torch.equal(a.noisy, b.noisy) and not torch.equal(a.noisy, c.noisy)
     loader = torch.utils.data.DataLoader(SyntheticRaw(bank, patch=64, batch_size=2, seed=5), batch_size=None,
                                          num_workers=2)
+    # torch leaves its SIGCHLD handler (which asks after its workers) installed for the rest of the
+    # process; in the test run it then crashed the process when a later test's child exited while
+    # OpenVINO's threads were alive. Workers shut down, the handler before is put back.
+    previous = signal.getsignal(signal.SIGCHLD)
     it = iter(loader)
-    first, second = next(it), next(it)
+    try:
+        first, second = next(it), next(it)
+    finally:
+        del it
+        signal.signal(signal.SIGCHLD, previous)
     assert not torch.equal(first.noisy, second.noisy)
 
 
