@@ -2,6 +2,7 @@
 and that changes neither the results nor how a bad file is reported."""
 
 import io
+import re
 import threading
 from pathlib import Path
 
@@ -89,6 +90,41 @@ def test_the_first_raw_is_read_and_framed_while_the_model_loads(tmp_path, monkey
     status, _ = _batch(shots, tmp_path / "out", Settings(ratio=20.0, tile=64))
     assert status == 0 and seen_while_loading == [True] and (tmp_path / "out" / "b.png").exists()
     assert framed_on[0].startswith("exposed-read") and framed_on[1] == threading.main_thread().name
+
+
+def test_a_file_is_written_while_the_next_is_computed_and_told_in_order(tmp_path, monkeypatch):
+    """Writing a file (a 24 MP JPEG's encoding is a quarter of a second) happens on its own thread
+    while the next file is worked on; each line comes when its file is written, in the files'
+    order, a failure among them included."""
+    shots = [synthetic_dng(tmp_path / f"{name}.dng", seed=i) for i, name in enumerate("abd")]
+    bad = tmp_path / "c.dng"
+    bad.write_bytes(b"II*\x00" + bytes(200))
+    second_planned = threading.Event()
+    overlapped: list[bool] = []
+    writers: list[str] = []
+    plan, deliver = job_module.Enhancer.plan, job_module.deliver
+
+    planned: list[object] = []
+
+    def planning(self, raw):  # raw: the file's RawImage, or the first file's Frame
+        planned.append(raw)
+        if len(planned) == 2:
+            second_planned.set()
+        return plan(self, raw)
+
+    def delivering(*args, **kwargs):  # file a is written only once file b is being worked on
+        if not overlapped:
+            overlapped.append(second_planned.wait(timeout=30))
+        writers.append(threading.current_thread().name)
+        return deliver(*args, **kwargs)
+
+    monkeypatch.setattr(job_module.Enhancer, "plan", planning)
+    monkeypatch.setattr(job_module, "deliver", delivering)
+    status, said = _batch([shots[0], shots[1], bad, shots[2]], tmp_path / "out", Settings(mode="amplify", ratio=20.0))
+    assert status == 1 and overlapped == [True] and all(name.startswith("exposed-write") for name in writers)
+    told = [re.search(r"(\w+)\.dng", line).group(1) for line in said.splitlines() if ".dng" in line]
+    assert told == ["a", "b", "c", "d"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.png", "d.png"]
 
 
 def test_a_file_that_fails_to_read_ahead_is_reported_as_its_own_and_the_batch_goes_on(tmp_path):

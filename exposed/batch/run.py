@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from exposed.batch.files import RAW_SUFFIXES, STDIN, Job, expand_inputs, plan_outputs
 from exposed.batch.heap import release_freed_memory
-from exposed.batch.job import read_ahead, run_job
+from exposed.batch.job import Outcome, read_ahead, run_job, start_job
 from exposed.batch.report import Reporter
 from exposed.io.images import JPEG_QUALITY
 from exposed.io.photo import PHOTO_SUFFIXES
@@ -154,15 +154,28 @@ def _run(todo: list[Job], enhancer: Enhancer | PhotoEnhancer, options: BatchOpti
                 reporter.batch(len(todo)):
             tmp = Path(folder)
             if options.jobs == 1:  # in the main thread, so Ctrl-C stops the work at once
-                for i, job in enumerate(todo):
-                    current = upcoming
-                    upcoming = read_ahead(todo[i + 1], enhancer, reader) if i + 1 < len(todo) else None
-                    with reporter.passes(job) as on_step:
-                        reporter.finished(run_job(job, enhancer, options.fmt, tmp, options.dry_run,
-                                                  on_step=on_step, quality=options.quality, prefetched=current),
-                                          options.dry_run)
-                    del current  # the file's raw (or frame), before its freed pages are handed back
-                    release_freed_memory()
+                # Each file is written on its own thread while the next is computed; its line comes
+                # when it is written, in the files' order (one writing thread).
+                writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="exposed-write")
+
+                def report(done: Future[Outcome]) -> None:
+                    if not done.cancelled():  # cancelled: interrupted before it was written
+                        reporter.finished(done.result(), options.dry_run)
+                try:
+                    for i, job in enumerate(todo):
+                        current = upcoming
+                        upcoming = read_ahead(todo[i + 1], enhancer, reader) if i + 1 < len(todo) else None
+                        with reporter.passes(job) as on_step:
+                            written = start_job(job, enhancer, options.fmt, tmp, writer, options.dry_run, stop,
+                                                on_step=on_step, quality=options.quality, prefetched=current)
+                        written.add_done_callback(report)
+                        del current, written  # the file's raw (or frame), before its freed pages are handed back
+                        release_freed_memory()
+                    writer.shutdown(wait=True)  # every file written and told
+                except BaseException:
+                    stop.set()  # interrupted: a file being written is finished whole, none after it begun
+                    writer.shutdown(wait=True, cancel_futures=True)
+                    raise
             else:
                 pool = ThreadPoolExecutor(max_workers=options.jobs)
                 try:
