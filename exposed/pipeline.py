@@ -166,13 +166,11 @@ class Enhancer:
     def _check_int8(self) -> None:
         """int8 is a form of a model file that the CPU runtime runs: refused at once, before any
         file of a batch, where it cannot be had."""
-        from exposed.denoise.openvino import int8_form, int8_path, runtime_for
+        from exposed.denoise.openvino import OpenVinoSession, runtime_for
 
         if runtime_for(self.settings.runtime, self.settings.device) != "openvino":
             raise ValueError("int8 runs on the CPU runtime only (OpenVINO: --runtime openvino, no GPU device)")
-        if int8_form(self.model_path) is None:
-            raise ValueError(f"{self.model_path}: no int8 form of this model file beside it "
-                             f"({int8_path(self.model_path).name}); make one with `exposed quantise`")
+        _ = OpenVinoSession(self.model_path, "int8").precision  # a model without an int8 form of its own: refused
 
     @property
     def model_path(self) -> Path:
