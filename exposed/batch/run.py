@@ -15,7 +15,7 @@ import signal
 import tempfile
 import threading
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -161,6 +161,7 @@ def _run(todo: list[Job], enhancer: Enhancer | PhotoEnhancer, options: BatchOpti
                 def report(done: Future[Outcome]) -> None:
                     if not done.cancelled():  # cancelled: interrupted before it was written
                         reporter.finished(done.result(), options.dry_run)
+                pending: list[Future[Outcome]] = []  # files not yet written (two at most)
                 try:
                     for i, job in enumerate(todo):
                         current = upcoming
@@ -169,13 +170,21 @@ def _run(todo: list[Job], enhancer: Enhancer | PhotoEnhancer, options: BatchOpti
                             written = start_job(job, enhancer, options.fmt, tmp, writer, options.dry_run, stop,
                                                 on_step=on_step, quality=options.quality, prefetched=current)
                         written.add_done_callback(report)
+                        pending = [f for f in pending if not f.done()] + [written]
                         del current, written  # the file's raw (or frame), before its freed pages are handed back
                         release_freed_memory()
-                    writer.shutdown(wait=True)  # every file written and told
+                    wait(pending)  # every file written and told
                 except BaseException:
                     stop.set()  # interrupted: a file being written is finished whole, none after it begun
-                    writer.shutdown(wait=True, cancel_futures=True)
+                    for queued in pending:
+                        queued.cancel()
+                    # Waited for on the futures, not by joining the thread: a join that a signal
+                    # interrupted marks the thread finished (CPython 3.11), and the process would
+                    # then exit mid-write, leaving the temporary file.
+                    wait(pending)
                     raise
+                finally:
+                    writer.shutdown(wait=False)
             else:
                 pool = ThreadPoolExecutor(max_workers=options.jobs)
                 try:
