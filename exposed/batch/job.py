@@ -186,15 +186,21 @@ def run_job(job: Job, enhancer: Enhancer | PhotoEnhancer, fmt: str, tmp: Path, d
 
 
 def start_job(job: Job, enhancer: Enhancer | PhotoEnhancer, fmt: str, tmp: Path, writer: Executor,
-              dry_run: bool = False, stop: threading.Event | None = None, on_step: StepReport | None = None,
-              quality: int = JPEG_QUALITY, prefetched: Future[RawImage | Frame] | None = None) -> Future[Outcome]:
+              told: Callable[[Outcome], None], dry_run: bool = False, stop: threading.Event | None = None,
+              on_step: StepReport | None = None, quality: int = JPEG_QUALITY,
+              prefetched: Future[RawImage | Frame] | None = None) -> Future[Outcome]:
     """:func:`run_job` with the writing (the JPEG's encoding, a quarter of a second at 24 MP) done
-    on ``writer``, one thread, while the caller goes on with the next file: the outcome comes when
-    the file is written. A file that failed before writing goes through ``writer`` too, so outcomes
-    complete in the order of the files."""
+    on ``writer``, one thread, while the caller goes on with the next file; ``told`` hears the
+    outcome there, once the file is written, and the future completes after it (so waiting on it
+    means the file's line is out). A file that failed before writing goes through ``writer`` too,
+    so outcomes are told in the order of the files."""
     start = time.perf_counter()
     outcome, write = _compute(job, enhancer, fmt, tmp, dry_run, on_step, quality, prefetched)
-    return writer.submit(_write, outcome, write, stop, start)
+
+    def finish() -> Outcome:
+        told(_write(outcome, write, stop, start))
+        return outcome
+    return writer.submit(finish)
 
 
 def _compute(job: Job, enhancer: Enhancer | PhotoEnhancer, fmt: str, tmp: Path, dry_run: bool,

@@ -158,18 +158,16 @@ def _run(todo: list[Job], enhancer: Enhancer | PhotoEnhancer, options: BatchOpti
                 # when it is written, in the files' order (one writing thread).
                 writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="exposed-write")
 
-                def report(done: Future[Outcome]) -> None:
-                    if not done.cancelled():  # cancelled: interrupted before it was written
-                        reporter.finished(done.result(), options.dry_run)
+                def report(outcome: Outcome) -> None:
+                    reporter.finished(outcome, options.dry_run)
                 pending: list[Future[Outcome]] = []  # files not yet written (two at most)
                 try:
                     for i, job in enumerate(todo):
                         current = upcoming
                         upcoming = read_ahead(todo[i + 1], enhancer, reader) if i + 1 < len(todo) else None
                         with reporter.passes(job) as on_step:
-                            written = start_job(job, enhancer, options.fmt, tmp, writer, options.dry_run, stop,
-                                                on_step=on_step, quality=options.quality, prefetched=current)
-                        written.add_done_callback(report)
+                            written = start_job(job, enhancer, options.fmt, tmp, writer, report, options.dry_run,
+                                                stop, on_step=on_step, quality=options.quality, prefetched=current)
                         pending = [f for f in pending if not f.done()] + [written]
                         del current, written  # the file's raw (or frame), before its freed pages are handed back
                         release_freed_memory()
