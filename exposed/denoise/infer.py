@@ -23,7 +23,7 @@ from exposed.denoise.numpy_infer import pilot_error as numpy_pilot_error
 from exposed.denoise.process import noise_var, run_process
 from exposed.exposure import brighten
 from exposed.imaging.wiener import dct_wiener
-from exposed.imaging.wiener_numpy import BLOCK, STRIDE
+from exposed.imaging.wiener_numpy import STRIDE, blend_bands
 from exposed.sensor.noise import SensorScale
 
 Precision = Literal["fp32", "bf16"]
@@ -148,14 +148,8 @@ def wiener_blend(estimate: Tensor, amplified: Tensor, ratio: Tensor, sensor: Sen
     shot = noise_var(sites + 1.0, one, ratio, sensor).sub_(read)  # and the shot noise's at white
     top = shot.add(read).sqrt_().add_(1.0)
     transform = SITE_TRANSFORM.to(estimate.device)
-    halo = BLOCK - stride  # rows beyond a band that its pixels' blocks reach
-    height = estimate.shape[-2]
     out = torch.empty_like(estimate, dtype=torch.float32)
-    firsts = list(range(0, height, band))
-    if len(firsts) > 1 and height - firsts[-1] < stride:  # too few rows to mirror: join the band before
-        firsts.pop()
-    for first, last in zip(firsts, [*firsts[1:], height]):
-        low, high = max(0, first - halo), min(height, last + halo)
+    for first, last, low, high in blend_bands(estimate.shape[-2], band, stride):
         rows = slice(low, high)
         level = estimate[..., rows, :].float()
         measured = _mix(transform, torch.minimum(amplified[..., rows, :], top))

@@ -23,7 +23,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from exposed.denoise.config import LOG_STD_CENTRE, LOG_STD_FLOOR, LOG_STD_SCALE, ModelConfig, input_channels
-from exposed.imaging.wiener_numpy import BLOCK, STRIDE, dct_wiener
+from exposed.imaging.wiener_numpy import STRIDE, blend_bands, dct_wiener
 
 Backbone = Callable[[np.ndarray], np.ndarray]  # (1, C_in, h, w) float32 -> (1, C_out, h, w) float32
 
@@ -255,18 +255,12 @@ def wiener_blend(estimate: np.ndarray, dark: np.ndarray, saturated: np.ndarray, 
     read = (read_var * ratio**2).astype(np.float32)[:, None, None]  # (4, 1, 1): the read noise's variance
     shot = (gain * ratio).astype(np.float32)[:, None, None]  # and the shot noise's at white
     top = np.sqrt(shot + read) + np.float32(1.0)
-    halo = BLOCK - stride  # rows beyond a band that its pixels' blocks reach
-    height = estimate.shape[-2]
     out = np.empty_like(estimate, dtype=np.float32)
-    firsts = list(range(0, height, band))
-    if len(firsts) > 1 and height - firsts[-1] < stride:  # too few rows to mirror: join the band before
-        firsts.pop()
 
     def mix(matrix: np.ndarray, x: np.ndarray) -> np.ndarray:
         return np.tensordot(matrix, x, axes=1)
 
-    def one(first: int, last: int) -> None:
-        low, high = max(0, first - halo), min(height, last + halo)
+    def one(first: int, last: int, low: int, high: int) -> None:
         level = estimate[0, :, low:high]
         bright = np.multiply(dark[0, :, low:high], np.float32(ratio), dtype=np.float32)
         np.copyto(bright, np.float32(1.0), where=saturated[0, :, low:high])
@@ -276,7 +270,7 @@ def wiener_blend(estimate: np.ndarray, dark: np.ndarray, saturated: np.ndarray, 
         out[0, :, first:last] = mix(SITE_TRANSFORM.T, planes[:, first - low:last - low])
 
     with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        list(pool.map(lambda pair: one(*pair), zip(firsts, [*firsts[1:], height])))
+        list(pool.map(lambda rows: one(*rows), blend_bands(estimate.shape[-2], band, stride)))
     return out
 
 

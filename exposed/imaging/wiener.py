@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from exposed.imaging.wiener_numpy import BLOCK, NOISE_FLOOR, STRIDE, STRIP
+from exposed.imaging.wiener_numpy import BLOCK, NOISE_FLOOR, STRIDE, block_strips
 
 
 def dct_matrix(size: int, dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu") -> Tensor:
@@ -74,25 +74,17 @@ def dct_wiener(noisy: Tensor, pilot: Tensor, variance: Tensor, pilot_error: Tens
     in_place = not (torch.is_grad_enabled() and any(t.requires_grad for t in (noisy, pilot, variance)))
     share = torch.zeros(n, starts_h, starts_w, device=noisy.device)  # each block's weight, at its start
 
-    for dy in range(steps):  # the blocks of one offset (dy, dx) tile the frame: plain block transforms
-        rows_total = len(range(dy, starts_h, steps))
-        for dx in range(steps):
-            across = len(range(dx, starts_w, steps))
-            cols = slice(dx * stride, dx * stride + across * block)
-            for first in range(0, rows_total, STRIP):
-                rows = min(STRIP, rows_total - first)
-                top = dy * stride + first * block
-                window = (slice(None), slice(top, top + rows * block), cols)
+    for (top, cols), (cell_rows, cell_cols), rows, across in block_strips(starts_h, starts_w, block, stride):
+        window, starts = (slice(None), top, cols), (slice(None), cell_rows, cell_cols)
 
-                def transform(x: Tensor) -> Tensor:  # (n, rows*block, across*block) -> (n, rows, u, across*v)
-                    x = torch.matmul(x.reshape(n, rows * block, across, block), dt)
-                    return torch.matmul(d, x.reshape(n, rows, block, across * block))
+        def transform(x: Tensor) -> Tensor:  # (n, rows*block, across*block) -> (n, rows, u, across*v)
+            x = torch.matmul(x.reshape(n, rows * block, across, block), dt)
+            return torch.matmul(d, x.reshape(n, rows, block, across * block))
 
-                sigma2 = noise[:, dy + first * steps:dy + (first + rows) * steps:steps, dx::steps]  # (n, rows, across)
-                kept, weight = _shrink(transform(measured[window]), transform(guide[window]), error, sigma2, in_place)
-                back = torch.matmul(torch.matmul(dt, kept).reshape(n, rows * block, across, block), d)
-                out[window] += back.reshape(n, rows * block, across * block)
-                share[:, dy + first * steps:dy + (first + rows) * steps:steps, dx::steps] = weight
+        kept, weight = _shrink(transform(measured[window]), transform(guide[window]), error, noise[starts], in_place)
+        back = torch.matmul(torch.matmul(dt, kept).reshape(n, rows * block, across, block), d)
+        out[window] += back.reshape(n, rows * block, across * block)
+        share[starts] = weight
 
     # A pixel's total weight: the shares of the blocks covering it, which start in the
     # ``steps`` x ``steps`` stride cells up and to the left of its own (one value per cell).

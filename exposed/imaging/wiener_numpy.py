@@ -9,6 +9,7 @@ the rest of a 12 MP frame's work but the network (issue 18).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Literal
 
 import numpy as np
@@ -17,6 +18,39 @@ BLOCK = 8  # pixels: the DCT block's side
 STRIDE = 4  # pixels between neighbouring blocks (benchmarks/steps.py scores 1, 2, 4 and 8)
 NOISE_FLOOR = 1e-18  # the least noise variance a block is taken to have
 STRIP = 64  # block rows transformed at a time, so a strip's coefficients stay in the CPU's cache
+
+Window = tuple[slice, slice]
+
+
+def block_strips(starts_h: int, starts_w: int, block: int, stride: int) -> Iterator[tuple[Window, Window, int, int]]:
+    """The order both runtimes' filters take a padded frame's blocks in: for each offset (dy, dx)
+    of the (block / stride)^2 the blocks of that offset tile the frame, taken :data:`STRIP` block
+    rows at a time. Yields the strip's window of the frame (rows, columns), its blocks' start
+    cells in the grid of ``starts_h`` x ``starts_w`` starts (rows, columns), and its block rows and
+    columns."""
+    steps = block // stride
+    for dy in range(steps):
+        rows_total = len(range(dy, starts_h, steps))
+        for dx in range(steps):
+            across = len(range(dx, starts_w, steps))
+            cols = slice(dx * stride, dx * stride + across * block)
+            for first in range(0, rows_total, STRIP):
+                rows = min(STRIP, rows_total - first)
+                top = dy * stride + first * block
+                starts = slice(dy + first * steps, dy + (first + rows) * steps, steps)
+                yield (slice(top, top + rows * block), cols), (starts, slice(dx, None, steps)), rows, across
+
+
+def blend_bands(height: int, band: int, stride: int) -> list[tuple[int, int, int, int]]:
+    """The bands of ``band`` rows a frame's Wiener blend is done in, in both runtimes: each band's
+    rows (first, last) and the rows its pixels' blocks reach (low, high). A last band too short
+    to mirror joins the one before."""
+    halo = BLOCK - stride
+    firsts = list(range(0, height, band))
+    if len(firsts) > 1 and height - firsts[-1] < stride:
+        firsts.pop()
+    return [(first, last, max(0, first - halo), min(height, last + halo))
+            for first, last in zip(firsts, [*firsts[1:], height])]
 
 
 def dct_matrix(size: int) -> np.ndarray:
@@ -70,25 +104,17 @@ def dct_wiener(noisy: np.ndarray, pilot: np.ndarray, variance: np.ndarray, pilot
     out = np.zeros_like(measured)
     share = np.zeros((n, starts_h, starts_w), dtype=np.float32)  # each block's weight, at its start
 
-    for dy in range(steps):  # the blocks of one offset (dy, dx) tile the frame: plain block transforms
-        rows_total = len(range(dy, starts_h, steps))
-        for dx in range(steps):
-            across = len(range(dx, starts_w, steps))
-            cols = slice(dx * stride, dx * stride + across * block)
-            for first in range(0, rows_total, STRIP):
-                rows = min(STRIP, rows_total - first)
-                top = dy * stride + first * block
-                window = (slice(None), slice(top, top + rows * block), cols)
+    for (top, cols), (cell_rows, cell_cols), rows, across in block_strips(starts_h, starts_w, block, stride):
+        window, starts = (slice(None), top, cols), (slice(None), cell_rows, cell_cols)
 
-                def transform(x: np.ndarray) -> np.ndarray:  # (n, rows*block, across*block) -> (n, rows, u, across*v)
-                    x = np.ascontiguousarray(x).reshape(-1, block) @ dt
-                    return d @ x.reshape(n, rows, block, across * block)
+        def transform(x: np.ndarray) -> np.ndarray:  # (n, rows*block, across*block) -> (n, rows, u, across*v)
+            x = np.ascontiguousarray(x).reshape(-1, block) @ dt
+            return d @ x.reshape(n, rows, block, across * block)
 
-                sigma2 = noise[:, dy + first * steps:dy + (first + rows) * steps:steps, dx::steps]  # (n, rows, across)
-                kept, weight = _shrink(transform(measured[window]), transform(guide[window]), error, sigma2)
-                back = (dt @ kept).reshape(-1, block) @ d
-                out[window] += back.reshape(n, rows * block, across * block)
-                share[:, dy + first * steps:dy + (first + rows) * steps:steps, dx::steps] = weight
+        kept, weight = _shrink(transform(measured[window]), transform(guide[window]), error, noise[starts])
+        back = (dt @ kept).reshape(-1, block) @ d
+        out[window] += back.reshape(n, rows * block, across * block)
+        share[starts] = weight
 
     # A pixel's total weight: the shares of the blocks covering it, which start in the
     # ``steps`` x ``steps`` stride cells up and to the left of its own (one value per cell).
