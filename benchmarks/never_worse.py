@@ -31,7 +31,7 @@ from exposed.imaging.metrics import psnr
 from exposed.modes import default_model_path
 from exposed.sensor.cameras import CAMERAS
 from exposed.denoise.model import ExposureModel
-from exposed.sensor.noise import NoiseModel, SensorScale
+from exposed.sensor.noise import NoiseModel
 from exposed.training.data import SensorMix
 from exposed.training.evaluate import make_eval_set
 
@@ -49,7 +49,7 @@ def gains(model: ExposureModel, precision: Precision, val: Path, camera: str, no
     per_ratio: dict[float, list[float]] = {}
     for item in data.items:
         ratio = torch.tensor([item.ratio])
-        sensor = SensorScale.from_noise(item.noise, item.quantised)
+        sensor = item.sensor
         out = denoise(model, item.dark, ratio, sensor, None, torch.Generator().manual_seed(0), precision)
         amplified = brighten(item.dark, ratio).clamp(0.0, 1.0)
         per_ratio.setdefault(item.ratio, []).append(psnr(out, item.clean).item() - psnr(amplified, item.clean).item())

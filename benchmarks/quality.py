@@ -358,7 +358,7 @@ def night_crops(data: EvalSet, methods: list[tuple[str, Method]], path: Path, co
         def crop(packed: torch.Tensor) -> np.ndarray:
             return _render(packed[0, :, top:top + size, left:left + size])
 
-        ratio, sensor = torch.tensor([item.ratio]), SensorScale.from_noise(item.noise)
+        ratio, sensor = torch.tensor([item.ratio]), item.sensor
         outputs = [crop(m(item.dark, ratio, sensor).clamp(0, 1)) for _, m in methods]
         row = [crop(item.dark), *outputs, crop(item.clean)]
         tiles.append(np.concatenate([np.pad(t, ((2, 2), (2, 2), (0, 0))) for t in row], axis=1))

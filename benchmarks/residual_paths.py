@@ -22,7 +22,6 @@ from exposed.denoise.checkpoint import load_model
 from exposed.denoise.process import noise_std
 from exposed.imaging.metrics import psnr
 from exposed.modes import default_model_path
-from exposed.sensor.noise import SensorScale
 from exposed.training.evaluate import make_eval_set
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,7 +43,7 @@ def main() -> None:
                         seed=1234, limit=args.count, crop=256)
     sums: dict[float, dict[str, float]] = {r: {} for r in RATIOS}
     for item in val.items:
-        ratio, sensor = torch.tensor([item.ratio]), SensorScale.from_noise(item.noise, quantised=True)
+        ratio, sensor = torch.tensor([item.ratio]), item.sensor
         state = (item.dark * item.ratio).clamp(model.config.state_low, model.config.state_high)
         std = noise_std(state, torch.ones(1), ratio, sensor)
         out = model.backbone(model.inputs(state, std))

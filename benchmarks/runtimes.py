@@ -34,7 +34,6 @@ from exposed.denoise.openvino import OpenVinoSession, int8_form
 from exposed.exposure import brighten
 from exposed.imaging.metrics import psnr
 from exposed.modes import default_model_path
-from exposed.sensor.noise import SensorScale
 from exposed.training.evaluate import EvalItem, EvalSet, make_eval_set
 from exposed.training.night import NightScenes
 from speed import cpu_name  # benchmarks/, the script's own folder
@@ -52,7 +51,7 @@ def torch_method(path: Path, precision: str) -> Method:
         model.backbone.to(torch.bfloat16)
 
     def run(item: EvalItem) -> np.ndarray:
-        sensor = SensorScale.from_noise(item.noise, item.quantised)
+        sensor = item.sensor
         out = denoise(model, item.dark, torch.tensor([item.ratio]), sensor, None, torch.Generator().manual_seed(0),
                       precision)  # type: ignore[arg-type]
         return out.numpy()
@@ -63,7 +62,7 @@ def openvino_method(path: Path, precision: str) -> tuple[Method, str]:
     session = OpenVinoSession(path, precision)
 
     def run(item: EvalItem) -> np.ndarray:
-        sensor = SensorScale.from_noise(item.noise, item.quantised)
+        sensor = item.sensor
         gain = np.broadcast_to(sensor.gain.double().numpy().reshape(-1), (4,))
         read = np.broadcast_to(sensor.read_var.double().numpy().reshape(-1), (4,))
         dark = item.dark.numpy()

@@ -43,7 +43,6 @@ from exposed.denoise.infer import denoise, wiener_blend
 from exposed.denoise.numpy_infer import steps_for_ratio
 from exposed.exposure import brighten
 from exposed.imaging.metrics import psnr
-from exposed.sensor.noise import SensorScale
 
 ROOT = Path(__file__).resolve().parents[1]
 RATIOS = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 150.0, 200.0, 250.0, 300.0)
@@ -81,7 +80,7 @@ def blend_scores(items: list[EvalItem], estimates: list[torch.Tensor], stride: i
     item) Wiener-blended with the items' brightened frames, blocks ``stride`` apart."""
     scores: dict[float, dict[float, list[tuple[float, float]]]] = {}
     for item, estimate in zip(items, estimates):
-        ratio, sensor = torch.tensor([item.ratio]), SensorScale.from_noise(item.noise, item.quantised)
+        ratio, sensor = torch.tensor([item.ratio]), item.sensor
         amplified = brighten(item.dark, ratio)
         plain = psnr(amplified.clamp(0.0, 1.0), item.clean).item()
         for error in errors[item.ratio]:
@@ -127,7 +126,7 @@ def main() -> None:
         rows[f"T={t}"] = scores(method)
 
     mixed_outputs = {t: [denoise(model, item.dark, torch.tensor([item.ratio]),
-                                 SensorScale.from_noise(item.noise, item.quantised), t,
+                                 item.sensor, t,
                                  torch.Generator().manual_seed(0), args.precision, blend=False)
                          for item in mixed.items] for t in range(max_steps + 1)}
 
@@ -169,7 +168,7 @@ def main() -> None:
         items = [item for item in val.items if item.ratio == r]
         rows["the reference as the pilot, blended"][r] = sum(
             psnr(wiener_blend(item.clean, brighten(item.dark, torch.tensor([r])), torch.tensor([r]),
-                              SensorScale.from_noise(item.noise), args.stride).masked_fill(item.dark >= 1.0, 1.0)
+                              item.sensor, args.stride).masked_fill(item.dark >= 1.0, 1.0)
                  .clamp(0.0, 1.0), item.clean).item() for item in items) / len(items)
     for stride in STRIDES:  # at the errors chosen for args.stride
         by_t = {t: at_stride[t] if stride == args.stride else

@@ -29,7 +29,6 @@ from exposed.denoise.infer import choose_precision, denoise, frame_snr, pick_dev
 from exposed.denoise.numpy_infer import steps_for_ratio, steps_for_snr
 from exposed.imaging.metrics import psnr
 from exposed.modes import default_model_path
-from exposed.sensor.noise import SensorScale
 from exposed.training.evaluate import make_eval_set
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,7 +54,7 @@ def main() -> None:
     fit_names = set(names[: len(names) // 2])
     scores, seconds, snrs, ratios, fit = [], [], [], [], []
     for item in data.items:
-        sensor = SensorScale.from_noise(item.noise).to(device)
+        sensor = item.sensor.to(device)
         dark, ratio = item.dark.to(device), torch.tensor([item.ratio], device=device)
         row, timing = [], []
         for t in range(most + 1):

@@ -25,7 +25,6 @@ from exposed.denoise.infer import choose_precision, default_steps, denoise, fram
 from exposed.denoise.uncertainty import display_value, spread, varied_steps
 from exposed.imaging.metrics import spearman
 from exposed.modes import default_model_path
-from exposed.sensor.noise import SensorScale
 from exposed.training.evaluate import make_eval_set
 
 
@@ -49,7 +48,7 @@ def main() -> None:
     for ratio in ratios:
         spreads, errors, block_spreads, block_errors = [], [], [], []
         for item in (i for i in data.items if i.ratio == ratio):
-            sensor = SensorScale.from_noise(item.noise).to(device)
+            sensor = item.sensor.to(device)
             dark, r = item.dark.to(device), torch.tensor([ratio], device=device)
 
             def run(seed: int, steps: int) -> torch.Tensor:

@@ -65,7 +65,7 @@ def test_eval_set_from_a_sensor_mix_has_its_bit_depth_whole_dn_and_rounding_nois
         assert item.quantised and float(item.noise.white) == 255.0 and float(item.noise.black) == 8.0
         dn = item.dark * (item.noise.white - item.noise.black)
         assert torch.equal(dn, dn.round())
-        told = SensorScale.from_noise(item.noise, item.quantised).read_var
+        told = item.sensor.read_var
         plain = SensorScale.from_noise(item.noise).read_var
         assert float(told - plain) == pytest.approx(1 / 12 / float(item.noise.scale) ** 2, rel=1e-5)
     one = make_eval_set(folder, (2,), seed=5, sensors=mix, limit=1)

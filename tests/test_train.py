@@ -153,6 +153,49 @@ def test_with_a_wiener_stride_the_loss_also_scores_the_blended_result_and_trains
     assert grads and all(torch.isfinite(g).all() for g in grads) and any(g.abs().sum() > 0 for g in grads)
 
 
+def test_result_only_scores_the_blend_alone_each_sample_at_the_steps_inference_gives_its_ratio():
+    """With ratio_per_step 75 and T = 1, a x10 sample runs one pass and a x100 sample two, in batch
+    order whatever order they run in; the loss is the blended result's L1 and nothing else."""
+    from exposed.denoise.infer import wiener_blend
+    from exposed.denoise.config import ModelConfig
+    from exposed.denoise.model import ExposureModel
+    from exposed.denoise.process import run_process
+    from exposed.exposure import brighten
+    from exposed.sensor.noise import SensorScale
+    from exposed.training.train import TrainingStep
+
+    torch.manual_seed(0)
+    model = ExposureModel(ModelConfig("unet", 4, "diffusion", steps=1, ratio_per_step=75.0, wiener_stride=4))
+    clean = torch.rand(2, 4, 16, 16) * 0.5
+    ratio = torch.tensor([100.0, 10.0])
+    noisy = clean / ratio[:, None, None, None] + 0.001 * torch.randn(2, 4, 16, 16)
+    sensor = SensorScale(torch.tensor([1e-4, 1e-4]), torch.tensor([1e-7, 1e-7]))
+    sizes: list[int] = []
+    model.register_forward_hook(lambda module, args, out: sizes.append(args[0].shape[0]))
+    step = TrainingStep(model, 1, result_only=True)
+    loss = step(noisy, clean, ratio, sensor.gain, sensor.read_var, torch.Generator().manual_seed(0))
+    assert sorted(sizes) == [1, 1, 1]  # x10: one pass; x100: two
+    results = step._results(noisy, ratio, sensor, torch.Generator().manual_seed(0))
+    with torch.no_grad():  # the x10 sample has no photon draws: its result is the plain pass, in place 1
+        [alone] = run_process(model, noisy[1:], ratio[1:], SensorScale(sensor.gain[1:], sensor.read_var[1:]), 0,
+                              None, training=True)
+    torch.testing.assert_close(results[1:], alone)
+    blended = wiener_blend(results, brighten(noisy, ratio), ratio, sensor, 4).masked_fill(noisy >= 1.0, 1.0)
+    torch.testing.assert_close(loss, (blended - clean).abs().mean(), rtol=1e-5, atol=1e-7)
+    anchored = TrainingStep(model, 1, result_only=True, estimate_weight=0.25)(
+        noisy, clean, ratio, sensor.gain, sensor.read_var, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(anchored, loss + 0.25 * (results - clean).abs().mean(), rtol=1e-5, atol=1e-7)
+    high_only = TrainingStep(model, 1, result_only=True, estimate_weight=0.25, estimate_from=50.0)(
+        noisy, clean, ratio, sensor.gain, sensor.read_var, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(high_only, loss + 0.25 * (results[:1] - clean[:1]).abs().mean() / 2,
+                               rtol=1e-5, atol=1e-7)
+    loss.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+    model.config = ModelConfig("unet", 4, "diffusion", steps=1)
+    with pytest.raises(ValueError, match="wiener_stride"):
+        TrainingStep(model, 1, result_only=True)
+
+
 def test_resumes_after_kill_9(tmp_path, images):
     out = tmp_path / "run"
     args = TINY + ["--images", str(images), "--val-images", str(images), "--out", str(out), "--iters", "100000",

@@ -38,7 +38,6 @@ def calibration_inputs(session: OpenVinoSession, images: Path, count: int, seed:
     every calibrated camera and the virtual one, P+G or ELD, at 8 to 14 bits in whole DN: what the
     model was trained on, so the activation ranges are those of real use."""
     from exposed.sensor.cameras import CAMERAS
-    from exposed.sensor.noise import SensorScale
     from exposed.training.data import SensorMix
     from exposed.training.evaluate import make_eval_set
     from exposed.training.night import NightScenes
@@ -55,7 +54,7 @@ def calibration_inputs(session: OpenVinoSession, images: Path, count: int, seed:
         frames = make_eval_set(images, CALIBRATION_RATIOS, seed=seed + offset, limit=count, crop=CALIBRATION_CROP,
                                night=night, sensors=sensors)
         for item in frames.items:
-            scale = SensorScale.from_noise(item.noise)
+            scale = item.sensor
             dark = item.dark.numpy()
             denoise(record, session.config, dark, dark >= 1.0, item.ratio, np.full(4, float(scale.gain)),
                     np.full(4, float(scale.read_var)))

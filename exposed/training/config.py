@@ -52,6 +52,19 @@ class TrainConfig:
     # (exposed.denoise.infer.wiener_blend), so the network learns to be a good pilot for the blend;
     # validation then scores the blended result too (ModelConfig.wiener_stride).
     wiener_stride: int = 0
+    # With a wiener_stride: score the result as it ships and nothing else (the blend of the last
+    # estimate), each sample unrolled the steps inference gives its ratio (ratio_per_step), so the
+    # network is trained for exactly what the photographer gets: the trial that moved x10 / x20 most
+    # (the model card) was this; the per-step terms pull the estimate towards a smooth median that
+    # the blend cannot use.
+    result_only: bool = False
+    # With result_only: the weight of the last estimate's own loss beside the result's. The blend's
+    # gain P^2 / (P^2 + s^2) has no gradient where the estimate's coefficient P is far below or
+    # above the noise, so the result's loss alone lets the estimate drift there (a run at 1e-4 lost
+    # 4 dB at x100 in 1,500 iterations); a little of its own loss holds it to an image.
+    estimate_weight: float = 0.0
+    estimate_from: float = 0.0  # the ratio from which a sample's estimate is scored (estimate_weight)
+    ratio_per_step: float = 0.0  # exposure one step covers (ModelConfig.ratio_per_step); 0: always ``steps``
     patch: int = 256  # raw pixels (the packed patch is half of it)
     batch: int = 8
     workers: int = 0
@@ -90,7 +103,7 @@ class TrainConfig:
 
         return ModelConfig(self.arch, self.width, self.kind, self.steps, ratio_range=(self.ratio_low, self.ratio_high),
                            noise_input=cast("NoiseInput", self.noise_input), state_high=self.state_high,
-                           wiener_stride=self.wiener_stride)
+                           wiener_stride=self.wiener_stride, ratio_per_step=self.ratio_per_step)
 
     def sensors(self) -> SensorMix:
         from exposed.sensor.cameras import CAMERAS, noise_source
@@ -118,6 +131,8 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig
     unknown = sorted(set(values) - known)
     if unknown:
         raise ValueError(f"unknown training setting(s): {', '.join(unknown)}")
+    if values.get("result_only") and not values.get("wiener_stride"):
+        raise ValueError("result_only scores the Wiener-blended result: it needs a wiener_stride")
     for key, kind in (("val_ratios", float), ("bits", int)):  # a TOML list, or "2,100,300" from the command line
         if key in values:
             items = values[key]

@@ -38,6 +38,7 @@ from exposed.exposure import brighten
 from exposed.training.night import NightScenes
 from exposed.denoise.config import ModelConfig
 from exposed.denoise.model import ExposureModel, widen_input, widen_width
+from exposed.denoise.numpy_infer import steps_for_ratio
 from exposed.denoise.process import run_process
 from exposed.sensor.noise import SensorScale
 
@@ -45,46 +46,77 @@ from exposed.sensor.noise import SensorScale
 RELATIVE_FLOOR = 2e-3  # the brightened frame's L1 below which a sample weighs no more (about 50 dB)
 
 
-def relative_l1(estimate: Tensor, clean: Tensor, amplified: Tensor, floor: float = RELATIVE_FLOOR) -> Tensor:
+def relative_l1(estimate: Tensor, clean: Tensor, amplified: Tensor, floor: float = RELATIVE_FLOOR,
+                reduce: bool = True) -> Tensor:
     """The batch's L1 with every sample weighted by 1 / (its plain brightened frame's L1).
 
     estimate, clean, amplified: (B, C, H, W). The plain L1 is dominated by the noisiest samples (a
     x300 frame's error is a hundred times a x2 frame's), so a network trained on it learns nothing
     about frames a few stops dark and damages them; the bars are in dB over plain brightening at
     every ratio, which this weighting follows. Weights are normalised to mean 1 over the batch so
-    the loss keeps the scale (and the learning rate its meaning) of the plain L1.
+    the loss keeps the scale (and the learning rate its meaning) of the plain L1. ``reduce=False``:
+    each sample's weighted term (B,), whose mean is the loss.
     """
     per_sample = (estimate - clean).abs().mean(dim=(1, 2, 3))
     weight = 1.0 / (amplified.clamp(0.0, 1.0) - clean).abs().mean(dim=(1, 2, 3)).clamp_min(floor)
-    return (per_sample * weight / weight.mean()).mean()
+    terms = per_sample * weight / weight.mean()
+    return terms.mean() if reduce else terms
 
 
 class TrainingStep(nn.Module):
     """The loss of one batch: unroll the exposure process T steps and sum the L1 of every estimate.
 
     A module of its own so DistributedDataParallel sees the whole unrolled process as one forward.
-    The feed-forward twin is trained as it is used: one pass, no process.
+    The feed-forward twin is trained as it is used: one pass, no process. ``result_only``: the
+    blended result is scored, each sample unrolled the steps inference gives its ratio, and its
+    last estimate with ``estimate_weight`` in the samples from ratio ``estimate_from`` up.
     """
 
-    def __init__(self, model: ExposureModel, steps: int, loss: str = "l1"):
+    def __init__(self, model: ExposureModel, steps: int, loss: str = "l1", result_only: bool = False,
+                 estimate_weight: float = 0.0, estimate_from: float = 0.0):
         super().__init__()
         if loss not in ("l1", "relative"):
             raise ValueError(f"unknown loss {loss!r}: 'l1' or 'relative'")
+        if result_only and not model.config.wiener_stride:
+            raise ValueError("result_only scores the Wiener-blended result: the model needs a wiener_stride")
         self.model, self.steps, self.loss = model, 0 if model.config.kind == "feedforward" else steps, loss
+        self.result_only, self.estimate_weight, self.estimate_from = result_only, estimate_weight, estimate_from
 
     def forward(self, noisy: Tensor, clean: Tensor, ratio: Tensor, gain: Tensor, read_var: Tensor,
                 generator: torch.Generator | None) -> Tensor:
         sensor = SensorScale(gain, read_var)
-        estimates = list(run_process(self.model, noisy, ratio, sensor, self.steps, generator, training=True))
+        if self.result_only:
+            estimates = [self._results(noisy, ratio, sensor, generator)]
+        else:
+            estimates = list(run_process(self.model, noisy, ratio, sensor, self.steps, generator, training=True))
         amplified = brighten(noisy, ratio).detach()
         stride = self.model.config.wiener_stride
         if stride:  # the result as it ships: the last estimate as the pilot of the Wiener blend, in float32
             with torch.autocast(noisy.device.type, enabled=False):
                 blended = wiener_blend(estimates[-1].float(), amplified, ratio, sensor, stride)
             estimates.append(blended.masked_fill(noisy >= 1.0, 1.0))
-        if self.loss == "relative":
-            return torch.stack([relative_l1(e, clean, amplified) for e in estimates]).sum()
-        return torch.stack([(e - clean).abs().mean() for e in estimates]).sum()
+        if self.loss == "relative":  # (estimates, B)
+            terms = torch.stack([relative_l1(e, clean, amplified, reduce=False) for e in estimates])
+        else:
+            terms = torch.stack([(e - clean).abs().mean(dim=(1, 2, 3)) for e in estimates])
+        if self.result_only:  # [the last estimate, the result]
+            anchored = (ratio.to(terms.device) >= self.estimate_from).to(terms.dtype)
+            return (terms[1] + self.estimate_weight * anchored * terms[0]).mean()
+        return terms.mean(dim=1).sum()
+
+
+    def _results(self, noisy: Tensor, ratio: Tensor, sensor: SensorScale, generator: torch.Generator | None) -> Tensor:
+        """The last estimate of every sample, each run the steps inference takes at its ratio
+        (:func:`exposed.denoise.numpy_infer.steps_for_ratio`): samples that share a T share a process."""
+        counts = [steps_for_ratio(self.steps, self.model.config.ratio_per_step, r) for r in ratio.tolist()]
+        parts, order = [], []
+        for steps in sorted(set(counts)):
+            index = torch.tensor([i for i, c in enumerate(counts) if c == steps], device=noisy.device)
+            part = SensorScale(sensor.gain[index], sensor.read_var[index])
+            *_, last = run_process(self.model, noisy[index], ratio[index], part, steps, generator, training=True)
+            parts.append(last)
+            order.append(index)
+        return torch.cat(parts)[torch.argsort(torch.cat(order))]
 
 
 def batch_loss(step: nn.Module, batch: TrainingBatch, generator: torch.Generator | None) -> Tensor:
@@ -261,7 +293,8 @@ def train(config: TrainConfig) -> Path:
     """Train (or resume) a run; returns the path of its last checkpoint."""
     run = _start(config)
     data, batches, val_set = _data(run)
-    step: nn.Module = TrainingStep(run.model, config.steps, config.loss)
+    step: nn.Module = TrainingStep(run.model, config.steps, config.loss, config.result_only, config.estimate_weight,
+                                    config.estimate_from)
     if run.world > 1:
         step = nn.parallel.DistributedDataParallel(
             step, device_ids=[run.device.index] if run.device.type == "cuda" else None)
