@@ -131,8 +131,6 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig
     unknown = sorted(set(values) - known)
     if unknown:
         raise ValueError(f"unknown training setting(s): {', '.join(unknown)}")
-    if values.get("result_only") and not values.get("wiener_stride"):
-        raise ValueError("result_only scores the Wiener-blended result: it needs a wiener_stride")
     for key, kind in (("val_ratios", float), ("bits", int)):  # a TOML list, or "2,100,300" from the command line
         if key in values:
             items = values[key]
