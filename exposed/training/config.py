@@ -52,11 +52,11 @@ class TrainConfig:
     # (exposed.denoise.infer.wiener_blend), so the network learns to be a good pilot for the blend;
     # validation then scores the blended result too (ModelConfig.wiener_stride).
     wiener_stride: int = 0
-    # With a wiener_stride: score the result as it ships and nothing else (the blend of the last
-    # estimate), each sample unrolled the steps inference gives its ratio (ratio_per_step), so the
-    # network is trained for exactly what the photographer gets: the trial that moved x10 / x20 most
-    # (the model card) was this; the per-step terms pull the estimate towards a smooth median that
-    # the blend cannot use.
+    # With a wiener_stride: score the result as it ships (the blend of the last estimate) instead of
+    # every step's estimate, each sample unrolled the steps inference gives its ratio
+    # (ratio_per_step), so the network is trained for what the photographer gets: the per-step
+    # terms pull the estimate towards a smooth median that the blend cannot use (stage 7 in the
+    # model cards).
     result_only: bool = False
     # With result_only: the weight of the last estimate's own loss beside the result's. The blend's
     # gain P^2 / (P^2 + s^2) has no gradient where the estimate's coefficient P is far below or

@@ -104,7 +104,6 @@ class TrainingStep(nn.Module):
             return (terms[1] + self.estimate_weight * anchored * terms[0]).mean()
         return terms.mean(dim=1).sum()
 
-
     def _results(self, noisy: Tensor, ratio: Tensor, sensor: SensorScale, generator: torch.Generator | None) -> Tensor:
         """The last estimate of every sample, each run the steps inference takes at its ratio
         (:func:`exposed.denoise.numpy_infer.steps_for_ratio`): samples that share a T share a process."""
