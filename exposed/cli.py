@@ -289,9 +289,13 @@ def evaluate(folder: Path, models: tuple[Path, ...], ratios: tuple[float, ...], 
 @click.option("--state-high", type=click.FloatRange(min=1.0), default=None,
               help="The most the network sees of the state, in multiples of white (default: as trained). "
                    "Choose it with benchmarks/bounds.py.")
+@click.option("--residual-error", type=click.FloatRange(min=0.0), default=None,
+              help="The weight of each blend block's own evidence of the estimate's error (its difference from "
+                   "the photo beyond the noise); 0: the --pilot-error table alone (default: as before). "
+                   "Choose it with benchmarks/steps.py --residual-error.")
 def export(checkpoint: Path, output: Path, fp32: bool, steps: int | None, ratio_per_step: float | None,
            snr_per_step: float | None, wiener_stride: str | None, pilot_error: str | None,
-           state_high: float | None) -> None:
+           state_high: float | None, residual_error: float | None) -> None:
     """Turn a training checkpoint into a model file to ship or share (no optimizer state), and,
     where OpenVINO is installed, its CPU runtime's form beside it (as `exposed convert` writes)."""
     from exposed.denoise.checkpoint import export_model
@@ -301,7 +305,7 @@ def export(checkpoint: Path, output: Path, fp32: bool, steps: int | None, ratio_
                                          ratio_per_step=ratio_per_step, snr_per_step=snr_per_step,
                                          wiener_stride=None if wiener_stride is None else int(wiener_stride),
                                          pilot_error=_ratio_table(pilot_error, "--pilot-error", "RATIO:VARIANCE"),
-                                         state_high=state_high))
+                                         state_high=state_high, residual_error=residual_error))
     err.print(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB)")
     from exposed.denoise import openvino
 

@@ -139,6 +139,23 @@ def test_export_stores_the_pilot_error_table_sorted_and_none_clears_it(tmp_path)
     assert bad.exit_code == 2 and "positive" in bad.output
 
 
+def test_export_sets_the_residual_error_keeps_it_when_not_asked_and_refuses_a_negative_one(tmp_path):
+    from click.testing import CliRunner
+
+    from exposed.cli import main
+
+    save_checkpoint(tmp_path / "last.pt", _state())
+    last, m = str(tmp_path / "last.pt"), str(tmp_path / "m.pt")
+    assert load_model(tmp_path / "last.pt").config.residual_error == 0.0
+    out = CliRunner().invoke(main, ["export", last, m, "--residual-error", "1"])
+    assert out.exit_code == 0, out.output
+    assert load_model(tmp_path / "m.pt").config.residual_error == 1.0
+    out = CliRunner().invoke(main, ["export", m, str(tmp_path / "n.pt"), "--steps", "1"])
+    assert out.exit_code == 0 and load_model(tmp_path / "n.pt").config.residual_error == 1.0
+    bad = CliRunner().invoke(main, ["export", last, str(tmp_path / "x.pt"), "--residual-error", "-1"])
+    assert bad.exit_code == 2 and "--residual-error" in bad.output
+
+
 def test_a_model_file_with_the_retired_blend_tables_loads_and_exports_without_them(tmp_path):
     """Files exported before the Wiener blend carry ``fusion`` and ``local_mean`` tables."""
     state = _state()

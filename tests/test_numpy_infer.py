@@ -1,6 +1,8 @@
 """The exposure process on numpy arrays (the CPU runtime's) against torch's, itself tested against
 its formulas in tests/test_process.py: the same network in both, so any difference is the runtime's."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -39,9 +41,11 @@ GAIN, READ = np.array([1e-4, 1.2e-4, 1.1e-4, 0.9e-4]), np.array([2e-7, 2e-7, 3e-
 @pytest.mark.parametrize("tile", [None, 64])
 def test_one_pass_and_its_blend_are_torchs(kind, tile):
     """T = 0 draws nothing: the numpy runtime's result is torch's to float32 rounding, tiles, noise
-    channels, output layer, Wiener blend (with a pilot-error table) and saturated photosites alike."""
+    channels, output layer, Wiener blend (with a pilot-error table and the blocks' own evidence of
+    the error) and saturated photosites alike."""
     model, backbone = model_and_backbone(kind, steps=1, ratio_per_step=100.0, wiener_stride=4,
-                                         pilot_error=((10.0, 1e-4), (100.0, 1e-6)), state_high=1.5)
+                                         pilot_error=((10.0, 1e-4), (100.0, 1e-6)), state_high=1.5,
+                                         residual_error=1.0)
     dark, saturated = dark_frame(100, 130)
     ratio = 60.0
     expected = denoise(model, torch.from_numpy(dark), torch.tensor([ratio]),
@@ -53,16 +57,20 @@ def test_one_pass_and_its_blend_are_torchs(kind, tile):
     assert (got[saturated] == 1.0).all()
 
 
-def test_the_wiener_blend_is_torchs_on_a_brightened_frame_above_white():
-    """Band by band, with the brightened frame made in each band: torch's blend of the whole frame."""
+@pytest.mark.parametrize("bound", [math.inf, 1.5])
+def test_the_wiener_blend_is_torchs_on_a_brightened_frame_above_white(bound):
+    """Band by band, with the brightened frame made in each band: torch's blend of the whole frame,
+    photosites the network saw bounded (a glow at 4 times white in one channel) trusted alike."""
     rng = np.random.default_rng(3)
     dark, saturated = dark_frame(150, 70, seed=3)
+    dark[0, 1, 60:75, 20:40] = 0.05
     ratio = 80.0
     estimate = np.clip(dark * ratio + rng.normal(0, 0.01, dark.shape), 0, 1).astype(np.float32)
     bright = torch.from_numpy(dark * np.float32(ratio)).masked_fill_(torch.from_numpy(saturated), 1.0)
     expected = wiener_blend(torch.from_numpy(estimate), bright, torch.tensor([ratio]),
-                            SensorScale(torch.from_numpy(GAIN[None]), torch.from_numpy(READ[None])), 4, 1e-5)
-    got = numpy_infer.wiener_blend(estimate, dark, saturated, ratio, GAIN, READ, 4, 1e-5, band=32)
+                            SensorScale(torch.from_numpy(GAIN[None]), torch.from_numpy(READ[None])), 4, 1e-5,
+                            bound=bound)
+    got = numpy_infer.wiener_blend(estimate, dark, saturated, ratio, GAIN, READ, 4, 1e-5, band=32, bound=bound)
     np.testing.assert_allclose(got, expected.numpy(), atol=2e-5, rtol=0)
 
 

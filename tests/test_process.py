@@ -205,6 +205,31 @@ def test_the_wiener_blend_keeps_a_lamps_light_out_of_its_dark_surroundings():
                                atol=std_white / 300)
 
 
+@pytest.mark.parametrize("glow", [1.2, 3.0])
+def test_the_wiener_blend_trusts_the_estimate_less_where_a_photosite_is_clipped(glow):
+    """Beside a lamp one channel of which is clipped (above white; at 3 x white also above the
+    state's bound), the network saw part of the photosite's colour cut off or bounded: an estimate
+    that wiped the other channels' texture there is trusted less (CLIPPED_ERROR, BOUNDED_ERROR),
+    so the texture as shot comes back; a block away from the lamp nothing changes."""
+    from exposed.denoise.infer import wiener_blend
+
+    g = torch.Generator().manual_seed(0)
+    ratio, sensor = torch.tensor([20.0]), SensorScale(torch.tensor([2e-6]), torch.tensor([1e-9]))
+    x = torch.arange(48.0)
+    truth = (0.5 + 0.1 * torch.sin(x[None, :] * 1.3) * torch.cos(x[:, None] * 0.9)).expand(1, 4, 48, 48).clone()
+    truth[0, 0, :, :16] = glow  # the lamp's glow, red only
+    amplified = truth + 0.003 * torch.randn(truth.shape, generator=g)
+    estimate = torch.full_like(truth, 0.5)  # the texture wiped beside the lamp and everywhere else
+    estimate[0, 0, :, :16] = 1.0
+    trusting = wiener_blend(estimate, amplified, ratio, sensor, 4, 1e-6, clipped_error=0.0, bounded_error=0.0)
+    shipped = wiener_blend(estimate, amplified, ratio, sensor, 4, 1e-6, bound=1.5)
+    beside, away = (slice(1, 4), slice(None), slice(0, 16)), (slice(None), slice(None), slice(32, None))
+    error = {name: (out[0][beside] - truth[0][beside]).square().mean() for name, out in
+             (("trusting", trusting), ("shipped", shipped))}
+    assert error["shipped"] < 0.2 * error["trusting"]
+    torch.testing.assert_close(shipped[0][away], trusting[0][away], rtol=0, atol=1e-6)
+
+
 @pytest.mark.parametrize("stride", [2, 4])
 def test_the_wiener_blend_in_bands_is_the_whole_frames(stride):
     """Bands with the rows their blocks reach beyond them give the frame's result, at any band

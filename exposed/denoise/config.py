@@ -52,6 +52,12 @@ class ModelConfig:
     # a frame one stop dark) shrinks less of the photo's detail. Empty: 0, the estimate trusted.
     # Chosen on validation at export (benchmarks/steps.py).
     pilot_error: tuple[tuple[float, float], ...] = ()
+    # The weight of each blend block's own evidence of the estimate's error, added to the table's:
+    # the measurement's mean squared difference from the estimate beyond the noise it implies
+    # (exposed.imaging.wiener.dct_wiener). A rough estimate that is wrong in places (the twin on
+    # a scene unlike its training) is distrusted there, not at the whole ratio. 0: the table alone.
+    # Chosen on validation at export (benchmarks/steps.py --residual-error).
+    residual_error: float = 0.0
     # The exposure ratios the model was trained on; a request outside them is clamped (with a
     # warning) by exposed.exposure. Set from the training settings when a run saves the model.
     ratio_range: tuple[float, float] = (1.0, 300.0)

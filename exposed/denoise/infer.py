@@ -9,6 +9,7 @@ untiled results differ only by the network's view of tile borders.
 from __future__ import annotations
 
 import contextlib
+import math
 from typing import Literal, TypeVar
 from collections.abc import Callable
 
@@ -17,7 +18,8 @@ from torch import Tensor
 
 from exposed.denoise.model import ExposureModel
 from exposed.denoise.numpy_infer import SITE_TRANSFORM as NUMPY_SITE_TRANSFORM
-from exposed.denoise.numpy_infer import WIENER_BAND, ramp, steps_for, tiling
+from exposed.denoise.numpy_infer import (BOUNDED_ERROR, CLIPPED_ERROR, CLIPPED_SIGMAS, WIENER_BAND, ramp, steps_for,
+                                         tiling)
 from exposed.denoise.numpy_infer import frame_snr as numpy_frame_snr
 from exposed.denoise.numpy_infer import pilot_error as numpy_pilot_error
 from exposed.denoise.process import noise_var, run_process
@@ -120,10 +122,10 @@ def pilot_error(table: tuple[tuple[float, float], ...], ratio: Tensor) -> Tensor
                         device=ratio.device)
 
 
-
-
 def wiener_blend(estimate: Tensor, amplified: Tensor, ratio: Tensor, sensor: SensorScale,
-                 stride: int = STRIDE, error: Tensor | float = 0.0, band: int = WIENER_BAND) -> Tensor:
+                 stride: int = STRIDE, error: Tensor | float = 0.0, band: int = WIENER_BAND,
+                 bound: float = math.inf, clipped_error: float = CLIPPED_ERROR,
+                 bounded_error: float = BOUNDED_ERROR, residual_error: float = 0.0) -> Tensor:
     """The plain brightened frame filtered with the network's estimate as the pilot of an empirical
     Wiener filter (:func:`exposed.imaging.wiener.dct_wiener`), in the sites' decorrelated planes
     (:data:`SITE_TRANSFORM`).
@@ -135,7 +137,12 @@ def wiener_blend(estimate: Tensor, amplified: Tensor, ratio: Tensor, sensor: Sen
     is the estimate's own error variance, one per image (B,) (:func:`pilot_error`). Light above
     white carries nothing the result can use (the reference is white there): the brightened frame
     is taken at most one noise standard deviation above white, so a lamp's glow does not ring into
-    its dark surroundings.
+    its dark surroundings. At a photosite with a channel clipped (above white by more than
+    CLIPPED_SIGMAS standard deviations), the estimate's error variance is taken ``clipped_error``
+    larger, and ``bounded_error`` more where a channel reached ``bound``,
+    the state's upper bound the network saw (ModelConfig.state_high;
+    :data:`~exposed.denoise.numpy_infer.CLIPPED_ERROR` says why). ``residual_error``: the weight of
+    each block's own evidence of the estimate's error (ModelConfig.residual_error).
 
     Done in bands of ``band`` rows (a multiple of ``stride``), each with the rows its blocks reach
     beyond it: the result is the whole frame's to rounding, and nothing frame-sized is made but
@@ -147,14 +154,22 @@ def wiener_blend(estimate: Tensor, amplified: Tensor, ratio: Tensor, sensor: Sen
     read = noise_var(sites, one, ratio, sensor)  # (B, 4, 1, 1): the read noise's variance
     shot = noise_var(sites + 1.0, one, ratio, sensor).sub_(read)  # and the shot noise's at white
     top = shot.add(read).sqrt_().add_(1.0)
+    clip_level = (top - 1.0) * CLIPPED_SIGMAS + 1.0
     transform = SITE_TRANSFORM.to(estimate.device)
     out = torch.empty_like(estimate, dtype=torch.float32)
+    error = torch.as_tensor(error, dtype=torch.float32, device=estimate.device).reshape(-1, 1, 1, 1)
     for first, last, low, high in blend_bands(estimate.shape[-2], band, stride):
         rows = slice(low, high)
         level = estimate[..., rows, :].float()
-        measured = _mix(transform, torch.minimum(amplified[..., rows, :], top))
+        bright = amplified[..., rows, :]
+        clipped, bounded = (bright > clip_level).any(1, keepdim=True), (bright >= bound).any(1, keepdim=True)
+        trust = error.flatten()
+        if clipped.any() or bounded.any():
+            trust = clipped * clipped_error + bounded * bounded_error + error
+        measured = _mix(transform, torch.minimum(bright, top))
         variance = _mix(transform.square(), level.clamp(0.0, 1.0).mul_(shot).add_(read))
-        planes = dct_wiener(measured, _mix(transform, level), variance, error, stride=stride)
+        planes = dct_wiener(measured, _mix(transform, level), variance, trust, stride=stride,
+                            residual_error=residual_error)
         out[..., first:last, :] = _mix(transform.T, planes[..., first - low:last - low, :])
     return out
 
@@ -193,6 +208,7 @@ def denoise(model: ExposureModel, dark: Tensor, ratio: Tensor, sensor: SensorSca
         ratio = ratio.to(dark.device, torch.float32)
         held = dark >= 1.0 if saturated is None else saturated.to(dark.device)
         estimate = wiener_blend(estimate, brighten(dark, ratio, saturated), ratio, sensor, stride,
-                                pilot_error(model.config.pilot_error, ratio))
+                                pilot_error(model.config.pilot_error, ratio), bound=model.config.state_high,
+                                residual_error=model.config.residual_error)
         estimate.masked_fill_(held, 1.0)
     return estimate.clamp_(0.0, 1.0)

@@ -30,15 +30,20 @@ def dct_matrix(size: int, dtype: torch.dtype = torch.float32, device: torch.devi
 
 
 def dct_wiener(noisy: Tensor, pilot: Tensor, variance: Tensor, pilot_error: Tensor | float = 0.0,
-               block: int = BLOCK, stride: int = STRIDE) -> Tensor:
+               block: int = BLOCK, stride: int = STRIDE, residual_error: float = 0.0) -> Tensor:
     """``noisy`` filtered plane by plane with Wiener gains from ``pilot`` and the noise ``variance``
     of each pixel of ``noisy`` (independent noise, its variance taken as constant within a block).
     All (B, C, H, W) (the same shape); returns (B, C, H, W) in float32.
 
-    ``pilot_error``: the variance of the pilot's own error per pixel, a number or one per image
-    (B,); a coefficient's signal power is then taken as P^2 plus that. A pilot known to be rough
-    (a network far from its training regime) then shrinks less of what the measurement shows, and
-    the result leans on the measurement; 0 trusts the pilot fully.
+    ``pilot_error``: the variance of the pilot's own error per pixel, a number, one per image (B,)
+    or a map (B, 1, H, W) (taken per block as the noise is, its pixels' mean); a coefficient's
+    signal power is then taken as P^2 plus that. A pilot known to be rough (a network far from its
+    training regime, or where it saw only part of a photosite) then shrinks less of what the
+    measurement shows, and the result leans on the measurement; 0 trusts the pilot fully.
+    ``residual_error``: the weight of each block's own evidence of that error, added to it: the
+    mean squared difference of measurement and pilot beyond the noise variance (over the image's
+    planes, at least 0). A pilot that is wrong in places (a rough network on a scene unlike its
+    training) is then distrusted there and only there.
 
     ``block`` must be a multiple of ``stride``. The frame is mirrored at its edges, so every pixel
     lies in the same number of blocks.
@@ -58,15 +63,27 @@ def dct_wiener(noisy: Tensor, pilot: Tensor, variance: Tensor, pilot_error: Tens
         return x.reshape(b * c, x.shape[-2], x.shape[-1])
 
     measured, guide = planes(noisy), planes(pilot)
-    error = torch.as_tensor(pilot_error, dtype=torch.float32, device=noisy.device)
-    error = error.reshape(-1, 1).expand(b, c).reshape(b * c, 1, 1, 1)  # per plane
     n, height, width = measured.shape
     starts_h, starts_w = (height - block) // stride + 1, (width - block) // stride + 1
+
+    def per_block(x: Tensor) -> Tensor:  # (B, C, H, W) -> each block's mean (n, starts_h, starts_w)
+        return F.avg_pool2d(F.avg_pool2d(planes(x)[:, None], stride), steps, stride=1)[:, 0]
+
     # Each block's noise variance, its pixels' mean, for every block start at once.
     # Floored far below any real noise (a 16-bit file's rounding is 2e-11), so a coefficient with
     # neither signal nor noise is kept, and high enough that its square is no subnormal: gradients
     # through the gains stay finite.
-    noise = F.avg_pool2d(F.avg_pool2d(planes(variance)[:, None], stride), steps, stride=1)[:, 0].clamp_min_(NOISE_FLOOR)
+    noise = per_block(variance)
+    error = torch.as_tensor(pilot_error, dtype=torch.float32, device=noisy.device)
+    if error.dim() == 4:  # a map: each block's mean, the same in every plane
+        error = per_block(error.expand(b, c, h, w))
+    else:  # one per image
+        error = error.reshape(-1, 1).expand(b, c).reshape(n, 1, 1).expand(n, starts_h, starts_w)
+    if residual_error:
+        excess = (per_block((noisy.float() - pilot.float()).square()) - noise).view(b, c, starts_h, starts_w)
+        excess = excess.mean(1, keepdim=True).clamp_min(0.0).expand(b, c, starts_h, starts_w).reshape(error.shape)
+        error = error + residual_error * excess
+    noise = noise.clamp_min_(NOISE_FLOOR)
     d = dct_matrix(block, device=noisy.device)
     dt = d.T.contiguous()
     out = torch.zeros_like(measured)
@@ -81,7 +98,8 @@ def dct_wiener(noisy: Tensor, pilot: Tensor, variance: Tensor, pilot_error: Tens
             x = torch.matmul(x.reshape(n, rows * block, across, block), dt)
             return torch.matmul(d, x.reshape(n, rows, block, across * block))
 
-        kept, weight = _shrink(transform(measured[window]), transform(guide[window]), error, noise[starts], in_place)
+        kept, weight = _shrink(transform(measured[window]), transform(guide[window]), error[starts], noise[starts],
+                               in_place)
         back = torch.matmul(torch.matmul(dt, kept).reshape(n, rows * block, across, block), d)
         out[window] += back.reshape(n, rows * block, across * block)
         share[starts] = weight
@@ -98,19 +116,20 @@ def dct_wiener(noisy: Tensor, pilot: Tensor, variance: Tensor, pilot_error: Tens
 def _shrink(coefficients: Tensor, guide: Tensor, error: Tensor, sigma2: Tensor,
             in_place: bool) -> tuple[Tensor, Tensor]:
     """One strip's Wiener-kept coefficients, weighted, and its blocks' weights: gains (P^2 + e) /
-    (P^2 + e + s2) on the pilot's coefficients ``guide`` (both (n, rows, u, across * v), e per
-    plane (n, 1, 1, 1), s2 per block (n, rows, across)), each block weighted as BM3D does,
+    (P^2 + e + s2) on the pilot's coefficients ``guide`` (both (n, rows, u, across * v), e and s2
+    per block (n, rows, across)), each block weighted as BM3D does,
     1 / (s2 * sum of squared gains) (a block with no gain at all keeps nothing; the weights are
     constants to autograd). ``in_place`` overwrites ``guide``; autograd needs the other way."""
     n, rows, block, width = coefficients.shape
     per_block = (n, rows, block, width // block, block)
-    block_sigma2 = sigma2[:, :, None, :, None]
+    block_sigma2, block_error = sigma2[:, :, None, :, None], error[:, :, None, :, None]
     if in_place:
-        gain = guide.square_().add_(error)
+        gain = guide.square_()
+        gain.view(per_block).add_(block_error)
         gain.view(per_block).div_(gain.view(per_block) + block_sigma2)
     else:
-        power = guide.square() + error
-        gain = (power.view(per_block) / (power.view(per_block) + block_sigma2)).view(coefficients.shape)
+        power = guide.square().view(per_block) + block_error
+        gain = (power / (power + block_sigma2)).view(coefficients.shape)
     # The weights only share each pixel out among its blocks: gradients do not go through them
     # (through 1 / x of a near-empty block they would not be finite).
     weight = gain.detach().square().sum(2).view(n, rows, width // block, block).sum(-1).mul_(sigma2.detach())

@@ -76,11 +76,13 @@ def _pooled_mean(x: np.ndarray, size: int, stride: int) -> np.ndarray:
     return total / np.float32(steps * steps)
 
 
-def dct_wiener(noisy: np.ndarray, pilot: np.ndarray, variance: np.ndarray, pilot_error: float = 0.0,
-               block: int = BLOCK, stride: int = STRIDE) -> np.ndarray:
+def dct_wiener(noisy: np.ndarray, pilot: np.ndarray, variance: np.ndarray, pilot_error: float | np.ndarray = 0.0,
+               block: int = BLOCK, stride: int = STRIDE, residual_error: float = 0.0) -> np.ndarray:
     """``noisy`` filtered plane by plane with Wiener gains from ``pilot`` and the noise ``variance``
     of each of its pixels: :func:`exposed.imaging.wiener.dct_wiener` for one image, (C, H, W)
-    float32 arrays in and out. ``pilot_error``: the pilot's own error variance, added to its power."""
+    float32 arrays in and out. ``pilot_error``: the pilot's own error variance, added to its power:
+    a number or a map (1, H, W), taken per block as the noise is; ``residual_error``: the weight of
+    each block's own evidence of it (torch's docstring says how)."""
     if block % stride:
         raise ValueError(f"block {block} must be a multiple of stride {stride}")
     c, h, w = noisy.shape
@@ -97,10 +99,17 @@ def dct_wiener(noisy: np.ndarray, pilot: np.ndarray, variance: np.ndarray, pilot
     n, height, width = measured.shape
     starts_h, starts_w = (height - block) // stride + 1, (width - block) // stride + 1
     # Each block's noise variance, its pixels' mean, floored as torch's is (see there why).
-    noise = np.maximum(_pooled_mean(planes(variance), block, stride), np.float32(NOISE_FLOOR))
+    noise = _pooled_mean(planes(variance), block, stride)
     d = dct_matrix(block)
     dt = np.ascontiguousarray(d.T)
-    error = np.float32(pilot_error)
+    if np.ndim(pilot_error):  # a map: each block's mean, the same in every plane
+        error = np.broadcast_to(_pooled_mean(planes(pilot_error), block, stride), noise.shape)
+    else:
+        error = np.broadcast_to(np.float32(pilot_error), noise.shape)
+    if residual_error:
+        excess = (_pooled_mean(np.square(measured - guide), block, stride) - noise).mean(axis=0, keepdims=True)
+        error = error + np.float32(residual_error) * np.maximum(excess, np.float32(0.0))
+    noise = np.maximum(noise, np.float32(NOISE_FLOOR))
     out = np.zeros_like(measured)
     share = np.zeros((n, starts_h, starts_w), dtype=np.float32)  # each block's weight, at its start
 
@@ -111,7 +120,7 @@ def dct_wiener(noisy: np.ndarray, pilot: np.ndarray, variance: np.ndarray, pilot
             x = np.ascontiguousarray(x).reshape(-1, block) @ dt
             return d @ x.reshape(n, rows, block, across * block)
 
-        kept, weight = _shrink(transform(measured[window]), transform(guide[window]), error, noise[starts])
+        kept, weight = _shrink(transform(measured[window]), transform(guide[window]), error[starts], noise[starts])
         back = (dt @ kept).reshape(-1, block) @ d
         out[window] += back.reshape(n, rows * block, across * block)
         share[starts] = weight
@@ -127,16 +136,16 @@ def dct_wiener(noisy: np.ndarray, pilot: np.ndarray, variance: np.ndarray, pilot
     return out[:, pad:pad + h, pad:pad + w]
 
 
-def _shrink(coefficients: np.ndarray, guide: np.ndarray, error: np.float32,
+def _shrink(coefficients: np.ndarray, guide: np.ndarray, error: np.ndarray,
             sigma2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """One strip's Wiener-kept coefficients, weighted, and its blocks' weights (as torch's
-    ``_shrink``); overwrites ``guide``."""
+    ``_shrink``; ``error`` and ``sigma2`` per block); overwrites ``guide``."""
     n, rows, block, width = coefficients.shape
     per_block = (n, rows, block, width // block, block)
     block_sigma2 = sigma2[:, :, None, :, None]
     gain = np.square(guide, out=guide)
-    gain += error
     view = gain.reshape(per_block)
+    view += error[:, :, None, :, None]
     view /= view + block_sigma2
     weight = np.square(gain).sum(2).reshape(n, rows, width // block, block).sum(-1)
     weight *= sigma2

@@ -93,7 +93,8 @@ class TrainingStep(nn.Module):
         stride = self.model.config.wiener_stride
         if stride:  # the result as it ships: the last estimate as the pilot of the Wiener blend, in float32
             with torch.autocast(noisy.device.type, enabled=False):
-                blended = wiener_blend(estimates[-1].float(), amplified, ratio, sensor, stride)
+                blended = wiener_blend(estimates[-1].float(), amplified, ratio, sensor, stride,
+                                       bound=self.model.config.state_high)
             estimates.append(blended.masked_fill(noisy >= 1.0, 1.0))
         if self.loss == "relative":  # (estimates, B)
             terms = torch.stack([relative_l1(e, clean, amplified, reduce=False) for e in estimates])
