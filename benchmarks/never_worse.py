@@ -36,6 +36,7 @@ from exposed.training.data import SensorMix
 from exposed.training.evaluate import make_eval_set
 
 ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_OUT = ROOT / "benchmarks" / "results" / "never_worse.json"
 BITS = (8, 12, 14)
 NOISE_MODELS: tuple[NoiseModel, ...] = ("eld", "pg")
 WORST_ALLOWED = -0.05  # dB: issue 13's "never below amplify (within 0.05 dB)"
@@ -63,7 +64,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=8, help="validation crops per cell")
     parser.add_argument("--ratios", default="1,2,5,10,20")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "never_worse.json")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args()
     torch.set_grad_enabled(False)
     ratios = tuple(float(r) for r in args.ratios.split(","))
@@ -89,7 +90,10 @@ def main() -> None:
             "precision": precision, "worst": worst, "verdict": verdict}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
-    lines = [f"`python benchmarks/never_worse.py --count {args.count}` ({args.model.name}, {meta['precision']}): "
+    command = " ".join(["python benchmarks/never_worse.py", f"--count {args.count}",
+                        *([f"--model {args.model}"] if args.model != default_model_path() else []),
+                        *([f"--out {args.out}"] if args.out != DEFAULT_OUT else [])])
+    lines = [f"`{command}` ({args.model.name}, {meta['precision']}): "
              "dB over plain brightening, the mean and the worst of the crops\n",
              "| camera | noise | bits | " + " | ".join(f"x{r:g}" for r in ratios) + " |",
              "|---|---|---|" + "---|" * len(ratios)]

@@ -16,11 +16,14 @@ one on a log grid that scores best among those that leave no crop more than 0.02
 brightening (a photo never made worse; else the one whose worst crop is best), on these crops and,
 from x1 to x20, on a crop of every validation picture with the noise of a calibrated camera or the
 virtual one at 8, 12 or 14 bits, whole DN, P+G or ELD (the nearly clean frames a trusted estimate
-can spoil). Rows for the other strides (1, 2, 8) at the chosen T show what
-their cost would buy, and a row with the reference as the pilot what a perfect network would
-give the blend. For the feed-forward twin only T = 0 is scored. Ship the choice with
-``exposed export --steps S --ratio-per-step R --wiener-stride W --pilot-error R1:E1,...``.
-Writes benchmarks/results/steps.json (or --out).
+can spoil), and from x5 to x100 on a crop of every validation picture made a night scene with lamps
+(clipped highlights, where a trusted estimate's halo shows). Rows for the other strides (1, 2, 8)
+at the chosen T show what their cost would buy, and a row with the reference as the pilot what a
+perfect network would give the blend. For the feed-forward twin only T = 0 is scored. With
+``--residual-error K`` each blend block also counts its own evidence of the estimate's error
+(ModelConfig.residual_error), the pilot errors chosen beside it: run 0 and 1 and ship the better
+mean. Ship the choice with ``exposed export --steps S --ratio-per-step R --wiener-stride W
+--residual-error K --pilot-error R1:E1,...``. Writes benchmarks/results/steps.json (or --out).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from exposed.modes import default_model_path
 from exposed.sensor.cameras import CAMERAS
 from exposed.training.data import SensorMix
 from exposed.training.evaluate import EvalItem, EvalSet, evaluate, make_eval_set
+from exposed.training.night import NightScenes
 from exposed.denoise.infer import denoise, wiener_blend
 from exposed.denoise.numpy_infer import steps_for_ratio
 from exposed.exposure import brighten
@@ -58,6 +62,9 @@ WORST_ALLOWED = -0.02
 # spoil a nearly clean frame.
 MIXED = SensorMix((*CAMERAS, "virtual"), ("pg", "eld"), (8, 12, 14), quantise=True)
 MIXED_RATIOS = (1.0, 2.0, 5.0, 10.0, 20.0)
+# Where the worst crop is also looked for among night scenes with lamps (quality.py's kind, other
+# seeds): from frames a few stops dark, where lamps' edges are most of the noise left, to x100.
+NIGHT_RATIOS = (5.0, 20.0, 50.0, 100.0)
 
 
 class Score(NamedTuple):
@@ -75,16 +82,19 @@ def safest_best(by_error: dict[float, Score]) -> float:
 
 
 def blend_scores(items: list[EvalItem], estimates: list[torch.Tensor], stride: int,
-                 errors: dict[float, tuple[float, ...]]) -> dict[float, dict[float, Score]]:
+                 errors: dict[float, tuple[float, ...]], bound: float,
+                 residual: float) -> dict[float, dict[float, Score]]:
     """Score by ratio and pilot error variance (those of ``errors[ratio]``) of ``estimates`` (one per
-    item) Wiener-blended with the items' brightened frames, blocks ``stride`` apart."""
+    item) Wiener-blended with the items' brightened frames, blocks ``stride`` apart, the network's
+    state bounded at ``bound``, each block's own evidence of the error weighted ``residual``."""
     scores: dict[float, dict[float, list[tuple[float, float]]]] = {}
     for item, estimate in zip(items, estimates):
         ratio, sensor = torch.tensor([item.ratio]), item.sensor
         amplified = brighten(item.dark, ratio)
         plain = psnr(amplified.clamp(0.0, 1.0), item.clean).item()
         for error in errors[item.ratio]:
-            out = wiener_blend(estimate, amplified, ratio, sensor, stride, error).masked_fill(item.dark >= 1.0, 1.0)
+            out = wiener_blend(estimate, amplified, ratio, sensor, stride, error, bound=bound, residual_error=residual)
+            out.masked_fill_(item.dark >= 1.0, 1.0)
             score = psnr(out.clamp(0.0, 1.0), item.clean).item()
             scores.setdefault(item.ratio, {}).setdefault(error, []).append((score, score - plain))
     return {r: {e: Score(sum(s for s, _ in v) / len(v), min(d for _, d in v)) for e, v in by_error.items()}
@@ -101,7 +111,11 @@ def main() -> None:
     parser.add_argument("--stride", type=int, default=4, choices=STRIDES,
                         help="the Wiener blend's stride the steps are chosen with (4: what a 12 MP photo can afford)")
     parser.add_argument("--mixed-count", type=int, default=68,
-                        help="pictures whose crops with mixed cameras' noise bound the worst crop (0: none)")
+                        help="pictures whose crops with mixed cameras' noise, and as night scenes, "
+                             "bound the worst crop (0: none)")
+    parser.add_argument("--residual-error", type=float, default=0.0,
+                        help="the weight of each blend block's own evidence of the estimate's error "
+                             "(ModelConfig.residual_error), the pilot errors chosen beside it")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "steps.json")
     args = parser.parse_args()
     torch.set_grad_enabled(False)
@@ -109,6 +123,9 @@ def main() -> None:
     val = make_eval_set(args.val, RATIOS, "sony-a7s2", "pg", seed=1234, limit=args.count, crop=256)
     mixed = make_eval_set(args.val, MIXED_RATIOS, seed=4321, limit=args.mixed_count, crop=256,
                           sensors=MIXED) if args.mixed_count else EvalSet([])
+    night = make_eval_set(args.val, NIGHT_RATIOS, seed=8765, limit=args.mixed_count, crop=256,
+                          night=NightScenes(share=1.0)) if args.mixed_count else EvalSet([])
+    guard = mixed.items + night.items  # the crops that bound the worst, beside the validation ones
     max_steps = 0 if model.config.kind == "feedforward" else args.max_steps
 
     def scores(method) -> dict[float, float]:  # type: ignore[no-untyped-def]
@@ -125,18 +142,20 @@ def main() -> None:
             return outputs[t][-1]
         rows[f"T={t}"] = scores(method)
 
-    mixed_outputs = {t: [denoise(model, item.dark, torch.tensor([item.ratio]),
+    guard_outputs = {t: [denoise(model, item.dark, torch.tensor([item.ratio]),
                                  item.sensor, t,
                                  torch.Generator().manual_seed(0), args.precision, blend=False)
-                         for item in mixed.items] for t in range(max_steps + 1)}
+                         for item in guard] for t in range(max_steps + 1)}
 
     def blended(t: int, stride: int, errors: dict[float, tuple[float, ...]],
-                mixed_too: bool = True) -> dict[float, dict[float, Score]]:
+                guarded: bool = True) -> dict[float, dict[float, Score]]:
         """(mean PSNR, the worst crop's PSNR less its brightened frame's) by ratio and pilot error
         variance (those of ``errors[ratio]``) of T = t's outputs Wiener-blended with blocks ``stride``
-        apart; with ``mixed_too`` the worst crop is also looked for among the mixed cameras' crops."""
-        main = blend_scores(val.items, outputs[t], stride, errors)
-        extra = blend_scores(mixed.items, mixed_outputs[t], stride, errors) if mixed_too else {}
+        apart; with ``guarded`` the worst crop is also looked for among the mixed cameras' and the
+        night scenes' crops."""
+        main = blend_scores(val.items, outputs[t], stride, errors, model.config.state_high, args.residual_error)
+        extra = (blend_scores(guard, guard_outputs[t], stride, errors, model.config.state_high, args.residual_error)
+                 if guarded else {})
         return {r: {e: Score(s.mean, min(s.worst, extra[r][e].worst) if r in extra else s.worst)
                     for e, s in by_error.items()} for r, by_error in main.items()}
 
@@ -168,15 +187,16 @@ def main() -> None:
         items = [item for item in val.items if item.ratio == r]
         rows["the reference as the pilot, blended"][r] = sum(
             psnr(wiener_blend(item.clean, brighten(item.dark, torch.tensor([r])), torch.tensor([r]),
-                              item.sensor, args.stride).masked_fill(item.dark >= 1.0, 1.0)
+                              item.sensor, args.stride, clipped_error=0.0).masked_fill(item.dark >= 1.0, 1.0)
                  .clamp(0.0, 1.0), item.clean).item() for item in items) / len(items)
     for stride in STRIDES:  # at the errors chosen for args.stride
         by_t = {t: at_stride[t] if stride == args.stride else
-                blended(t, stride, {r: (e,) for r, e in errors}, mixed_too=False) for t in set(chosen)}
+                blended(t, stride, {r: (e,) for r, e in errors}, guarded=False) for t in set(chosen)}
         rows[f"chosen T, blended, stride {stride}"] = {r: by_t[t][r][e].mean for (r, e), t in zip(errors, chosen)}
     rows.update(worst)
 
-    table = Table(title=f"{args.model.name}: PSNR (dB) by ratio and exposure steps, {args.count} validation crops")
+    table = Table(title=f"{args.model.name}: PSNR (dB) by ratio and exposure steps, {args.count} validation crops"
+                        f", residual error {args.residual_error:g}")
     table.add_column("")
     for r in RATIOS:
         table.add_column(f"x{r:g}", justify="right")
@@ -193,11 +213,14 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"model": str(args.model), "validation": val.description,
                                     "precision": args.precision, "mixed": mixed.description,
+                                    "night": night.description,
                                     "ratios": RATIOS, "rows": {k: list(v.values()) for k, v in rows.items()},
                                     "choices": choices, "best": best, "stride": args.stride, "pilot_error": errors,
+                                    "residual_error": args.residual_error,
                                     "export": f"exposed export CHECKPOINT OUT --steps {best['steps']} "
                                               f"--ratio-per-step {best['ratio_per_step']:g} "
-                                              f"--wiener-stride {args.stride} --pilot-error "
+                                              f"--wiener-stride {args.stride} "
+                                              f"--residual-error {args.residual_error:g} --pilot-error "
                                               + ",".join(f"{r:g}:{e:.3g}" for r, e in errors)},
                                    indent=2) + "\n")
     console.print(f"wrote {args.out}")
