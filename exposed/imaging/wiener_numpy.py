@@ -102,7 +102,7 @@ def dct_wiener(noisy: np.ndarray, pilot: np.ndarray, variance: np.ndarray, pilot
     noise = _pooled_mean(planes(variance), block, stride)
     d = dct_matrix(block)
     dt = np.ascontiguousarray(d.T)
-    if np.ndim(pilot_error):  # a map: each block's mean, the same in every plane
+    if isinstance(pilot_error, np.ndarray):  # a map: each block's mean, the same in every plane
         error = np.broadcast_to(_pooled_mean(planes(pilot_error), block, stride), noise.shape)
     else:
         error = np.broadcast_to(np.float32(pilot_error), noise.shape)
