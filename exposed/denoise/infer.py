@@ -139,10 +139,10 @@ def wiener_blend(estimate: Tensor, amplified: Tensor, ratio: Tensor, sensor: Sen
     is taken at most one noise standard deviation above white, so a lamp's glow does not ring into
     its dark surroundings. At a photosite with a channel clipped (above white by more than
     CLIPPED_SIGMAS standard deviations), the estimate's error variance is taken ``clipped_error``
-    larger, and ``bounded_error`` more where a channel reached ``bound``,
-    the state's upper bound the network saw (ModelConfig.state_high;
-    :data:`~exposed.denoise.numpy_infer.CLIPPED_ERROR` says why). ``residual_error``: the weight of
-    each block's own evidence of the estimate's error (ModelConfig.residual_error).
+    larger, and ``bounded_error`` more where a channel reached ``bound``, the state's upper bound
+    the network saw (ModelConfig.state_high; :data:`~exposed.denoise.numpy_infer.CLIPPED_ERROR`
+    says why). ``residual_error``: the weight of each block's own evidence of the estimate's error
+    (ModelConfig.residual_error).
 
     Done in bands of ``band`` rows (a multiple of ``stride``), each with the rows its blocks reach
     beyond it: the result is the whole frame's to rounding, and nothing frame-sized is made but
