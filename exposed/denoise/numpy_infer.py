@@ -264,10 +264,9 @@ def wiener_blend(estimate: np.ndarray, dark: np.ndarray, saturated: np.ndarray, 
     """The plain brightened frame (``dark`` times ``ratio``, ``saturated`` photosites white)
     Wiener-filtered with the network's estimate as the pilot (:func:`exposed.denoise.infer.wiener_blend`,
     whose docstring says why; ``bound``: the state's upper bound the network saw; ``residual_error``:
-    ModelConfig's): (1, 4, H, W) in, the same out,
-    the brightened frame made band by band. Bands are shared among the CPU's cores: numpy lets go
-    of the GIL in their work, and BLAS is held to one thread meanwhile (its own threads on the
-    small transforms only compete)."""
+    ModelConfig's): (1, 4, H, W) in, the same out, the brightened frame made band by band. Bands
+    are shared among the CPU's cores: numpy lets go of the GIL in their work, and BLAS is held to
+    one thread meanwhile (its own threads on the small transforms only compete)."""
     read = (read_var * ratio**2).astype(np.float32)[:, None, None]  # (4, 1, 1): the read noise's variance
     shot = (gain * ratio).astype(np.float32)[:, None, None]  # and the shot noise's at white
     top = np.sqrt(shot + read) + np.float32(1.0)
