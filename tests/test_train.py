@@ -334,6 +334,35 @@ def test_relative_l1_weighs_each_sample_by_its_brightened_frames_error():
     assert plain[2] > 8 * plain[0]
 
 
+def test_relative_psnr_is_each_samples_db_over_its_brightened_frame():
+    from exposed.training.train import relative_psnr
+
+    g = torch.Generator().manual_seed(1)
+    clean = 0.25 + 0.5 * torch.rand(3, 4, 8, 8, generator=g, dtype=torch.float64)
+    scale = torch.tensor([0.003, 0.01, 0.03], dtype=torch.float64).view(3, 1, 1, 1)
+    noise = torch.randn(3, 4, 8, 8, generator=g, dtype=torch.float64) * scale
+    amplified = clean + noise
+    estimate = clean + torch.tensor([0.5, 0.25, 0.1], dtype=torch.float64).view(3, 1, 1, 1) * noise.flip(-1)
+    # float64 reference: PSNRs on [0, 1] of the estimate and the clipped brightened frame, differenced.
+    a, c, e = amplified.numpy(), clean.numpy(), estimate.numpy()
+
+    def psnr(x: np.ndarray) -> np.ndarray:
+        return -10 * np.log10(((x - c) ** 2).mean(axis=(1, 2, 3)))
+
+    expected = psnr(np.clip(a, 0, 1)) - psnr(e)  # each sample's dB below brightening: 6.0, 12.0, 20.0
+    terms = relative_psnr(estimate, clean, amplified, floor=0.0, reduce=False).numpy()
+    np.testing.assert_allclose(terms, expected, rtol=1e-9)
+    np.testing.assert_allclose(-terms, 20 * np.log10([2.0, 4.0, 10.0]), rtol=1e-9)  # noise scaled by 1/2, 1/4, 1/10
+    assert relative_psnr(estimate, clean, amplified).item() == pytest.approx(expected.mean(), abs=1e-3)  # floored
+    # The same dB anywhere gets the same gradient in dB: halving any sample's error moves the loss alike.
+    moved = []
+    for b in range(3):
+        better = estimate.clone()
+        better[b] = clean[b] + (estimate[b] - clean[b]) / 2
+        moved.append(relative_psnr(better, clean, amplified, floor=0.0).item())
+    assert max(moved) == pytest.approx(min(moved), rel=1e-9)
+
+
 def test_training_with_the_relative_loss_runs(tmp_path, images):
     out = tmp_path / "run"
     subprocess.run([sys.executable, "-m", "exposed", "train", *TINY, "--images", str(images), "--val-images",

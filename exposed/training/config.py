@@ -46,6 +46,7 @@ class TrainConfig:
     ratio_focus_weight: float = 0.75  # share of ratios drawn in x100-x300, the rest log-uniform over the range
     # "l1": the plain L1 of every estimate. "relative": each sample's L1 over that of its plain
     # brightened frame, so a frame one stop dark counts as much as one 300 times dark (see relative_l1).
+    # "psnr": each sample's dB against its plain brightened frame, the bars' own figure (relative_psnr).
     loss: str = "l1"
     # 0: the losses are on the network's estimates alone. N: the last estimate is also scored as it
     # ships, Wiener-blended with the brightened frame in blocks N packed pixels apart

@@ -63,6 +63,30 @@ def relative_l1(estimate: Tensor, clean: Tensor, amplified: Tensor, floor: float
     return terms.mean() if reduce else terms
 
 
+PSNR_FLOOR = 1e-10  # a sample's mean squared error below which it gains nothing (100 dB)
+DB = 10.0 / math.log(10.0)  # natural log to decibels
+
+
+def relative_psnr(estimate: Tensor, clean: Tensor, amplified: Tensor, floor: float = PSNR_FLOOR,
+                  reduce: bool = True) -> Tensor:
+    """The batch's mean of each sample's dB against its plain brightened frame: 10 log10 of
+    MSE(estimate) / MSE(brightened, clipped to black and white), negative where the estimate is better.
+
+    estimate, clean, amplified: (B, C, H, W). The quality bars are mean PSNRs over brightening,
+    ratio by ratio: this is that figure, to be minimised, every sample counting alike in dB as
+    with :func:`relative_l1`. Its gradient weighs each sample's squared error by the inverse of
+    its own, where the L1 losses aim at each pixel's median: a Wiener-blended result trained
+    this way aims at the PSNR the bars read. ``reduce=False``: each sample's term (B,).
+    """
+    mse = (estimate - clean).square().mean(dim=(1, 2, 3))
+    base = (amplified.clamp(0.0, 1.0) - clean).square().mean(dim=(1, 2, 3)).detach()
+    terms = DB * (torch.log(mse + floor) - torch.log(base + floor))
+    return terms.mean() if reduce else terms
+
+
+LOSSES = {"relative": relative_l1, "psnr": relative_psnr}
+
+
 class TrainingStep(nn.Module):
     """The loss of one batch: unroll the exposure process T steps and sum the L1 of every estimate.
 
@@ -75,8 +99,8 @@ class TrainingStep(nn.Module):
     def __init__(self, model: ExposureModel, steps: int, loss: str = "l1", result_only: bool = False,
                  estimate_weight: float = 0.0, estimate_from: float = 0.0):
         super().__init__()
-        if loss not in ("l1", "relative"):
-            raise ValueError(f"unknown loss {loss!r}: 'l1' or 'relative'")
+        if loss not in ("l1", *LOSSES):
+            raise ValueError(f"unknown loss {loss!r}: 'l1', 'relative' or 'psnr'")
         if result_only and not model.config.wiener_stride:
             raise ValueError("result_only scores the Wiener-blended result: the model needs a wiener_stride")
         self.model, self.steps, self.loss = model, 0 if model.config.kind == "feedforward" else steps, loss
@@ -96,8 +120,8 @@ class TrainingStep(nn.Module):
                 blended = wiener_blend(estimates[-1].float(), amplified, ratio, sensor, stride,
                                        bound=self.model.config.state_high)
             estimates.append(blended.masked_fill(noisy >= 1.0, 1.0))
-        if self.loss == "relative":  # (estimates, B)
-            terms = torch.stack([relative_l1(e, clean, amplified, reduce=False) for e in estimates])
+        if self.loss in LOSSES:  # (estimates, B)
+            terms = torch.stack([LOSSES[self.loss](e, clean, amplified, reduce=False) for e in estimates])
         else:
             terms = torch.stack([(e - clean).abs().mean(dim=(1, 2, 3)) for e in estimates])
         if self.result_only:  # [the last estimate, the result]
