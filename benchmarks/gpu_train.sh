@@ -56,7 +56,7 @@ steps=$(iteration "$RUNS/diffusion")
 # The twin takes as many steps; it is faster (one pass, not T), so its budget is only a guard (a
 # loaded CPU must not leave it with fewer steps than the default; on a GPU, where making the batch
 # weighs as much as the passes, MINUTES bounds it).
-train feedforward "$RUNS/feedforward" --minutes "$TWIN_MINUTES" --iters "$steps"
+train feedforward "$RUNS/feedforward" --minutes "$TWIN_MINUTES" --iters "$steps" --estimate-from 0
 "$PYTHON" - "$RUNS" "$OUT/summary.json" "$BATCH" "$PATCH" <<'PY'
 import json, sys
 from exposed.io.checkpoint import load_checkpoint

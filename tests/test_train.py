@@ -398,6 +398,7 @@ def test_the_gpu_training_script_runs_end_to_end_on_the_cpu(tmp_path, images):
         for kind, name in names.items():
             model = load_model(out / f"{name.format(settings['WIDTH'])}.pt")
             assert model.config.kind == kind and model.config.width == int(settings["WIDTH"])
+            assert model.config.wiener_stride == 4  # trained through the blend, as the shipped pair
             assert (out / f"{name.format(settings['WIDTH'])}.log.jsonl").stat().st_size > 0
     log = [json.loads(line) for line in (second / "exposure-diffusion-unet8-gpu.log.jsonl").open()]
     assert {"init_width": 4, "fine_tune": True}.items() <= next(r for r in log if "init" in r).items()
