@@ -88,7 +88,8 @@ LOSSES = {"relative": relative_l1, "psnr": relative_psnr}
 
 
 class TrainingStep(nn.Module):
-    """The loss of one batch: unroll the exposure process T steps and sum the L1 of every estimate.
+    """The loss of one batch: unroll the exposure process T steps and sum every estimate's loss (the
+    plain L1, or one of :data:`LOSSES`: each sample's L1 or dB against its brightened frame).
 
     A module of its own so DistributedDataParallel sees the whole unrolled process as one forward.
     The feed-forward twin is trained as it is used: one pass, no process. ``result_only``: the
