@@ -15,7 +15,8 @@ of the same file to a JPEG (LibRaw's ISP alone), darktable-cli and rawtherapee-c
 default pipelines where installed; ratios are against darktable-cli (or rawpy without it). A batch
 of four copies of the file, minus the single run, gives the seconds per further file of a batch,
 where start-up is paid once. The raw is the example scene x100 too dark (Sony A7S II noise, ISO
-3200) with its EXIF, so exposed's default picks its own ratio and steps, as for a user's file.
+3200) with its EXIF, so exposed's default picks its own ratio and steps, as for a user's file; one
+more row times the default on the same scene only x10 too dark, whose blend is the denser one.
 """
 
 from __future__ import annotations
@@ -65,10 +66,11 @@ LAUNCHER = ("import os, sys\n"
 HELD = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "NPY_DISABLE_CPU_FEATURES", "OPENBLAS_CORETYPE")
 
 
-def make_raw(path: Path, height: int, width: int) -> Path:
-    """A dark (x100) Sony A7S II ISO 3200 DNG of the example scene, scaled up to the sensor size."""
+def make_raw(path: Path, height: int, width: int, ratio: float = 100.0) -> Path:
+    """A dark (``ratio`` times too dark) Sony A7S II ISO 3200 DNG of the example scene, scaled up to
+    the sensor size."""
     scene = F.interpolate(example_scene(), size=(height, width), mode="bilinear", align_corners=False)
-    return write_synthetic_dng(path, scene, 100.0, CAMERAS["sony-a7s2"].at_iso(3200),
+    return write_synthetic_dng(path, scene, ratio, CAMERAS["sony-a7s2"].at_iso(3200),
                                generator=torch.Generator().manual_seed(0),
                                exif=ExifInfo(make="SONY", model="ILCE-7SM2", exposure_time=0.01, iso=3200,
                                              f_number=2.8)).path
@@ -161,6 +163,11 @@ def main() -> None:
                       ("exposed (default) on torch (--runtime torch)",  # torch has no int8: fp32 beside it
                        ["--runtime", "torch", *flag("fp32" if first == "int8" else first)])]
             singles += [(label, exposed + [str(raw), "-o", out, *extra]) for label, extra in modes]
+            # A frame only a few stops dark: its ratio is below the models' dense_below, so its blend
+            # takes twice the blocks (ModelConfig.dense_below), and it is timed as well.
+            few_stops = make_raw(Path(tmp) / f"{size}mp_x10.dng", *SIZES[size], 10.0)
+            singles.append((f"exposed (default), the scene x10 too dark (the denser blend){named(first)}",
+                            exposed + [str(few_stops), "-o", out, *flag(first)]))
             batches = [("rawpy postprocess + JPEG (LibRaw's ISP only)", [sys.executable, "-c", RAWPY_SCRIPT, *copies,
                                                                          out])]
             batches += [(label, exposed + [*copies, "-o", f"{tmp}/batch", *extra]) for label, extra in modes[:2]]

@@ -22,8 +22,10 @@ at the chosen T show what their cost would buy, and a row with the reference as 
 perfect network would give the blend. For the feed-forward twin only T = 0 is scored. With
 ``--residual-error K`` each blend block also counts its own evidence of the estimate's error
 (ModelConfig.residual_error), the pilot errors chosen beside it: run 0 and 1 and ship the better
-mean. Ship the choice with ``exposed export --steps S --ratio-per-step R --wiener-stride W
---residual-error K --pilot-error R1:E1,...``. Writes benchmarks/results/steps.json (or --out).
+mean. A row for the quincunx at half the stride (twice the blocks, ModelConfig.dense_below) shows
+what doubling the blend's time buys at each ratio. Ship the choice with ``exposed export --steps S
+--ratio-per-step R --wiener-stride W --dense-below D --residual-error K --pilot-error R1:E1,...``.
+Writes benchmarks/results/steps.json (or --out).
 """
 
 from __future__ import annotations
@@ -83,17 +85,19 @@ def safest_best(by_error: dict[float, Score]) -> float:
 
 def blend_scores(items: list[EvalItem], estimates: list[torch.Tensor], stride: int,
                  errors: dict[float, tuple[float, ...]], bound: float,
-                 residual: float) -> dict[float, dict[float, Score]]:
+                 residual: float, quincunx: bool = False) -> dict[float, dict[float, Score]]:
     """Score by ratio and pilot error variance (those of ``errors[ratio]``) of ``estimates`` (one per
-    item) Wiener-blended with the items' brightened frames, blocks ``stride`` apart, the network's
-    state bounded at ``bound``, each block's own evidence of the error weighted ``residual``."""
+    item) Wiener-blended with the items' brightened frames, blocks ``stride`` apart (every other
+    one with ``quincunx``), the network's state bounded at ``bound``, each block's own evidence of
+    the error weighted ``residual``."""
     scores: dict[float, dict[float, list[tuple[float, float]]]] = {}
     for item, estimate in zip(items, estimates):
         ratio, sensor = torch.tensor([item.ratio]), item.sensor
         amplified = brighten(item.dark, ratio)
         plain = psnr(amplified.clamp(0.0, 1.0), item.clean).item()
         for error in errors[item.ratio]:
-            out = wiener_blend(estimate, amplified, ratio, sensor, stride, error, bound=bound, residual_error=residual)
+            out = wiener_blend(estimate, amplified, ratio, sensor, stride, error, bound=bound, residual_error=residual,
+                               quincunx=quincunx)
             out.masked_fill_(item.dark >= 1.0, 1.0)
             score = psnr(out.clamp(0.0, 1.0), item.clean).item()
             scores.setdefault(item.ratio, {}).setdefault(error, []).append((score, score - plain))
@@ -108,6 +112,9 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, default=3)
     parser.add_argument("--count", type=int, default=12, help="validation images (centre crops)")
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    parser.add_argument("--dense-below", type=float, default=30.0,
+                        help="ratios below which the model is to blend on the quincunx (twice the blend's time; "
+                             "written into the export line; the quincunx row shows what it buys at every ratio)")
     parser.add_argument("--stride", type=int, default=4, choices=STRIDES,
                         help="the Wiener blend's stride the steps are chosen with (4: what a 12 MP photo can afford)")
     parser.add_argument("--mixed-count", type=int, default=68,
@@ -148,12 +155,13 @@ def main() -> None:
                          for item in guard] for t in range(max_steps + 1)}
 
     def blended(t: int, stride: int, errors: dict[float, tuple[float, ...]],
-                guarded: bool = True) -> dict[float, dict[float, Score]]:
+                guarded: bool = True, quincunx: bool = False) -> dict[float, dict[float, Score]]:
         """(mean PSNR, the worst crop's PSNR less its brightened frame's) by ratio and pilot error
         variance (those of ``errors[ratio]``) of T = t's outputs Wiener-blended with blocks ``stride``
-        apart; with ``guarded`` the worst crop is also looked for among the mixed cameras' and the
-        night scenes' crops."""
-        main = blend_scores(val.items, outputs[t], stride, errors, model.config.state_high, args.residual_error)
+        apart (``quincunx``: every other one); with ``guarded`` the worst crop is also looked for
+        among the mixed cameras' and the night scenes' crops."""
+        main = blend_scores(val.items, outputs[t], stride, errors, model.config.state_high, args.residual_error,
+                            quincunx)
         extra = (blend_scores(guard, guard_outputs[t], stride, errors, model.config.state_high, args.residual_error)
                  if guarded else {})
         return {r: {e: Score(s.mean, min(s.worst, extra[r][e].worst) if r in extra else s.worst)
@@ -193,6 +201,11 @@ def main() -> None:
         by_t = {t: at_stride[t] if stride == args.stride else
                 blended(t, stride, {r: (e,) for r, e in errors}, guarded=False) for t in set(chosen)}
         rows[f"chosen T, blended, stride {stride}"] = {r: by_t[t][r][e].mean for (r, e), t in zip(errors, chosen)}
+    # The quincunx at half the stride: twice the blocks, what the model takes below --dense-below.
+    by_t = {t: blended(t, args.stride // 2, {r: (e,) for r, e in errors}, guarded=False, quincunx=True)
+            for t in set(chosen)}
+    rows[f"chosen T, blended, quincunx at stride {args.stride // 2}"] = {r: by_t[t][r][e].mean
+                                                                         for (r, e), t in zip(errors, chosen)}
     rows.update(worst)
 
     table = Table(title=f"{args.model.name}: PSNR (dB) by ratio and exposure steps, {args.count} validation crops"
@@ -219,7 +232,7 @@ def main() -> None:
                                     "residual_error": args.residual_error,
                                     "export": f"exposed export CHECKPOINT OUT --steps {best['steps']} "
                                               f"--ratio-per-step {best['ratio_per_step']:g} "
-                                              f"--wiener-stride {args.stride} "
+                                              f"--wiener-stride {args.stride} --dense-below {args.dense_below:g} "
                                               f"--residual-error {args.residual_error:g} --pilot-error "
                                               + ",".join(f"{r:g}:{e:.3g}" for r, e in errors)},
                                    indent=2) + "\n")

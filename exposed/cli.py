@@ -284,6 +284,9 @@ def evaluate(folder: Path, models: tuple[Path, ...], ratios: tuple[float, ...], 
               help="Blend with the brightened frame: a Wiener filter in 8 x 8 DCT blocks this many packed pixels "
                    "apart, the network's estimate its pilot; 0: none (default: as before). Choose it with "
                    "benchmarks/steps.py.")
+@click.option("--dense-below", type=click.FloatRange(min=0.0), default=None,
+              help="Ratios below which the blend takes twice the blocks (a quincunx at half the stride): "
+                   "about 0.1 dB more for twice the blend's time; 0: never (default: as before).")
 @click.option("--pilot-error", help="RATIO:VARIANCE,... the network's error variance by ratio, which the blend "
                                     "trusts its estimate with; 'none' for 0. Choose it with benchmarks/steps.py.")
 @click.option("--state-high", type=click.FloatRange(min=1.0), default=None,
@@ -294,8 +297,8 @@ def evaluate(folder: Path, models: tuple[Path, ...], ratios: tuple[float, ...], 
                    "the photo beyond the noise); 0: the --pilot-error table alone (default: as before). "
                    "Choose it with benchmarks/steps.py --residual-error.")
 def export(checkpoint: Path, output: Path, fp32: bool, steps: int | None, ratio_per_step: float | None,
-           snr_per_step: float | None, wiener_stride: str | None, pilot_error: str | None,
-           state_high: float | None, residual_error: float | None) -> None:
+           snr_per_step: float | None, wiener_stride: str | None, dense_below: float | None,
+           pilot_error: str | None, state_high: float | None, residual_error: float | None) -> None:
     """Turn a training checkpoint into a model file to ship or share (no optimizer state), and,
     where OpenVINO is installed, its CPU runtime's form beside it (as `exposed convert` writes)."""
     from exposed.denoise.checkpoint import export_model
@@ -304,6 +307,7 @@ def export(checkpoint: Path, output: Path, fp32: bool, steps: int | None, ratio_
     save_checkpoint(output, export_model(load_checkpoint(checkpoint), half=not fp32, steps=steps,
                                          ratio_per_step=ratio_per_step, snr_per_step=snr_per_step,
                                          wiener_stride=None if wiener_stride is None else int(wiener_stride),
+                                         dense_below=dense_below,
                                          pilot_error=_ratio_table(pilot_error, "--pilot-error", "RATIO:VARIANCE"),
                                          state_high=state_high, residual_error=residual_error))
     err.print(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB)")

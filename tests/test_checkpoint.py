@@ -120,6 +120,20 @@ def test_export_sets_the_wiener_stride_and_keeps_it_when_not_asked(tmp_path):
     assert bad.exit_code == 2 and "--wiener-stride" in bad.output
 
 
+def test_export_sets_the_dense_blends_ratio_and_keeps_it_when_not_asked(tmp_path):
+    from click.testing import CliRunner
+
+    from exposed.cli import main
+
+    save_checkpoint(tmp_path / "last.pt", _state())
+    last, m, n = str(tmp_path / "last.pt"), str(tmp_path / "m.pt"), str(tmp_path / "n.pt")
+    out = CliRunner().invoke(main, ["export", last, m, "--wiener-stride", "4", "--dense-below", "30"])
+    assert out.exit_code == 0, out.output
+    assert load_model(m).config.dense_below == 30.0 and load_model(last).config.dense_below == 0.0
+    out = CliRunner().invoke(main, ["export", m, n, "--steps", "1"])
+    assert out.exit_code == 0 and load_model(n).config.dense_below == 30.0
+
+
 def test_export_stores_the_pilot_error_table_sorted_and_none_clears_it(tmp_path):
     from click.testing import CliRunner
 

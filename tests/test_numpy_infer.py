@@ -39,13 +39,14 @@ GAIN, READ = np.array([1e-4, 1.2e-4, 1.1e-4, 0.9e-4]), np.array([2e-7, 2e-7, 3e-
 
 @pytest.mark.parametrize("kind", ["diffusion", "feedforward"])
 @pytest.mark.parametrize("tile", [None, 64])
-def test_one_pass_and_its_blend_are_torchs(kind, tile):
+@pytest.mark.parametrize("dense_below", [0.0, 100.0])
+def test_one_pass_and_its_blend_are_torchs(kind, tile, dense_below):
     """T = 0 draws nothing: the numpy runtime's result is torch's to float32 rounding, tiles, noise
-    channels, output layer, Wiener blend (with a pilot-error table and the blocks' own evidence of
-    the error) and saturated photosites alike."""
+    channels, output layer, Wiener blend (with a pilot-error table, the blocks' own evidence of
+    the error, and the denser lattice at this ratio or not) and saturated photosites alike."""
     model, backbone = model_and_backbone(kind, steps=1, ratio_per_step=100.0, wiener_stride=4,
                                          pilot_error=((10.0, 1e-4), (100.0, 1e-6)), state_high=1.5,
-                                         residual_error=1.0)
+                                         residual_error=1.0, dense_below=dense_below)
     dark, saturated = dark_frame(100, 130)
     ratio = 60.0
     expected = denoise(model, torch.from_numpy(dark), torch.tensor([ratio]),
@@ -55,6 +56,33 @@ def test_one_pass_and_its_blend_are_torchs(kind, tile):
     assert got.dtype == np.float32 and got.shape == dark.shape
     np.testing.assert_allclose(got, expected, atol=2e-5, rtol=0)
     assert (got[saturated] == 1.0).all()
+
+
+def test_the_blend_takes_the_quincunx_below_the_models_dense_ratio(monkeypatch):
+    """Below ``dense_below`` the blend is the quincunx at half the stride (twice the blocks), from
+    there the model's own stride, in both runtimes; odd strides have no half and are refused."""
+    config = ModelConfig("unet", 4, wiener_stride=4, dense_below=30.0)
+    assert numpy_infer.blend_lattice(config, 29.9) == (2, True)
+    assert numpy_infer.blend_lattice(config, 30.0) == (4, False)
+    assert numpy_infer.blend_lattice(ModelConfig("unet", 4, wiener_stride=4), 1.0) == (4, False)
+    with pytest.raises(ValueError, match="even wiener_stride"):
+        ModelConfig("unet", 4, wiener_stride=1, dense_below=30.0)
+    import exposed.denoise.infer as infer
+
+    model, backbone = model_and_backbone("feedforward", wiener_stride=4, dense_below=30.0)
+    dark, saturated = dark_frame(64, 80, seed=5)
+    sensor = SensorScale(torch.from_numpy(GAIN[None]), torch.from_numpy(READ[None]))
+    seen = []
+    for module, blend, where in ((infer, infer.wiener_blend, 4), (numpy_infer, numpy_infer.wiener_blend, 6)):
+        def spy(*args, blend=blend, where=where, **kwargs):
+            seen.append((args[where], kwargs["quincunx"]))
+            return blend(*args, **kwargs)
+
+        monkeypatch.setattr(module, "wiener_blend", spy)
+    for ratio in (20.0, 40.0):
+        denoise(model, torch.from_numpy(dark), torch.tensor([ratio]), sensor, 0, saturated=torch.from_numpy(saturated))
+        numpy_infer.denoise(backbone, model.config, dark, saturated, ratio, GAIN, READ, 0)
+    assert seen == [(2, True), (2, True), (4, False), (4, False)]
 
 
 @pytest.mark.parametrize("bound", [math.inf, 1.5])

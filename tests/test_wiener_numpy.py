@@ -17,7 +17,10 @@ def test_the_dct_matrix_is_torchs():
 @pytest.mark.parametrize("shape", [(3, 40, 52), (4, 37, 29), (1, 12, 9)])
 @pytest.mark.parametrize("error", [0.0, 3e-3, "map"])
 @pytest.mark.parametrize("residual", [0.0, 1.0])
-def test_dct_wiener_matches_torchs(stride, shape, error, residual):
+@pytest.mark.parametrize("quincunx", [False, True])
+def test_dct_wiener_matches_torchs(stride, shape, error, residual, quincunx):
+    if quincunx and stride == 8:
+        pytest.skip("a quincunx needs an even number of strides to a block")
     rng = np.random.default_rng(stride + shape[1])
     if error == "map":  # a pilot trusted less in places
         error = np.where(rng.random((1, *shape[1:])) < 0.2, 1e-2, 1e-5).astype(np.float32)
@@ -28,8 +31,9 @@ def test_dct_wiener_matches_torchs(stride, shape, error, residual):
     variance = (0.001 + 0.004 * rng.random(shape)).astype(np.float32)
     torch_error = torch.from_numpy(error)[None] if isinstance(error, np.ndarray) else error
     expected = dct_wiener(*(torch.from_numpy(a)[None] for a in (noisy, pilot, variance)), torch_error,
-                          stride=stride, residual_error=residual)[0]
-    got = wiener_numpy.dct_wiener(noisy, pilot, variance, error, stride=stride, residual_error=residual)
+                          stride=stride, residual_error=residual, quincunx=quincunx)[0]
+    got = wiener_numpy.dct_wiener(noisy, pilot, variance, error, stride=stride, residual_error=residual,
+                                  quincunx=quincunx)
     assert got.dtype == np.float32 and got.shape == shape
     np.testing.assert_allclose(got, expected.numpy(), atol=2e-6, rtol=0)
 

@@ -32,7 +32,8 @@ def load_model(path: str | Path | None = None, device: torch.device | str = "cpu
 
 def export_model(checkpoint: dict[str, Any], half: bool = True, steps: int | None = None,
                  ratio_per_step: float | None = None, snr_per_step: float | None = None,
-                 wiener_stride: int | None = None, pilot_error: list[tuple[float, float]] | None = None,
+                 wiener_stride: int | None = None, dense_below: float | None = None,
+                 pilot_error: list[tuple[float, float]] | None = None,
                  state_high: float | None = None, residual_error: float | None = None) -> dict[str, Any]:
     """What ships: weights (in float16 unless ``half`` is False: half the size, and float16 keeps
     every trained weight to about 3 significant digits), the model's config and a training summary;
@@ -40,7 +41,8 @@ def export_model(checkpoint: dict[str, Any], half: bool = True, steps: int | Non
     (the ratio one step covers) set the default T, and ``snr_per_step`` caps it by the frame's
     signal-to-noise ratio, all chosen on validation data (training used the config's own T).
     ``wiener_stride``: the spacing of the Wiener blend's blocks, 0 for none
-    (:func:`exposed.denoise.infer.wiener_blend`), and ``pilot_error``, (ratio, variance) pairs, the
+    (:func:`exposed.denoise.infer.wiener_blend`), ``dense_below``, the ratios below which it takes
+    twice the blocks (ModelConfig.dense_below), ``pilot_error``, (ratio, variance) pairs, the
     network's error variance by ratio it trusts the estimate with, and ``residual_error``, the
     weight of each block's own evidence of that error, all chosen on validation
     (benchmarks/steps.py). ``state_high``:
@@ -53,6 +55,7 @@ def export_model(checkpoint: dict[str, Any], half: bool = True, steps: int | Non
                   **({"ratio_per_step": ratio_per_step} if ratio_per_step is not None else {}),
                   **({"snr_per_step": snr_per_step} if snr_per_step is not None else {}),
                   **({"wiener_stride": wiener_stride} if wiener_stride is not None else {}),
+                  **({"dense_below": dense_below} if dense_below is not None else {}),
                   **({"pilot_error": [list(pair) for pair in pilot_error]} if pilot_error is not None else {}),
                   **({"state_high": state_high} if state_high is not None else {}),
                   **({"residual_error": residual_error} if residual_error is not None else {}))

@@ -47,6 +47,13 @@ class ModelConfig:
     # where it shows none. 0: the estimate as it is. Chosen at export (benchmarks/steps.py); a run
     # trained with it (exposed train --wiener-stride) is scored blended in its loss and validation.
     wiener_stride: int = 0
+    # Ratios below which the blend's blocks are twice as many: a second lattice between the first's
+    # blocks, half the stride off (exposed.imaging.wiener.dct_wiener's quincunx), +0.1 dB at x1-x20
+    # for twice the blend's time. 0: never. Frames a few stops dark get it, where the network's
+    # estimate alone is below plain brightening and the blend makes the result; darker ones keep
+    # the single lattice and the time issue 18 holds them to (benchmarks/steps.py's quincunx row).
+    # Set at export; training blends at wiener_stride (the denser lattice filters the same way).
+    dense_below: float = 0.0
     # (ratio, variance) pairs, ratios ascending: the variance of the network's own error at that
     # ratio, which the Wiener blend adds to the estimate's power, so a rough estimate (the twin on
     # a frame one stop dark) shrinks less of the photo's detail. Empty: 0, the estimate trusted.
@@ -74,6 +81,8 @@ class ModelConfig:
         object.__setattr__(self, "pilot_error", tuple((float(r), float(v)) for r, v in self.pilot_error))
         if self.wiener_stride < 0 or (self.wiener_stride and BLOCK % self.wiener_stride):
             raise ValueError(f"wiener_stride {self.wiener_stride} must be 0 or divide the block of {BLOCK}")
+        if self.dense_below > 0 and self.wiener_stride % 2:
+            raise ValueError(f"dense_below needs an even wiener_stride (half of it apart), not {self.wiener_stride}")
         object.__setattr__(self, "ratio_range", (float(self.ratio_range[0]), float(self.ratio_range[1])))
 
     @classmethod

@@ -18,8 +18,8 @@ from torch import Tensor
 
 from exposed.denoise.model import ExposureModel
 from exposed.denoise.numpy_infer import SITE_TRANSFORM as NUMPY_SITE_TRANSFORM
-from exposed.denoise.numpy_infer import (BOUNDED_ERROR, CLIPPED_ERROR, CLIPPED_SIGMAS, WIENER_BAND, ramp, steps_for,
-                                         tiling)
+from exposed.denoise.numpy_infer import (BOUNDED_ERROR, CLIPPED_ERROR, CLIPPED_SIGMAS, WIENER_BAND, blend_lattice, ramp,
+                                         steps_for, tiling)
 from exposed.denoise.numpy_infer import frame_snr as numpy_frame_snr
 from exposed.denoise.numpy_infer import pilot_error as numpy_pilot_error
 from exposed.denoise.process import noise_var, run_process
@@ -125,7 +125,8 @@ def pilot_error(table: tuple[tuple[float, float], ...], ratio: Tensor) -> Tensor
 def wiener_blend(estimate: Tensor, amplified: Tensor, ratio: Tensor, sensor: SensorScale,
                  stride: int = STRIDE, error: Tensor | float = 0.0, band: int = WIENER_BAND,
                  bound: float = math.inf, clipped_error: float = CLIPPED_ERROR,
-                 bounded_error: float = BOUNDED_ERROR, residual_error: float = 0.0) -> Tensor:
+                 bounded_error: float = BOUNDED_ERROR, residual_error: float = 0.0,
+                 quincunx: bool = False) -> Tensor:
     """The plain brightened frame filtered with the network's estimate as the pilot of an empirical
     Wiener filter (:func:`exposed.imaging.wiener.dct_wiener`), in the sites' decorrelated planes
     (:data:`SITE_TRANSFORM`).
@@ -142,7 +143,8 @@ def wiener_blend(estimate: Tensor, amplified: Tensor, ratio: Tensor, sensor: Sen
     larger, and ``bounded_error`` more where a channel reached ``bound``, the state's upper bound
     the network saw (ModelConfig.state_high; :data:`~exposed.denoise.numpy_infer.CLIPPED_ERROR`
     says why). ``residual_error``: the weight of each block's own evidence of the estimate's error
-    (ModelConfig.residual_error).
+    (ModelConfig.residual_error). ``quincunx``: every other block start
+    (:func:`~exposed.denoise.numpy_infer.blend_lattice`).
 
     Done in bands of ``band`` rows (a multiple of ``stride``), each with the rows its blocks reach
     beyond it: the result is the whole frame's to rounding, and nothing frame-sized is made but
@@ -169,7 +171,7 @@ def wiener_blend(estimate: Tensor, amplified: Tensor, ratio: Tensor, sensor: Sen
         measured = _mix(transform, torch.minimum(bright, top))
         variance = _mix(transform.square(), level.clamp(0.0, 1.0).mul_(shot).add_(read))
         planes = dct_wiener(measured, _mix(transform, level), variance, trust, stride=stride,
-                            residual_error=residual_error)
+                            residual_error=residual_error, quincunx=quincunx)
         out[..., first:last, :] = _mix(transform.T, planes[..., first - low:last - low, :])
     return out
 
@@ -203,12 +205,12 @@ def denoise(model: ExposureModel, dark: Tensor, ratio: Tensor, sensor: SensorSca
         for done, estimate in enumerate(estimates, start=1):  # noqa: B007 (the last estimate is the result)
             if on_step is not None:
                 on_step(done, steps + 1)
-    stride = model.config.wiener_stride
-    if blend and stride:
+    if blend and model.config.wiener_stride:
+        stride, quincunx = blend_lattice(model.config, float(ratio.max()))  # the batch's, as its steps
         ratio = ratio.to(dark.device, torch.float32)
         held = dark >= 1.0 if saturated is None else saturated.to(dark.device)
         estimate = wiener_blend(estimate, brighten(dark, ratio, saturated), ratio, sensor, stride,
                                 pilot_error(model.config.pilot_error, ratio), bound=model.config.state_high,
-                                residual_error=model.config.residual_error)
+                                residual_error=model.config.residual_error, quincunx=quincunx)
         estimate.masked_fill_(held, 1.0)
     return estimate.clamp_(0.0, 1.0)

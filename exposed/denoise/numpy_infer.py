@@ -104,6 +104,14 @@ def pilot_error(table: tuple[tuple[float, float], ...], ratio: float) -> float:
     return float(np.exp(np.interp(math.log(ratio), log_table[:, 0], log_table[:, 1])))
 
 
+def blend_lattice(config: ModelConfig, ratio: float) -> tuple[int, bool]:
+    """The Wiener blend's block spacing and whether it is a quincunx at ``ratio``: the model's
+    stride, or below its ``dense_below`` half of it with every other block (twice the blocks)."""
+    if ratio < config.dense_below:
+        return config.wiener_stride // 2, True
+    return config.wiener_stride, False
+
+
 def noise_var(amplified: np.ndarray, exposure: float, ratio: float, gain: np.ndarray, read_var: np.ndarray,
               high: float | None = None) -> np.ndarray:
     """Variance of shot plus read noise of a state at exposure ``exposure``, in amplified units, at
@@ -260,13 +268,14 @@ BOUNDED_ERROR = 5e-3
 
 def wiener_blend(estimate: np.ndarray, dark: np.ndarray, saturated: np.ndarray, ratio: float, gain: np.ndarray,
                  read_var: np.ndarray, stride: int = STRIDE, error: float = 0.0, band: int = WIENER_BAND,
-                 bound: float = math.inf, residual_error: float = 0.0) -> np.ndarray:
+                 bound: float = math.inf, residual_error: float = 0.0, quincunx: bool = False) -> np.ndarray:
     """The plain brightened frame (``dark`` times ``ratio``, ``saturated`` photosites white)
     Wiener-filtered with the network's estimate as the pilot (:func:`exposed.denoise.infer.wiener_blend`,
     whose docstring says why; ``bound``: the state's upper bound the network saw; ``residual_error``:
-    ModelConfig's): (1, 4, H, W) in, the same out, the brightened frame made band by band. Bands
-    are shared among the CPU's cores: numpy lets go of the GIL in their work, and BLAS is held to
-    one thread meanwhile (its own threads on the small transforms only compete)."""
+    ModelConfig's; ``quincunx``: every other block, :func:`blend_lattice`): (1, 4, H, W) in, the
+    same out, the brightened frame made band by band. Bands are shared among the CPU's cores: numpy
+    lets go of the GIL in their work, and BLAS is held to one thread meanwhile (its own threads on
+    the small transforms only compete)."""
     read = (read_var * ratio**2).astype(np.float32)[:, None, None]  # (4, 1, 1): the read noise's variance
     shot = (gain * ratio).astype(np.float32)[:, None, None]  # and the shot noise's at white
     top = np.sqrt(shot + read) + np.float32(1.0)
@@ -289,7 +298,7 @@ def wiener_blend(estimate: np.ndarray, dark: np.ndarray, saturated: np.ndarray, 
         measured = mix(SITE_TRANSFORM, np.minimum(bright, top, out=bright))
         variance = mix(np.square(SITE_TRANSFORM), np.clip(level, 0.0, 1.0) * shot + read)
         planes = dct_wiener(measured, mix(SITE_TRANSFORM, level), variance, trust, stride=stride,
-                            residual_error=residual_error)
+                            residual_error=residual_error, quincunx=quincunx)
         out[0, :, first:last] = mix(SITE_TRANSFORM.T, planes[:, first - low:last - low])
 
     with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
@@ -311,8 +320,9 @@ def denoise(backbone: Backbone, config: ModelConfig, dark: np.ndarray, saturated
     estimate = run_process(backbone, config, dark, saturated, ratio, gain, read_var, steps,
                            np.random.SeedSequence(seed), tile, overlap, on_step)
     if config.wiener_stride:
-        estimate = wiener_blend(estimate, dark, saturated, ratio, gain, read_var, config.wiener_stride,
+        stride, quincunx = blend_lattice(config, ratio)
+        estimate = wiener_blend(estimate, dark, saturated, ratio, gain, read_var, stride,
                                 pilot_error(config.pilot_error, ratio), bound=config.state_high,
-                                residual_error=config.residual_error)
+                                residual_error=config.residual_error, quincunx=quincunx)
         np.copyto(estimate, np.float32(1.0), where=saturated)
     return np.clip(estimate, 0.0, 1.0, out=estimate)

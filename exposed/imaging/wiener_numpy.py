@@ -22,16 +22,20 @@ STRIP = 64  # block rows transformed at a time, so a strip's coefficients stay i
 Window = tuple[slice, slice]
 
 
-def block_strips(starts_h: int, starts_w: int, block: int, stride: int) -> Iterator[tuple[Window, Window, int, int]]:
+def block_strips(starts_h: int, starts_w: int, block: int, stride: int,
+                 quincunx: bool = False) -> Iterator[tuple[Window, Window, int, int]]:
     """The order both runtimes' filters take a padded frame's blocks in: for each offset (dy, dx)
     of the (block / stride)^2 the blocks of that offset tile the frame, taken :data:`STRIP` block
     rows at a time. Yields the strip's window of the frame (rows, columns), its blocks' start
     cells in the grid of ``starts_h`` x ``starts_w`` starts (rows, columns), and its block rows and
-    columns."""
+    columns. ``quincunx``: only the offsets with dy + dx even, half the blocks: the lattice at
+    twice the stride and a second one between its blocks (see :func:`dct_wiener`)."""
     steps = block // stride
     for dy in range(steps):
         rows_total = len(range(dy, starts_h, steps))
         for dx in range(steps):
+            if quincunx and (dy + dx) % 2:
+                continue
             across = len(range(dx, starts_w, steps))
             cols = slice(dx * stride, dx * stride + across * block)
             for first in range(0, rows_total, STRIP):
@@ -77,14 +81,18 @@ def _pooled_mean(x: np.ndarray, size: int, stride: int) -> np.ndarray:
 
 
 def dct_wiener(noisy: np.ndarray, pilot: np.ndarray, variance: np.ndarray, pilot_error: float | np.ndarray = 0.0,
-               block: int = BLOCK, stride: int = STRIDE, residual_error: float = 0.0) -> np.ndarray:
+               block: int = BLOCK, stride: int = STRIDE, residual_error: float = 0.0,
+               quincunx: bool = False) -> np.ndarray:
     """``noisy`` filtered plane by plane with Wiener gains from ``pilot`` and the noise ``variance``
     of each of its pixels: :func:`exposed.imaging.wiener.dct_wiener` for one image, (C, H, W)
     float32 arrays in and out. ``pilot_error``: the pilot's own error variance, added to its power:
     a number or a map (1, H, W), taken per block as the noise is; ``residual_error``: the weight of
-    each block's own evidence of it (torch's docstring says how)."""
+    each block's own evidence of it (torch's docstring says how); ``quincunx``: every other block
+    start, as torch's."""
     if block % stride:
         raise ValueError(f"block {block} must be a multiple of stride {stride}")
+    if quincunx and (block // stride) % 2:
+        raise ValueError(f"a quincunx needs an even number of strides to a block, not {block} / {stride}")
     c, h, w = noisy.shape
     steps = block // stride
     pad = block - stride
@@ -113,7 +121,8 @@ def dct_wiener(noisy: np.ndarray, pilot: np.ndarray, variance: np.ndarray, pilot
     out = np.zeros_like(measured)
     share = np.zeros((n, starts_h, starts_w), dtype=np.float32)  # each block's weight, at its start
 
-    for (top, cols), (cell_rows, cell_cols), rows, across in block_strips(starts_h, starts_w, block, stride):
+    for (top, cols), (cell_rows, cell_cols), rows, across in block_strips(starts_h, starts_w, block, stride,
+                                                                          quincunx):
         window, starts = (slice(None), top, cols), (slice(None), cell_rows, cell_cols)
 
         def transform(x: np.ndarray) -> np.ndarray:  # (n, rows*block, across*block) -> (n, rows, u, across*v)
@@ -132,6 +141,8 @@ def dct_wiener(noisy: np.ndarray, pilot: np.ndarray, variance: np.ndarray, pilot
     for i in range(steps):
         for j in range(steps):
             total += cells[:, i:i + starts_h + steps - 1, j:j + starts_w + steps - 1]
+    # Cells of the padding a quincunx leaves without a block have no weight (and are cropped away).
+    np.maximum(total, np.float32(1e-30), out=total)
     out.reshape(n, height // stride, stride, width // stride, stride)[...] /= total[:, :, None, :, None]
     return out[:, pad:pad + h, pad:pad + w]
 
