@@ -56,8 +56,6 @@ def dct_wiener(noisy: Tensor, pilot: Tensor, variance: Tensor, pilot_error: Tens
     """
     if block % stride:
         raise ValueError(f"block {block} must be a multiple of stride {stride}")
-    if quincunx and (block // stride) % 2:
-        raise ValueError(f"a quincunx needs an even number of strides to a block, not {block} / {stride}")
     b, c, h, w = noisy.shape
     steps = block // stride  # block starts per block side
     pad = block - stride

@@ -29,8 +29,11 @@ def block_strips(starts_h: int, starts_w: int, block: int, stride: int,
     rows at a time. Yields the strip's window of the frame (rows, columns), its blocks' start
     cells in the grid of ``starts_h`` x ``starts_w`` starts (rows, columns), and its block rows and
     columns. ``quincunx``: only the offsets with dy + dx even, half the blocks: the lattice at
-    twice the stride and a second one between its blocks (see :func:`dct_wiener`)."""
+    twice the stride and a second one between its blocks (see :func:`dct_wiener`), which needs an
+    even number of strides to a block."""
     steps = block // stride
+    if quincunx and steps % 2:
+        raise ValueError(f"a quincunx needs an even number of strides to a block, not {block} / {stride}")
     for dy in range(steps):
         rows_total = len(range(dy, starts_h, steps))
         for dx in range(steps):
@@ -91,8 +94,6 @@ def dct_wiener(noisy: np.ndarray, pilot: np.ndarray, variance: np.ndarray, pilot
     start, as torch's."""
     if block % stride:
         raise ValueError(f"block {block} must be a multiple of stride {stride}")
-    if quincunx and (block // stride) % 2:
-        raise ValueError(f"a quincunx needs an even number of strides to a block, not {block} / {stride}")
     c, h, w = noisy.shape
     steps = block // stride
     pad = block - stride
