@@ -296,9 +296,12 @@ def evaluate(folder: Path, models: tuple[Path, ...], ratios: tuple[float, ...], 
               help="The weight of each blend block's own evidence of the estimate's error (its difference from "
                    "the photo beyond the noise); 0: the --pilot-error table alone (default: as before). "
                    "Choose it with benchmarks/steps.py --residual-error.")
+@click.option("--ratio-range", help="LOW:HIGH, the exposure ratios the model is offered (an automatic ratio is "
+                                    "held inside them; default: the ratios it was trained on).")
 def export(checkpoint: Path, output: Path, fp32: bool, steps: int | None, ratio_per_step: float | None,
            snr_per_step: float | None, wiener_stride: str | None, dense_below: float | None,
-           pilot_error: str | None, state_high: float | None, residual_error: float | None) -> None:
+           pilot_error: str | None, state_high: float | None, residual_error: float | None,
+           ratio_range: str | None) -> None:
     """Turn a training checkpoint into a model file to ship or share (no optimizer state), and,
     where OpenVINO is installed, its CPU runtime's form beside it (as `exposed convert` writes)."""
     from exposed.denoise.checkpoint import export_model
@@ -309,7 +312,8 @@ def export(checkpoint: Path, output: Path, fp32: bool, steps: int | None, ratio_
                                          wiener_stride=None if wiener_stride is None else int(wiener_stride),
                                          dense_below=dense_below,
                                          pilot_error=_ratio_table(pilot_error, "--pilot-error", "RATIO:VARIANCE"),
-                                         state_high=state_high, residual_error=residual_error))
+                                         state_high=state_high, residual_error=residual_error,
+                                         ratio_range=_ratio_range(ratio_range)))
     err.print(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB)")
     from exposed.denoise import openvino
 
@@ -360,6 +364,19 @@ def quantise(model: Path, images: Path, count: int, seed: int) -> None:
     except (ValueError, OSError) as error:
         raise click.UsageError(f"{model}: {error}") from None
     err.print(f"wrote {xml} and {xml.with_suffix('.bin').name}")
+
+
+def _ratio_range(text: str | None) -> tuple[float, float] | None:
+    """export's --ratio-range: 'LOW:HIGH' with 0 < LOW < HIGH, or None (kept)."""
+    if text is None:
+        return None
+    try:
+        low, high = (float(part) for part in text.split(":"))
+    except ValueError:
+        raise click.BadParameter("expected LOW:HIGH", param_hint="--ratio-range") from None
+    if not 0 < low < high:
+        raise click.BadParameter("expected 0 < LOW < HIGH", param_hint="--ratio-range")
+    return low, high
 
 
 def _ratio_table(text: str | None, option: str, form: str) -> list[tuple[float, float]] | None:

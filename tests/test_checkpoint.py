@@ -134,6 +134,27 @@ def test_export_sets_the_dense_blends_ratio_and_keeps_it_when_not_asked(tmp_path
     assert out.exit_code == 0 and load_model(n).config.dense_below == 30.0
 
 
+def test_export_sets_the_ratios_a_fine_tune_is_offered_and_keeps_them_when_not_asked(tmp_path):
+    """A fine-tune on x5 to x30 records that range; --ratio-range gives the file the range it was
+    measured on (the automatic ratio is held inside it)."""
+    from click.testing import CliRunner
+
+    from exposed.cli import main
+
+    state = _state()
+    state["model_config"]["ratio_range"] = [5.0, 30.0]
+    save_checkpoint(tmp_path / "last.pt", state)
+    last, m, n = str(tmp_path / "last.pt"), str(tmp_path / "m.pt"), str(tmp_path / "n.pt")
+    out = CliRunner().invoke(main, ["export", last, m, "--ratio-range", "1:300"])
+    assert out.exit_code == 0, out.output
+    assert load_model(m).config.ratio_range == (1.0, 300.0) and load_model(last).config.ratio_range == (5.0, 30.0)
+    out = CliRunner().invoke(main, ["export", m, n, "--steps", "1"])
+    assert out.exit_code == 0 and load_model(n).config.ratio_range == (1.0, 300.0)
+    for text in ("300:1", "5", "a:b", "0:10"):
+        bad = CliRunner().invoke(main, ["export", last, str(tmp_path / "x.pt"), "--ratio-range", text])
+        assert bad.exit_code == 2 and "--ratio-range" in bad.output, text
+
+
 def test_export_stores_the_pilot_error_table_sorted_and_none_clears_it(tmp_path):
     from click.testing import CliRunner
 

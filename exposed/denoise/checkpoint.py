@@ -34,7 +34,8 @@ def export_model(checkpoint: dict[str, Any], half: bool = True, steps: int | Non
                  ratio_per_step: float | None = None, snr_per_step: float | None = None,
                  wiener_stride: int | None = None, dense_below: float | None = None,
                  pilot_error: list[tuple[float, float]] | None = None,
-                 state_high: float | None = None, residual_error: float | None = None) -> dict[str, Any]:
+                 state_high: float | None = None, residual_error: float | None = None,
+                 ratio_range: tuple[float, float] | None = None) -> dict[str, Any]:
     """What ships: weights (in float16 unless ``half`` is False: half the size, and float16 keeps
     every trained weight to about 3 significant digits), the model's config and a training summary;
     no optimizer state. ``steps`` (the most exposure steps at inference) and ``ratio_per_step``
@@ -47,7 +48,10 @@ def export_model(checkpoint: dict[str, Any], half: bool = True, steps: int | Non
     weight of each block's own evidence of that error, all chosen on validation
     (benchmarks/steps.py). ``state_high``:
     the bound on the state the network sees (benchmarks/bounds.py), where a bound below the trained
-    one scores better around lamps."""
+    one scores better around lamps. ``ratio_range``: the ratios the tool may ask of the model (an
+    automatic ratio is held inside it); a fine-tune on part of the ratios (``--ratio-low`` /
+    ``--ratio-high``) records only that part, though the weights it started from know the rest, so
+    its file says the range quality.py measured."""
     train = checkpoint.get("train", {})
     summary = {k: train[k] for k in ("config", "iteration", "val", "wall_seconds", "precision") if k in train}
     config = ModelConfig.from_dict(checkpoint["model_config"]).to_dict()
@@ -58,5 +62,6 @@ def export_model(checkpoint: dict[str, Any], half: bool = True, steps: int | Non
                   **({"dense_below": dense_below} if dense_below is not None else {}),
                   **({"pilot_error": [list(pair) for pair in pilot_error]} if pilot_error is not None else {}),
                   **({"state_high": state_high} if state_high is not None else {}),
-                  **({"residual_error": residual_error} if residual_error is not None else {}))
+                  **({"residual_error": residual_error} if residual_error is not None else {}),
+                  **({"ratio_range": list(ratio_range)} if ratio_range is not None else {}))
     return make_checkpoint(checkpoint["model"], config, summary, half=half)
