@@ -51,7 +51,7 @@ def export_model(checkpoint: dict[str, Any], half: bool = True, steps: int | Non
     one scores better around lamps. ``ratio_range``: the ratios the tool may ask of the model (an
     automatic ratio is held inside it); a fine-tune on part of the ratios (``--ratio-low`` /
     ``--ratio-high``) records only that part, though the weights it started from know the rest, so
-    its file says the range quality.py measured."""
+    its file is given the range it was checked on (steps.py, never_worse.py)."""
     train = checkpoint.get("train", {})
     summary = {k: train[k] for k in ("config", "iteration", "val", "wall_seconds", "precision") if k in train}
     config = ModelConfig.from_dict(checkpoint["model_config"]).to_dict()
