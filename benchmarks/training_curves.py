@@ -24,16 +24,20 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "training_curves.png")
     args = parser.parse_args()
     fig, (loss_ax, val_ax) = plt.subplots(1, 2, figsize=(12, 4))
+    positive = True
     for run in args.runs:
         records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
-        losses = [(r["iteration"], r["loss"]) for r in records if "loss" in r]
-        vals = [(r["iteration"], r["val"]) for r in records if "val" in r]
+        # A resumed run logs again from its checkpoint: the last record of each iteration is the one kept.
+        losses = sorted({r["iteration"]: r["loss"] for r in records if "loss" in r}.items())
+        vals = sorted({r["iteration"]: r["val"] for r in records if "val" in r}.items())
         hours = max((r.get("wall_seconds", 0) for r in records), default=0) / 3600
         loss_ax.plot(*zip(*losses), label=f"{run.name} ({hours:.1f} h)", alpha=0.8)
-        for key, style in (("x100", "-"), ("x300", "--")):
-            if vals:
-                val_ax.plot([i for i, _ in vals], [v[key]["psnr"] for _, v in vals], style, label=f"{run.name} {key}")
-    loss_ax.set(xlabel="iteration", ylabel="training loss (L1, summed over steps)", yscale="log")
+        positive = positive and all(loss > 0 for _, loss in losses)
+        # every ratio the run validated (runs choose theirs with --val-ratios), one line style each
+        for key, style in zip(vals[0][1] if vals else (), ("-", "--", ":", "-.")):
+            val_ax.plot([i for i, _ in vals], [v[key]["psnr"] for _, v in vals], style, label=f"{run.name} {key}")
+    # the L1 losses are positive and span decades; --loss psnr's, in dB below brightening, are negative
+    loss_ax.set(xlabel="iteration", ylabel="training loss (summed over steps)", yscale="log" if positive else "linear")
     val_ax.set(xlabel="iteration", ylabel="validation PSNR (dB)")
     for ax in (loss_ax, val_ax):
         ax.grid(alpha=0.3)

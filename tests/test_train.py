@@ -282,6 +282,29 @@ def test_a_wider_unet_can_start_from_a_narrower_model_file(tmp_path, images):
         train(TrainConfig(**common, width=6, iters=1, out=str(tmp_path / "c"), init=str(narrow), fine_tune=True))
 
 
+
+def test_a_diffusion_model_can_start_from_its_twins_file_and_computes_the_twins_estimate(tmp_path, images):
+    from exposed.denoise.checkpoint import export_model
+    from exposed.denoise.model import diffusion_from_twin
+    from exposed.io.checkpoint import save_checkpoint
+
+    common = dict(width=4, patch=64, batch=2, val_count=0, threads=1, warmup=2, images=str(images))
+    twin_file = save_checkpoint(tmp_path / "twin.pt", export_model(load_checkpoint(
+        train(TrainConfig(**common, kind="feedforward", iters=2, out=str(tmp_path / "a")))), half=False))
+    last = train(TrainConfig(**common, kind="diffusion", iters=3, lr=0.0, lr_min=0.0, out=str(tmp_path / "b"),
+                             init=str(twin_file), fine_tune=True))
+    diffusion, twin = load_model(last), load_model(twin_file)
+    assert diffusion.config.kind == "diffusion" and twin.config.kind == "feedforward"
+    x = torch.rand(1, 4, 32, 32) * 1.2
+    with torch.no_grad():  # lr 0: the twin's estimate, clipped to [0, 1] by the adaptive layer
+        torch.testing.assert_close(diffusion(x, x * 0.02), twin(x, x * 0.02).clamp(0.0, 1.0))
+    with pytest.raises(ValueError, match="not a feedforward"):
+        diffusion_from_twin(twin.state_dict(), twin.config)
+    with pytest.raises(ValueError, match="not a twin's"):
+        diffusion_from_twin(diffusion.state_dict(), diffusion.config)
+    with pytest.raises(ValueError, match="different model"):  # and not the other way round
+        train(TrainConfig(**common, kind="feedforward", iters=1, out=str(tmp_path / "c"), init=str(last)))
+
 def test_night_photography_settings_reach_the_sampler(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text('camera = "all"\nnoise_model = "pg,eld"\nbits = [8, 14, 14]\nvaried_black = true\n'

@@ -74,6 +74,31 @@ def widen_input(weights: dict[str, Tensor], config: ModelConfig) -> dict[str, Te
     return {**weights, first: torch.cat([weight, extra], dim=1)}
 
 
+# The mask logit a twin's weights start the adaptive residual layer with: sigmoid(30) is 1 to 1e-13,
+# so the layer gives the direct estimate alone, and training can still move the mask.
+TWIN_MASK_LOGIT = 30.0
+
+
+def diffusion_from_twin(weights: dict[str, Tensor], config: ModelConfig) -> dict[str, Tensor]:
+    """Weights of a feed-forward twin fitted to ``config``'s diffusion model: the twin's 4 outputs
+    become the adaptive residual layer's direct estimate and the mask starts fully on it, so the
+    model computes the twin's estimate (clipped to [0, 1], as the layer clips it) and training for
+    the exposure process starts from the better pilot instead of from nothing. The residual's 4
+    outputs start at zero."""
+    if config.kind != "diffusion":
+        raise ValueError(f"a twin's weights start a diffusion model, not a {config.kind} one")
+    last = {"unet": "backbone.out", "nafnet": "backbone.ending"}[config.arch]
+    weight, bias = weights[f"{last}.weight"], weights[f"{last}.bias"]
+    if weight.shape[0] != 4:
+        raise ValueError(f"the model file has {weight.shape[0]} outputs, not a twin's 4")
+    out_weight = weight.new_zeros(9, *weight.shape[1:])
+    out_weight[1:5] = weight
+    out_bias = bias.new_zeros(9)
+    out_bias[0] = TWIN_MASK_LOGIT
+    out_bias[1:5] = bias
+    return {**weights, f"{last}.weight": out_weight, f"{last}.bias": out_bias}
+
+
 def widen_width(weights: dict[str, Tensor], width: int, config: ModelConfig,
                 generator: torch.Generator | None = None) -> dict[str, Tensor]:
     """Weights of a model of ``width``, fitted to ``config``'s wider UNet (a whole multiple of it)

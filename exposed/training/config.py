@@ -93,7 +93,8 @@ class TrainConfig:
     threads: int = 0  # CPU threads per process; 0 leaves torch's default
     # A model file (a shipped checkpoint) to start from when the run has no last.pt yet. The run
     # continues at that model's iteration count, so the schedule and the number of optimizer steps
-    # stay those of one run; only Adam's moment estimates start afresh, as after the warm-up.
+    # stay those of one run; only Adam's moment estimates start afresh, as after the warm-up. A twin's
+    # (feed-forward) file starts a diffusion model with the twin's function (model.diffusion_from_twin).
     init: str = ""
     # With ``init``: start this run's own count and schedule at 0 (a fine-tune on new data, whose
     # warm-up and decay must span its own iterations) instead of continuing the model's.

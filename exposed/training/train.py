@@ -37,7 +37,7 @@ from exposed.denoise.infer import (Precision, autocast, channels_last, choose_pr
 from exposed.exposure import brighten
 from exposed.training.night import NightScenes
 from exposed.denoise.config import ModelConfig
-from exposed.denoise.model import ExposureModel, widen_input, widen_width
+from exposed.denoise.model import ExposureModel, diffusion_from_twin, widen_input, widen_width
 from exposed.denoise.numpy_infer import steps_for_ratio
 from exposed.denoise.process import run_process
 from exposed.sensor.noise import SensorScale
@@ -228,9 +228,12 @@ class _Run:
         elif config.init:
             state = load_checkpoint(config.init, "cpu")  # loading the weights puts them on the device
             theirs = state["model_config"]
-            if (theirs["arch"], theirs["kind"]) != (config.arch, config.kind):
+            twin = (theirs["kind"], config.kind) == ("feedforward", "diffusion")  # the twin's function to start from
+            if theirs["arch"] != config.arch or (theirs["kind"] != config.kind and not twin):
                 raise ValueError(f"{config.init} holds a different model ({theirs})")
             weights = widen_input({k: v.float() for k, v in state["model"].items()}, self.model.config)
+            if twin:
+                weights = diffusion_from_twin(weights, self.model.config)
             # A narrower UNet's file starts a wider one (each hidden channel copied, see widen_width).
             self.model.load_state_dict(widen_width(weights, theirs["width"], self.model.config,
                                                    torch.Generator().manual_seed(config.seed)))
