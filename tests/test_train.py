@@ -282,7 +282,6 @@ def test_a_wider_unet_can_start_from_a_narrower_model_file(tmp_path, images):
         train(TrainConfig(**common, width=6, iters=1, out=str(tmp_path / "c"), init=str(narrow), fine_tune=True))
 
 
-
 def test_a_diffusion_model_can_start_from_its_twins_file_and_computes_the_twins_estimate(tmp_path, images):
     from exposed.denoise.checkpoint import export_model
     from exposed.denoise.model import diffusion_from_twin
@@ -304,6 +303,7 @@ def test_a_diffusion_model_can_start_from_its_twins_file_and_computes_the_twins_
         diffusion_from_twin(diffusion.state_dict(), diffusion.config)
     with pytest.raises(ValueError, match="different model"):  # and not the other way round
         train(TrainConfig(**common, kind="feedforward", iters=1, out=str(tmp_path / "c"), init=str(last)))
+
 
 def test_night_photography_settings_reach_the_sampler(tmp_path):
     path = tmp_path / "c.toml"
