@@ -32,11 +32,12 @@ from rich.table import Table
 from exposed.denoise import numpy_infer, openvino
 from exposed.denoise.checkpoint import load_model
 from exposed.denoise.infer import bf16_is_fast, channels_last, tiling
+from exposed.denoise.numpy_infer import OVERLAP
 from exposed.modes import default_model_path
 from speed import HELD, _version, cpu_name  # benchmarks/, the script's own folder
 
 PACKED = (1416, 2120)  # a 12 MP Bayer frame, packed
-TILE, OVERLAP = 512, 32  # exposed's defaults
+TILE = 512  # exposed's default (Settings.tile)
 
 
 def seconds_per_call(run: Callable[[], object], repeats: int) -> float:

@@ -1,7 +1,7 @@
 """End-to-end speed and peak memory of ``exposed enhance`` against the converters photographers run,
 on generated 12 MP and 24 MP dark raws.
 
-    python benchmarks/speed.py [--sizes 12,24] [--repeats 3] [--precision int8,fp32] [--out ...]
+    python benchmarks/speed.py [--sizes 12,24] [--repeats 3] [--precision int8,fp32] [--before DIR] [--out ...]
 
 Every configuration runs as its own process, in rounds (each command once per round, in an
 order shuffled afresh each round, so a machine's drift and the aftermath of the command before
@@ -17,6 +17,8 @@ of four copies of the file, minus the single run, gives the seconds per further 
 where start-up is paid once. The raw is the example scene x100 too dark (Sony A7S II noise, ISO
 3200) with its EXIF, so exposed's default picks its own ratio and steps, as for a user's file; one
 more row times the default on the same scene only x10 too dark, whose blend is the denser one.
+``--before DIR``: another checkout of exposed (``git worktree add DIR COMMIT``) whose default,
+x10 and ``--steps 1`` rows run in the same rounds, for a change's before and after on one machine.
 """
 
 from __future__ import annotations
@@ -127,6 +129,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--precision", help="exposed's --precision, comma-separated for a default row each "
                                             "(e.g. int8,fp32 with oneDNN held to AVX2); default: exposed's own choice")
+    parser.add_argument("--before", type=Path, help="another checkout of exposed whose default, x10 and "
+                                                     "--steps 1 rows run beside this one's (PYTHONPATH)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "speed.json")
     args = parser.parse_args()
     precisions: list[str | None] = args.precision.split(",") if args.precision else [None]
@@ -168,6 +172,13 @@ def main() -> None:
             few_stops = make_raw(Path(tmp) / f"{size}mp_x10.dng", *SIZES[size], 10.0)
             singles.append((f"exposed (default), the scene x10 too dark (the denser blend){named(first)}",
                             exposed + [str(few_stops), "-o", out, *flag(first)]))
+            if args.before:
+                before = ["env", f"PYTHONPATH={args.before.resolve()}", *exposed]
+                singles += [(f"before: exposed (default){named(first)}", before + [str(raw), "-o", out, *flag(first)]),
+                            (f"before: exposed --steps 1{named(first)}",
+                             before + [str(raw), "-o", out, "--steps", "1", *flag(first)]),
+                            (f"before: the scene x10 too dark{named(first)}",
+                             before + [str(few_stops), "-o", out, *flag(first)])]
             batches = [("rawpy postprocess + JPEG (LibRaw's ISP only)", [sys.executable, "-c", RAWPY_SCRIPT, *copies,
                                                                          out])]
             batches += [(label, exposed + [*copies, "-o", f"{tmp}/batch", *extra]) for label, extra in modes[:2]]
@@ -206,6 +217,7 @@ def main() -> None:
                                     "bf16_fast": bf16_is_fast(torch.device("cpu")),
                                     "openvino": _version("openvino"), "precision": args.precision,
                                     "held": {k: os.environ[k] for k in HELD if k in os.environ},
+                                    "before": str(args.before) if args.before else None,
                                     "rows": rows}, indent=2) + "\n")
     console.print(f"wrote {args.out}")
 

@@ -213,7 +213,8 @@ class Enhancer:
 
     def plan(self, raw: RawImage | Frame) -> Plan:
         """What will be done to a file: its :meth:`frame` (made here unless given), the exposure
-        ratio, the noise level and the white balance."""
+        ratio, the noise level and the white balance. The network for the frame's size starts
+        compiling meanwhile, if its runtime compiles one."""
         s = self.settings
         frame = raw if isinstance(raw, Frame) else self.frame(raw)
         raw, packed = frame.raw, frame.packed
@@ -226,6 +227,8 @@ class Enhancer:
             wb, wb_source = np.ones(3), "none"
         else:
             wb, wb_source = parse_wb(s.wb), "--wb"
+        if self.session is not None and s.strength > 0:  # compiled while the ratio and noise are worked out
+            self.session.prepare(packed.shape[-2], packed.shape[-1], s.tile)
         supported = self.session.config.ratio_range if self.session is not None else (1e-3, 1e6)
         ratio = choose_ratio(packed, wb, raw.exif, supported, ratio=s.ratio, ev=s.ev,
                              target_exposure=s.target_exposure, target_iso=s.target_iso,

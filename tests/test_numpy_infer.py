@@ -144,3 +144,19 @@ def test_a_step_draws_by_the_seed_alone():
 
     assert np.array_equal(step(3, 64), step(3, 64)) and not np.array_equal(step(3, 64), step(4, 64))
     assert step(3, 16).mean() == pytest.approx(0.3 * 49 / 50, rel=0.01)
+
+
+@pytest.mark.parametrize("height, width, tile", [(100, 700, 512), (1416, 2120, 512), (600, 600, 768),
+                                                  (90, 70, 512), (90, 70, None)])
+def test_the_network_shape_is_the_one_each_pass_is_run_at(height, width, tile):
+    """What a session compiles ahead of a frame (OpenVinoSession.prepare) is every tile's shape,
+    padding included: a second shape would be compiled while the photo waits."""
+    config = ModelConfig("unet", 4, "feedforward")
+    seen = set()
+
+    def backbone(x: np.ndarray) -> np.ndarray:
+        seen.add(x.shape[-2:])
+        return x[:, :4]
+    frame = np.full((1, 4, height, width), 0.2, dtype=np.float32)
+    numpy_infer.predict(backbone, config, frame, frame, tile)
+    assert seen == {numpy_infer.network_shape(height, width, tile)}

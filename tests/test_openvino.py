@@ -113,3 +113,22 @@ def test_a_photo_on_the_cpu_never_imports_torch(tmp_path):
 
     a, b = (iio.imread(tmp_path / f"{n}.png").astype(np.float64) for n in ("ov", "torch"))
     assert np.abs(a - b).max() <= 65535 * 2e-3
+
+
+@pytest.mark.parametrize("tile", [None, 64])
+def test_planning_a_photo_compiles_the_network_it_will_run(tmp_path, monkeypatch, tile):
+    """The plan starts the compilation for the photo's tiles (on a thread of its own, while the
+    noise and ratio are worked out); the denoising then runs that network and compiles nothing more."""
+    from exposed.io.raw import read_raw
+    from exposed.pipeline import Enhancer, Settings
+
+    compiled = []
+    original = openvino.OpenVinoSession._compile
+    monkeypatch.setattr(openvino.OpenVinoSession, "_compile",
+                        lambda self, shape: compiled.append(shape) or original(self, shape))
+    enhancer = Enhancer(Settings(model=tiny_model(tmp_path / "m.pt"), runtime="openvino", device="cpu",
+                                 precision="fp32", tile=tile))
+    plan = enhancer.plan(read_raw(synthetic_dng(tmp_path / "a.dng", height=200, width=232)))
+    assert len(enhancer.session._compiled) == 1
+    enhancer.enhance_mosaic(plan)
+    assert len(compiled) == 1 and compiled[0][-2:] == ((112, 128) if tile is None else (64, 64))

@@ -18,8 +18,8 @@ from torch import Tensor
 
 from exposed.denoise.model import ExposureModel
 from exposed.denoise.numpy_infer import SITE_TRANSFORM as NUMPY_SITE_TRANSFORM
-from exposed.denoise.numpy_infer import (BOUNDED_ERROR, CLIPPED_ERROR, CLIPPED_SIGMAS, WIENER_BAND, blend_lattice, ramp,
-                                         steps_for, tiling)
+from exposed.denoise.numpy_infer import (BOUNDED_ERROR, CLIPPED_ERROR, CLIPPED_SIGMAS, OVERLAP, WIENER_BAND,
+                                         blend_lattice, ramp, steps_for, tiling)
 from exposed.denoise.numpy_infer import frame_snr as numpy_frame_snr
 from exposed.denoise.numpy_infer import pilot_error as numpy_pilot_error
 from exposed.denoise.process import noise_var, run_process
@@ -83,7 +83,7 @@ def autocast(device: torch.device, precision: Precision) -> contextlib.AbstractC
 
 @torch.no_grad()
 def predict(model: ExposureModel, amplified: Tensor, std: Tensor, tile: int | None = None,
-            overlap: int = 32) -> Tensor:
+            overlap: int = OVERLAP) -> Tensor:
     """F on a whole frame, tiled if ``tile`` (in packed pixels) is smaller than the frame. (B, 4, H, W)."""
     h, w = amplified.shape[-2:]
     if tile is None or (h <= tile and w <= tile):
@@ -184,7 +184,7 @@ def _mix(matrix: Tensor, x: Tensor) -> Tensor:
 @torch.no_grad()
 def denoise(model: ExposureModel, dark: Tensor, ratio: Tensor, sensor: SensorScale, steps: int | None = None,
             generator: torch.Generator | None = None, precision: Precision = "fp32", tile: int | None = None,
-            overlap: int = 32, on_step: Callable[[int, int], None] | None = None,
+            overlap: int = OVERLAP, on_step: Callable[[int, int], None] | None = None,
             saturated: Tensor | None = None, blend: bool = True) -> Tensor:
     """Brighten and denoise a dark packed raw: the estimate after T exposure steps (T + 1 passes of F).
 

@@ -28,6 +28,7 @@ from exposed.imaging.wiener_numpy import STRIDE, blend_bands, dct_wiener
 Backbone = Callable[[np.ndarray], np.ndarray]  # (1, C_in, h, w) float32 -> (1, C_out, h, w) float32
 
 TILE_MULTIPLE = 16  # the UNet's: a tile of this multiple needs no padding
+OVERLAP = 32  # packed pixels neighbouring tiles share, their estimates ramped across them
 
 
 def tiling(size: int, tile: int, overlap: int) -> tuple[int, list[int]]:
@@ -46,6 +47,14 @@ def tiling(size: int, tile: int, overlap: int) -> tuple[int, list[int]]:
     stride = (length - overlap) // TILE_MULTIPLE * TILE_MULTIPLE
     count = -(-(size - length) // stride) + 1  # the stride's rounding may need one tile more
     return length, [i * stride for i in range(count - 1)] + [size - length]
+
+
+def network_shape(height: int, width: int, tile: int | None, overlap: int = OVERLAP) -> tuple[int, int]:
+    """The (height, width) the network runs at for a packed frame of ``height`` x ``width``: its
+    tiles' (:func:`predict`), or the whole frame's, padded up to multiples of 16."""
+    if tile is not None and (height > tile or width > tile):
+        height, width = tiling(height, tile, overlap)[0], tiling(width, tile, overlap)[0]
+    return -(-height // TILE_MULTIPLE) * TILE_MULTIPLE, -(-width // TILE_MULTIPLE) * TILE_MULTIPLE
 
 
 def ramp(length: int, overlap: int) -> np.ndarray:
@@ -131,10 +140,12 @@ def network_inputs(config: ModelConfig, amplified: np.ndarray, std: np.ndarray) 
     x = np.empty((b, input_channels(config), h, w), dtype=np.float32)
     x[:, :c], x[:, c:2 * c] = amplified, std
     if config.noise_input == "std+log":
+        # log2 through the natural log: numpy's is vectorised on AVX2 CPUs, its log2 is not (4 times
+        # slower there, a tenth of a network pass); the two agree to float32 rounding.
         level = np.maximum(std, np.float32(LOG_STD_FLOOR), out=x[:, 2 * c:])
-        np.log2(level, out=level)
-        level -= np.float32(LOG_STD_CENTRE)
-        level /= np.float32(LOG_STD_SCALE)
+        np.log(level, out=level)
+        level -= np.float32(LOG_STD_CENTRE * math.log(2.0))
+        level *= np.float32(1.0 / (LOG_STD_SCALE * math.log(2.0)))
     return x
 
 
@@ -158,7 +169,7 @@ def network_output(config: ModelConfig, out: np.ndarray, amplified: np.ndarray) 
 
 
 def predict(backbone: Backbone, config: ModelConfig, amplified: np.ndarray, std: np.ndarray,
-            tile: int | None = None, overlap: int = 32) -> np.ndarray:
+            tile: int | None = None, overlap: int = OVERLAP) -> np.ndarray:
     """F on a whole frame, tiled if ``tile`` (in packed pixels) is smaller than it; frames whose
     sides are not multiples of 16 are mirrored to them at the bottom and right, as the model does."""
     h, w = amplified.shape[-2:]
@@ -189,7 +200,7 @@ def _forward(backbone: Backbone, config: ModelConfig, amplified: np.ndarray, std
 
 def run_process(backbone: Backbone, config: ModelConfig, dark: np.ndarray, saturated: np.ndarray, ratio: float,
                 gain: np.ndarray, read_var: np.ndarray, steps: int, seed: np.random.SeedSequence,
-                tile: int | None = None, overlap: int = 32,
+                tile: int | None = None, overlap: int = OVERLAP,
                 on_step: Callable[[int, int], None] | None = None) -> np.ndarray:
     """The exposure process (:func:`exposed.denoise.process.run_process`, inference): from the dark
     frame to F's estimate after T steps, linear exposures, each step's photons Poisson with the
@@ -308,7 +319,7 @@ def wiener_blend(estimate: np.ndarray, dark: np.ndarray, saturated: np.ndarray, 
 
 def denoise(backbone: Backbone, config: ModelConfig, dark: np.ndarray, saturated: np.ndarray, ratio: float,
             gain: np.ndarray, read_var: np.ndarray, steps: int | None = None, seed: int = 0,
-            tile: int | None = None, overlap: int = 32,
+            tile: int | None = None, overlap: int = OVERLAP,
             on_step: Callable[[int, int], None] | None = None) -> np.ndarray:
     """Brighten and denoise a dark packed raw (:func:`exposed.denoise.infer.denoise`): the estimate
     after T exposure steps (the model's own for this ratio and frame when ``steps`` is None),

@@ -28,6 +28,7 @@ import tempfile
 import threading
 import warnings
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
@@ -36,7 +37,7 @@ from typing import Any, Literal
 import numpy as np
 
 from exposed.denoise.config import ModelConfig, input_channels
-from exposed.denoise.numpy_infer import TILE_MULTIPLE, denoise
+from exposed.denoise.numpy_infer import TILE_MULTIPLE, denoise, network_shape
 from exposed.sensor.estimate import NoiseLevel
 
 Runtime = Literal["auto", "torch", "openvino"]
@@ -219,17 +220,18 @@ class OpenVinoSession:
     AMX, as torch's runtime does), else the model's int8 form where it has one (:func:`int8_form`;
     on AVX2 it takes 60% of fp32's time), else fp32; or ``fp32`` / ``bf16`` / ``int8`` as asked.
     The model is read on first use; the network is compiled once per tile shape (a frame's tiles
-    share one)."""
+    share one), on a thread of its own from when the photo is planned (:meth:`prepare`)."""
 
     def __init__(self, path: Path, precision: str = "auto"):
         if precision not in PRECISIONS:
             raise ValueError(f"unknown precision {precision!r}; expected {', '.join(PRECISIONS)}")
         self.path = path
         self.requested = precision
-        self._compiled: dict[tuple[int, ...], Any] = {}
+        self._compiled: dict[tuple[int, ...], Future[Any]] = {}  # by input shape, the latest used last
         self.threads: int | None = None  # the network's threads; None: all cores (a batch's -j shares them)
         self.converted: Path | None = None  # where this session put the model's conversion, if it made one
-        self._lock = threading.RLock()  # one reading and compiling of the model for all threads
+        self._lock = threading.RLock()  # one reading of the model for all threads
+        self._compiler: ThreadPoolExecutor | None = None  # compiles one shape at a time, made on first use
 
     @cached_property
     def _core(self) -> Any:
@@ -272,22 +274,38 @@ class OpenVinoSession:
             return "bf16"
         return "int8" if int8_form(self.path) is not None else "fp32"
 
+    def prepare(self, height: int, width: int, tile: int | None) -> None:
+        """Start compiling the network, on a thread of its own, for the tiles of a packed frame of
+        ``height`` x ``width`` (``tile``: as :meth:`denoise` will be given it), so that the frame's
+        first pass need not wait for it: a compilation takes a quarter of a second on a 2-core CPU,
+        which the planning of the photo (its noise and ratio, numpy on the other core) hides."""
+        self._compilation((1, input_channels(self.config), *network_shape(height, width, tile)))
+
+    def _compilation(self, shape: tuple[int, ...]) -> Future[Any]:
+        """The network compiled for inputs of ``shape``: kept, under way, or started now."""
+        with self._lock:
+            compiled = self._compiled.pop(shape, None)
+            if compiled is None:
+                if self._compiler is None:
+                    self._compiler = ThreadPoolExecutor(max_workers=1, thread_name_prefix="exposed-compile")
+                compiled = self._compiler.submit(self._compile, shape)
+            self._compiled[shape] = compiled  # the most recently used last
+            while len(self._compiled) > KEPT_SHAPES:  # a batch of many cameras' frames
+                del self._compiled[next(iter(self._compiled))]
+        return compiled
+
+    def _compile(self, shape: tuple[int, ...]) -> Any:
+        model = self._model.clone()
+        model.reshape(list(shape))
+        hint = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}[self.precision]  # int8: the rest in f32
+        return self._core.compile_model(model, "CPU", {
+            "PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": hint,
+            **({"INFERENCE_NUM_THREADS": self.threads} if self.threads else {})})
+
     def backbone(self, x: np.ndarray) -> np.ndarray:
         """The network's outputs for (1, C, h, w) float32 inputs (h and w multiples of 16). Safe
         from several threads (``-j``): each call has its own inference request."""
-        with self._lock:
-            compiled = self._compiled.pop(x.shape, None)
-            if compiled is None:
-                model = self._model.clone()
-                model.reshape(list(x.shape))
-                hint = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}[self.precision]  # int8: the rest in f32
-                compiled = self._core.compile_model(model, "CPU", {
-                    "PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": hint,
-                    **({"INFERENCE_NUM_THREADS": self.threads} if self.threads else {})})
-            self._compiled[x.shape] = compiled  # the most recently used last
-            while len(self._compiled) > KEPT_SHAPES:  # a batch of many cameras' frames
-                del self._compiled[next(iter(self._compiled))]
-        return compiled.create_infer_request().infer(x)[0]
+        return self._compilation(x.shape).result().create_infer_request().infer(x)[0]
 
     def describe(self) -> str:
         """Where and how the network runs, for ``-v`` (and a conversion made on this first use)."""

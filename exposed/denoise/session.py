@@ -55,6 +55,10 @@ class DenoiseSession:
         """Give torch 1/jobs of the cores, for ``jobs`` files at once."""
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // jobs))
 
+    def prepare(self, height: int, width: int, tile: int | None) -> None:
+        """Nothing: torch's kernels need no compiling for a frame's size (the CPU runtime's network
+        does, :meth:`exposed.denoise.openvino.OpenVinoSession.prepare`)."""
+
     @property
     def config(self) -> ModelConfig:
         """The model's settings (loading it if need be)."""
